@@ -1,0 +1,3 @@
+from pbxwatch.cli import main
+
+raise SystemExit(main())

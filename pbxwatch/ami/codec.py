@@ -1,0 +1,86 @@
+"""AMI wire format, sans I/O.
+
+Asterisk sends ``Key: Value`` lines ending in CRLF, a message ending with an
+empty line.  The decoder works on bytes and decodes each *frame* as UTF-8
+with replacement: panoramisk decodes every TCP read on its own with
+``errors="ignore"``, which silently drops a Swedish letter whose two bytes
+straddle two reads, and Asterisk can emit invalid UTF-8 in presence
+messages.  Frames are capped in size so a peer that never sends the blank
+line cannot make us buffer without bound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+EOL = b"\r\n"
+EOM = b"\r\n\r\n"
+BANNER_PREFIX = b"Asterisk Call Manager/"
+MAX_FRAME_BYTES = 256 * 1024
+
+
+def parse_frame(raw: bytes) -> dict[str, str]:
+    """Header lines of one frame; lines without ``": "`` are ignored.
+
+    A header repeated within a frame keeps its first value (Asterisk does not
+    repeat headers in events pbxwatch uses; ``ChanVariable`` lists are not
+    needed)."""
+    fields: dict[str, str] = {}
+    text = raw.decode("utf-8", errors="replace")
+    for line in text.split("\r\n"):
+        key, sep, value = line.partition(": ")
+        if sep and key and key not in fields:
+            fields[key.strip()] = value
+        elif not sep and line.endswith(":") and line[:-1] and line[:-1] not in fields:
+            fields[line[:-1]] = ""  # "AccountCode:" with nothing after the colon
+    return fields
+
+
+class FrameDecoder:
+    """Feed bytes, get header dicts out, in order."""
+
+    def __init__(self, max_frame: int = MAX_FRAME_BYTES) -> None:
+        self._buf = bytearray()
+        self._max = max_frame
+        self.banner: str | None = None
+        self.oversized_frames = 0
+
+    def feed(self, data: bytes) -> Iterator[dict[str, str]]:
+        self._buf += data
+        if self.banner is None and self._buf.startswith(BANNER_PREFIX[: len(self._buf)]):
+            nl = self._buf.find(EOL)
+            if nl < 0:
+                return
+            self.banner = self._buf[:nl].decode("utf-8", "replace")
+            del self._buf[: nl + 2]
+        elif self.banner is None:
+            self.banner = ""
+        start = 0
+        while True:
+            end = self._buf.find(EOM, start)
+            if end < 0:
+                break
+            raw = bytes(self._buf[start:end])
+            start = end + 4
+            if raw.strip():
+                yield parse_frame(raw.strip(b"\r\n"))
+        del self._buf[:start]
+        if len(self._buf) > self._max:
+            # No frame end within the limit: drop what we have, resume at the
+            # next frame boundary.  Counted so the loss is visible.
+            self.oversized_frames += 1
+            self._buf.clear()
+
+
+def encode_frame(fields: Mapping[str, str]) -> bytes:
+    lines = "".join(f"{k}: {v}\r\n" for k, v in fields.items())
+    return (lines + "\r\n").encode("utf-8")
+
+
+def iter_recording(data: bytes) -> Iterator[dict[str, str]]:
+    """All frames of a recorded ``.ami`` stream (banner skipped)."""
+    decoder = FrameDecoder(max_frame=max(MAX_FRAME_BYTES, len(data) + 1))
+    yield from decoder.feed(data)
+    tail = bytes(decoder._buf).strip(b"\r\n")
+    if tail:
+        yield parse_frame(tail)

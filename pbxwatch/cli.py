@@ -1,0 +1,163 @@
+"""``pbxwatch`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from zoneinfo import ZoneInfo
+
+from pbxwatch import __version__
+from pbxwatch.settings import ConfigError, Settings, load_settings
+
+log = logging.getLogger("pbxwatch")
+
+EXIT_CONFIG = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pbxwatch", description=__doc__)
+    p.add_argument("--version", action="version", version=f"pbxwatch {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("replay", help="run a recorded AMI stream through the pipeline")
+    r.add_argument("recording", help="an .ami file (raw AMI bytes)")
+    r.add_argument("--config", required=True)
+    r.add_argument("--json", action="store_true", help="print JSON Lines, one per record")
+    r.add_argument(
+        "--via-tcp",
+        action="store_true",
+        help="serve the recording from the built-in AMI server and read it with the real client",
+    )
+
+    run = sub.add_parser("run", help="connect to a live Asterisk and process events")
+    run.add_argument("--config", required=True)
+    run.add_argument("--json", action="store_true", help="print finished calls as JSON Lines")
+
+    c = sub.add_parser("check-config", help="validate a configuration file")
+    c.add_argument("config")
+
+    s = sub.add_parser("serve-recording", help="serve an .ami recording as an AMI server")
+    s.add_argument("recording")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=5038)
+    s.add_argument("--speed", type=float, default=0.0, help="1 = real time, 0 = as fast as possible")
+    s.add_argument("--username", default="pbxwatch")
+    s.add_argument("--secret-env", default="PBXWATCH_AMI_SECRET")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        if args.command == "check-config":
+            return _check_config(args.config)
+        if args.command == "replay":
+            return _replay(args)
+        if args.command == "run":
+            return _run(args)
+        if args.command == "serve-recording":
+            return _serve(args)
+    except ConfigError as exc:
+        print(f"pbxwatch: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130
+    return 1
+
+
+def _check_config(path: str) -> int:
+    s = load_settings(path)
+    d = s.directory
+    print(
+        f"{path}: OK — site {s.site}, {len(d.units)} units, {len(d.people)} people, "
+        f"{len(d.queues)} queues"
+    )
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from pbxwatch.pipeline import JsonLinesSink, Pipeline, build_engine
+    from pbxwatch.replay import replay_file
+
+    settings = load_settings(args.config)
+    pipeline = Pipeline(build_engine(settings))
+    tz = ZoneInfo(settings.timezone)
+    summary = _Summary()
+    pipeline.sinks.append(summary)
+    if args.json:
+        pipeline.sinks.append(JsonLinesSink(sys.stdout, tz))
+    t0 = time.perf_counter()
+    if args.via_tcp:
+        from pbxwatch.ami.tcp_replay import replay_via_tcp
+
+        frames = asyncio.run(replay_via_tcp(args.recording, settings, pipeline))
+    else:
+        try:
+            frames = replay_file(args.recording, pipeline)
+        except OSError as exc:
+            print(f"pbxwatch: cannot read {args.recording}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
+    elapsed = time.perf_counter() - t0
+    eng = pipeline.engine
+    log.info(
+        "replayed %d frames (%d events) in %.3f s: %d calls; %s",
+        frames,
+        eng.stats["events"],
+        elapsed,
+        summary.calls,
+        ", ".join(f"{k} {v}" for k, v in sorted(summary.outcomes.items())),
+    )
+    if not args.json:
+        print(f"{summary.calls} calls in {elapsed:.3f} s")
+        for k, v in sorted(summary.outcomes.items()):
+            print(f"  {k:22s} {v}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pbxwatch.app import run_live
+
+    settings = load_settings(args.config)
+    return asyncio.run(run_live(settings, json_out=args.json))
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import os
+
+    from pbxwatch.ami.server import serve_forever
+
+    secret = os.environ.get(args.secret_env)
+    if not secret:
+        raise ConfigError(f"--secret-env: environment variable {args.secret_env} is not set")
+    asyncio.run(
+        serve_forever(args.recording, args.host, args.port, args.username, secret, args.speed)
+    )
+    return 0
+
+
+class _Summary:
+    def __init__(self) -> None:
+        self.calls = 0
+        self.outcomes: dict[str, int] = {}
+
+    def __call__(self, rec: object) -> None:
+        outcome = getattr(rec, "outcome", None)
+        if outcome is None:
+            return
+        self.calls += 1
+        key = f"{getattr(rec, 'direction', '?')}/{outcome}"
+        self.outcomes[key] = self.outcomes.get(key, 0) + 1
+
+
+def settings_for_tests(path: str) -> Settings:  # pragma: no cover - convenience
+    return load_settings(path)

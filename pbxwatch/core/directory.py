@@ -1,0 +1,97 @@
+"""Who is who on the PBX: the lookups the core needs, free of pydantic."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Literal
+
+TargetKind = Literal["extension", "group", "contact_centre", "external", "voicemail", "other"]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    kind: TargetKind
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    key: str
+    name: str
+    show_caller_numbers: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    extension: str
+    name: str
+    unit: str
+    mailbox: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueInfo:
+    name: str
+    kind: Literal["group", "contact_centre"]
+    unit: str
+    service_level_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class Directory:
+    units: dict[str, Unit] = field(default_factory=dict)
+    people: dict[str, Person] = field(default_factory=dict)
+    queues: dict[str, QueueInfo] = field(default_factory=dict)
+    devices: dict[str, str] = field(default_factory=dict)  # lower-case device -> extension
+    presentities: dict[str, str] = field(default_factory=dict)  # lower-case -> extension
+    dids: dict[str, Target] = field(default_factory=dict)
+    internal_numbers: dict[str, Target] = field(default_factory=dict)
+    trunk_channels: tuple[str, ...] = ()
+    inbound_contexts: frozenset[str] = frozenset()
+    diverting_presence: frozenset[str] = frozenset({"away", "xa", "dnd"})
+    country_code: str = "46"
+    outbound_prefix: str = ""
+
+    @cached_property
+    def _trunk_re(self) -> re.Pattern[str] | None:
+        if not self.trunk_channels:
+            return None
+        return re.compile("|".join(fnmatch.translate(p) for p in self.trunk_channels), re.I)
+
+    def is_trunk(self, channel: str) -> bool:
+        rx = self._trunk_re
+        return rx is not None and rx.match(channel) is not None
+
+    def extension_of_device(self, device: str) -> str | None:
+        return self.devices.get(device.lower())
+
+    def unit_of_target(self, target: Target | None) -> str | None:
+        if target is None:
+            return None
+        if target.kind == "extension":
+            person = self.people.get(target.name)
+            return person.unit if person else None
+        queue = self.queues.get(target.name)
+        return queue.unit if queue else None
+
+    def queue_kind(self, queue: str) -> Literal["group", "contact_centre"] | None:
+        info = self.queues.get(queue)
+        return info.kind if info else None
+
+
+def device_of_channel(channel: str) -> str:
+    """``IAX2/1001-8297`` -> ``IAX2/1001``; ``Local/1003@grp-member-0000000e;1`` ->
+    ``Local/1003@grp-member``.  Asterisk appends ``-<sequence>`` (and ``;n`` for
+    Local halves) to the device name; everything before that is the device."""
+    name = channel.split(";", 1)[0]
+    head, sep, _tail = name.rpartition("-")
+    return head if sep and "/" in head else name
+
+
+def resource_of_device(device: str) -> str:
+    """``IAX2/1001`` -> ``1001``; ``Local/1003@grp-member`` -> ``1003``."""
+    res = device.split("/", 1)[-1]
+    return res.split("@", 1)[0]

@@ -1,0 +1,71 @@
+"""Wiring shared by every way of feeding the core (file, TCP, live)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TextIO
+from zoneinfo import ZoneInfo
+
+from pbxwatch.core.calls import CallRules
+from pbxwatch.core.engine import Engine
+from pbxwatch.core.events import AmiEvent
+from pbxwatch.core.records import CallRecord
+from pbxwatch.settings import Settings
+
+RecordSink = Callable[[CallRecord], None]
+
+
+def rules_from(settings: Settings) -> CallRules:
+    c = settings.calls
+    return CallRules(
+        ring_period=c.ring_period_seconds,
+        short_abandon=c.short_abandon_seconds,
+        finalize_grace=c.finalize_grace_seconds,
+        idle_timeout=c.idle_timeout_seconds,
+        max_duration=c.max_duration_seconds,
+    )
+
+
+def build_engine(settings: Settings) -> Engine:
+    return Engine(settings.directory_model(), rules_from(settings))
+
+
+@dataclass
+class Pipeline:
+    """Engine plus the sinks its records go to."""
+
+    engine: Engine
+    sinks: list[RecordSink] = field(default_factory=list)
+
+    def feed_fields(self, fields: Mapping[str, str]) -> None:
+        ev = AmiEvent.from_fields(fields)
+        if ev is None:
+            return  # a Response frame: not an event
+        self._emit(self.engine.process(ev))
+
+    def feed_event(self, ev: AmiEvent) -> None:
+        self._emit(self.engine.process(ev))
+
+    def tick(self, now: float) -> None:
+        self._emit(self.engine.tick(now))
+
+    def finish(self) -> None:
+        self._emit(self.engine.flush())
+
+    def _emit(self, records: Iterable[CallRecord]) -> None:
+        for rec in records:
+            for sink in self.sinks:
+                sink(rec)
+
+
+class JsonLinesSink:
+    """``pbxwatch replay --json``: one JSON object per record."""
+
+    def __init__(self, out: TextIO, tz: ZoneInfo) -> None:
+        self._out = out
+        self._tz = tz
+
+    def __call__(self, rec: CallRecord) -> None:
+        self._out.write(json.dumps(rec.to_json(self._tz), ensure_ascii=False) + "\n")

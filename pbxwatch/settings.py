@@ -1,0 +1,345 @@
+"""Configuration: one YAML file validated by pydantic.
+
+Every model forbids unknown keys so that a typo ("phone_hour") is an error
+naming the key rather than a silently ignored setting.  Secrets never live in
+the YAML: the AMI secret comes from an environment variable or a file
+(``ami.secret_env`` / ``ami.secret_file``).  Environment variables
+``PBXWATCH_<SECTION>__<KEY>`` override YAML values (useful in containers).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import zoneinfo
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from pbxwatch.core.directory import Directory, Person, QueueInfo, Target, Unit
+
+__all__ = ["ConfigError", "Settings", "load_settings"]
+
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names file and key."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AmiSettings(_Model):
+    """How to reach the Asterisk Manager Interface."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(5038, ge=1, le=65535)
+    username: str = "pbxwatch"
+    secret_env: str = "PBXWATCH_AMI_SECRET"
+    secret_file: Path | None = None
+    tls: bool = False
+    tls_ca_file: Path | None = None
+    ping_interval_seconds: float = Field(10.0, gt=0)
+    ping_timeout_seconds: float = Field(5.0, gt=0)
+    connect_timeout_seconds: float = Field(10.0, gt=0)
+    reconnect_initial_seconds: float = Field(1.0, gt=0)
+    reconnect_max_seconds: float = Field(60.0, gt=0)
+
+    def secret(self) -> SecretStr:
+        """Read the secret now, from the file if given, else the environment."""
+        if self.secret_file is not None:
+            try:
+                return SecretStr(self.secret_file.read_text(encoding="utf-8").strip())
+            except OSError as exc:
+                raise ConfigError(f"ami.secret_file: cannot read {self.secret_file}: {exc}") from exc
+        value = os.environ.get(self.secret_env)
+        if not value:
+            raise ConfigError(
+                f"ami.secret_env: environment variable {self.secret_env} is not set "
+                "(or set ami.secret_file)"
+            )
+        return SecretStr(value)
+
+
+class InboundSettings(_Model):
+    """How inbound external calls are recognised: any one rule suffices."""
+
+    trunk_channels: list[str] = Field(default_factory=list, description="fnmatch patterns")
+    contexts: list[str] = Field(default_factory=list)
+
+
+class CallSettings(_Model):
+    ring_period_seconds: float = Field(6.0, gt=0)
+    short_abandon_seconds: float = Field(5.0, ge=0)
+    finalize_grace_seconds: float = Field(2.0, ge=0)
+    idle_timeout_seconds: float = Field(4 * 3600.0, gt=0)
+    max_duration_seconds: float = Field(12 * 3600.0, gt=0)
+
+
+class NumberSettings(_Model):
+    default_country_code: str = "46"
+    outbound_prefix: str = ""
+
+    @field_validator("default_country_code")
+    @classmethod
+    def _digits(cls, v: str) -> str:
+        if not v.isdigit():
+            raise ValueError("must be digits only, e.g. 46")
+        return v
+
+
+class DiversionSettings(_Model):
+    presence_states: list[str] = Field(default_factory=lambda: ["away", "xa", "dnd"])
+    presentity_template: str = "CustomPresence:{ext}"
+    extended_absence_reasons: list[str] = Field(
+        default_factory=lambda: ["semester", "tjänsteresa", "ledig", "sjuk", "föräldraledig"]
+    )
+
+
+class PhoneHours(_Model):
+    days: list[str] = Field(default_factory=lambda: list(_DAYS[:5]))
+    open: dt.time = dt.time(8, 0)
+    close: dt.time = dt.time(16, 30)
+
+    @field_validator("days")
+    @classmethod
+    def _known_days(cls, v: list[str]) -> list[str]:
+        bad = [d for d in v if d not in _DAYS]
+        if bad:
+            raise ValueError(f"unknown day(s) {bad}; use {list(_DAYS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _order(self) -> PhoneHours:
+        if self.close <= self.open:
+            raise ValueError("close must be after open")
+        return self
+
+
+class CallbackPolicy(_Model):
+    deadline: Literal["same_working_day", "working_days"] = "same_working_day"
+    working_days: int = Field(1, ge=1, le=30)
+    fulfilled_by: Literal["owner", "unit", "anyone"] = "owner"
+    counts: Literal["attempt", "answered"] = "attempt"
+    due_soon_minutes: int = Field(60, ge=0)
+
+
+class Chief(_Model):
+    name: str
+    email: str | None = None
+    extension: str | None = None
+
+
+class UnitSettings(_Model):
+    name: str
+    chief: Chief | None = None
+    phone_hours: PhoneHours = Field(default_factory=PhoneHours)
+    callback_policy: CallbackPolicy = Field(default_factory=CallbackPolicy)
+    retention_days: int | None = Field(None, ge=1)
+    show_caller_numbers: bool = False
+
+
+class PersonSettings(_Model):
+    name: str
+    unit: str
+    mailbox: str | None = None
+    devices: list[str] = Field(default_factory=list)
+    dids: list[str] = Field(default_factory=list)
+
+
+class QueueSettings(_Model):
+    kind: Literal["group", "contact_centre"]
+    unit: str
+    dids: list[str] = Field(default_factory=list)
+    internal_numbers: list[str] = Field(default_factory=list)
+    service_level_seconds: float = Field(60.0, gt=0)
+
+
+class DirectorySettings(_Model):
+    units: dict[str, UnitSettings]
+    people: dict[str, PersonSettings] = Field(default_factory=dict)
+    queues: dict[str, QueueSettings] = Field(default_factory=dict)
+    device_templates: list[str] = Field(
+        default_factory=lambda: ["PJSIP/{ext}", "SIP/{ext}", "IAX2/{ext}"],
+        description="devices of a person who lists none",
+    )
+
+    @field_validator("units")
+    @classmethod
+    def _slugs(cls, v: dict[str, UnitSettings]) -> dict[str, UnitSettings]:
+        for key in v:
+            if not _SLUG.match(key):
+                raise ValueError(f"unit key {key!r} must be a slug (a-z, 0-9, -, _)")
+        return v
+
+    @model_validator(mode="after")
+    def _references(self) -> DirectorySettings:
+        for ext, person in self.people.items():
+            if person.unit not in self.units:
+                raise ValueError(f"people.{ext}.unit: unknown unit {person.unit!r}")
+        for name, queue in self.queues.items():
+            if queue.unit not in self.units:
+                raise ValueError(f"queues.{name}.unit: unknown unit {queue.unit!r}")
+        seen: dict[str, str] = {}
+        for ext, person in self.people.items():
+            for did in person.dids:
+                _claim(seen, did, f"people.{ext}")
+        for name, queue in self.queues.items():
+            for did in queue.dids:
+                _claim(seen, did, f"queues.{name}")
+        return self
+
+
+def _claim(seen: dict[str, str], did: str, owner: str) -> None:
+    if did in seen:
+        raise ValueError(f"{owner}.dids: DID {did} is already used by {seen[did]}")
+    seen[did] = owner
+
+
+class Settings(BaseSettings):
+    """The whole configuration file."""
+
+    model_config = SettingsConfigDict(
+        extra="forbid", env_prefix="PBXWATCH_", env_nested_delimiter="__", frozen=True
+    )
+
+    site: Annotated[str, Field(pattern=_SLUG.pattern)]
+    timezone: str = "Europe/Stockholm"
+    ami: AmiSettings = Field(default_factory=AmiSettings)
+    inbound: InboundSettings = Field(default_factory=InboundSettings)
+    calls: CallSettings = Field(default_factory=CallSettings)
+    numbers: NumberSettings = Field(default_factory=NumberSettings)
+    diversion: DiversionSettings = Field(default_factory=DiversionSettings)
+    directory: DirectorySettings
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(v)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {v!r}") from exc
+        return v
+
+    @model_validator(mode="after")
+    def _inbound_rule(self) -> Settings:
+        has_dids = any(p.dids for p in self.directory.people.values()) or any(
+            q.dids for q in self.directory.queues.values()
+        )
+        if not (self.inbound.trunk_channels or self.inbound.contexts or has_dids):
+            raise ValueError(
+                "inbound: give trunk_channels, contexts or DIDs so inbound calls can be recognised"
+            )
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment overrides the YAML (passed as init kwargs).
+        return (env_settings, init_settings)
+
+    def directory_model(self) -> Directory:
+        """The pure lookup structure the core works with."""
+        return build_directory(self)
+
+
+def build_directory(settings: Settings) -> Directory:
+    d = settings.directory
+    units = {
+        key: Unit(key=key, name=u.name, show_caller_numbers=u.show_caller_numbers)
+        for key, u in d.units.items()
+    }
+    people: dict[str, Person] = {}
+    devices: dict[str, str] = {}
+    presentities: dict[str, str] = {}
+    dids: dict[str, Target] = {}
+    internal: dict[str, Target] = {}
+    for ext, p in d.people.items():
+        people[ext] = Person(extension=ext, name=p.name, unit=p.unit, mailbox=p.mailbox)
+        for device in p.devices or [t.format(ext=ext) for t in d.device_templates]:
+            devices[device.lower()] = ext
+        presentities[settings.diversion.presentity_template.format(ext=ext).lower()] = ext
+        for did in p.dids:
+            dids[did] = Target("extension", ext)
+        internal[ext] = Target("extension", ext)
+    queues: dict[str, QueueInfo] = {}
+    for name, q in d.queues.items():
+        queues[name] = QueueInfo(
+            name=name, kind=q.kind, unit=q.unit, service_level_seconds=q.service_level_seconds
+        )
+        target = Target(q.kind, name)
+        for did in q.dids:
+            dids[did] = target
+        for num in q.internal_numbers:
+            internal[num] = target
+    return Directory(
+        units=units,
+        people=people,
+        queues=queues,
+        devices=devices,
+        presentities=presentities,
+        dids=dids,
+        internal_numbers=internal,
+        trunk_channels=tuple(settings.inbound.trunk_channels),
+        inbound_contexts=frozenset(settings.inbound.contexts),
+        diverting_presence=frozenset(s.lower() for s in settings.diversion.presence_states),
+        country_code=settings.numbers.default_country_code,
+        outbound_prefix=settings.numbers.outbound_prefix,
+    )
+
+
+def _format_loc(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "(top level)"
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid configuration"]
+    for err in exc.errors():
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+            if err["loc"] and err["loc"][-1] == "secret":
+                msg += " (secrets never go in the YAML: use ami.secret_env or ami.secret_file)"
+        lines.append(f"  {_format_loc(err['loc'])}: {msg}")
+    return "\n".join(lines)
+
+
+def load_settings(path: str | Path) -> Settings:
+    """Read and validate a YAML configuration file.
+
+    Raises ConfigError with the file name and the offending key(s).
+    """
+    path = Path(path)
+    try:
+        raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    try:
+        return Settings(**raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, str(path))) from exc
