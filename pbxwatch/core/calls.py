@@ -578,6 +578,8 @@ class CallTracker:
     ) -> Outcome:
         if answered:
             return "answered"
+        if call.voicemail_main:
+            return "completed"  # a phone user calling their mailbox (*97)
         legs = call.external_legs if direction == "outbound" else call.rings
         statuses = {r.status for r in legs.values()}
         cause = call.origin.hangup_cause if call.origin else None

@@ -11,8 +11,17 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 Direction = Literal["inbound", "outbound", "internal"]
+#: ``no_answer`` is for outbound calls the far end did not answer;
+#: ``completed`` for calls to a PBX service such as voicemail access (*97).
 Outcome = Literal[
-    "answered", "voicemail", "voicemail_no_message", "abandoned", "busy", "failed", "no_answer"
+    "answered",
+    "voicemail",
+    "voicemail_no_message",
+    "abandoned",
+    "busy",
+    "failed",
+    "no_answer",
+    "completed",
 ]
 RingResult = Literal[
     "answered",

@@ -1,0 +1,264 @@
+"""The AMI source: panoramisk, with what pbxwatch needs on top.
+
+panoramisk gives us the connection, action/response matching and list
+actions.  Four things it does not do well enough for a processor that must
+not lose or reorder events, and which this module adds:
+
+* **Ordering.**  panoramisk wraps coroutine handlers in ``ensure_future``,
+  so their order is up to the scheduler.  Here events never reach
+  ``dispatch``: the protocol hands each frame to one synchronous callback,
+  in arrival order.
+* **Decoding.**  panoramisk decodes each TCP read with ``errors="ignore"``;
+  a multi-byte letter split between reads is lost.  Frames are split on
+  bytes and decoded whole (see :mod:`pbxwatch.ami.codec`).
+* **Liveness.**  panoramisk sends pings but never checks the replies.  The
+  watchdog here sends ``Ping`` every ``ping_interval`` and drops the
+  connection when no reply comes within ``ping_timeout``.
+* **Reconnect.**  capped exponential backoff with jitter instead of a fixed
+  delay; a wrong secret is fatal (:class:`AmiAuthError`), not retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import ssl
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from panoramisk import Manager
+from panoramisk.ami_protocol import AMIProtocol
+from panoramisk.message import Message
+from pydantic import SecretStr
+
+from pbxwatch.ami.codec import FrameDecoder
+from pbxwatch.settings import AmiSettings
+
+log = logging.getLogger(__name__)
+
+FrameCallback = Callable[[Mapping[str, str]], None]
+
+
+class AmiAuthError(Exception):
+    """The PBX refused our credentials: a configuration error, not a glitch."""
+
+
+class _Protocol(AMIProtocol):  # type: ignore[misc]
+    """panoramisk's protocol with byte-level framing and ordered delivery."""
+
+    on_frame: FrameCallback | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.decoder = FrameDecoder()
+
+    def data_received(self, data: bytes) -> None:
+        factory = self.factory
+        if factory is not None:
+            factory.bytes_received += len(data)
+        for fields in self.decoder.feed(data):
+            if self.version is None and self.decoder.banner:
+                self.version = self.decoder.banner.partition("/")[2].strip()
+            self._route(fields)
+
+    def _route(self, fields: dict[str, str]) -> None:
+        action_id = fields.get("ActionID")
+        if "Event" in fields and (action_id is None or action_id not in self.responses):
+            if self.on_frame is not None:
+                self.on_frame(fields)
+            return
+        message = Message(fields)
+        if "Response" in fields or "Event" in fields:
+            self.handle_message(message)
+
+
+class _Manager(Manager):  # type: ignore[misc]
+    """A panoramisk Manager whose connection life is driven by AmiSource."""
+
+    def __init__(self, **config: Any) -> None:
+        super().__init__(**config)
+        self.bytes_received = 0
+        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def ping(self) -> None:
+        """Disabled: AmiSource runs a watchdog that checks the reply."""
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._connected = False
+        if self.pinger:
+            self.pinger.cancel()
+            self.pinger = None
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+
+class AmiSource:
+    """Keeps one AMI session alive and feeds every event frame, in order, to
+    ``on_frame``.  ``run()`` returns only when ``stop()`` is called, or, with
+    ``reconnect=False``, when the first session ends."""
+
+    def __init__(
+        self,
+        settings: AmiSettings,
+        secret: SecretStr,
+        on_frame: FrameCallback,
+        *,
+        reconnect: bool = True,
+        on_state: Callable[[bool], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self._secret = secret
+        self.on_frame = on_frame
+        self.reconnect = reconnect
+        self.on_state = on_state
+        self.connected = False
+        self.sessions = 0
+        self.reconnects = 0
+        self.frames = 0
+        self.last_frame_monotonic: float | None = None
+        self.ping_failures = 0
+        self._stop = asyncio.Event()
+        self._manager: _Manager | None = None
+
+    # -------------------------------------------------------------- public
+
+    async def run(self) -> None:
+        attempt = 0
+        down_logged = False
+        while not self._stop.is_set():
+            try:
+                established = await self._session()
+            except AmiAuthError:
+                raise
+            except (OSError, TimeoutError) as exc:
+                established = False
+                if not down_logged:
+                    log.warning(
+                        "AMI %s:%d unreachable: %s",
+                        self.settings.host,
+                        self.settings.port,
+                        exc or type(exc).__name__,
+                    )
+                    down_logged = True
+            if established:
+                attempt = 0
+                down_logged = False
+            if not self.reconnect or self._stop.is_set():
+                return
+            delay = self._backoff(attempt)
+            attempt += 1
+            self.reconnects += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), delay)
+
+    def stop(self) -> None:
+        self._stop.set()
+        manager = self._manager
+        if manager is not None and manager.protocol is not None:
+            manager.protocol.transport.close()
+
+    async def send_action(self, action: dict[str, str], timeout: float = 10.0) -> Any:
+        """Send an action on the current session and await its response."""
+        manager = self._manager
+        if manager is None or not self.connected:
+            raise ConnectionError("AMI not connected")
+        return await asyncio.wait_for(manager.send_action(action), timeout)
+
+    # ------------------------------------------------------------- internals
+
+    def _backoff(self, attempt: int) -> float:
+        s = self.settings
+        cap = min(s.reconnect_max_seconds, s.reconnect_initial_seconds * (2**attempt))
+        return cap * random.uniform(0.5, 1.0)
+
+    def _ssl(self) -> ssl.SSLContext | bool:
+        if not self.settings.tls:
+            return False
+        cafile = str(self.settings.tls_ca_file) if self.settings.tls_ca_file else None
+        return ssl.create_default_context(cafile=cafile)
+
+    def _deliver(self, fields: Mapping[str, str]) -> None:
+        self.frames += 1
+        self.last_frame_monotonic = time.monotonic()
+        self.on_frame(fields)
+
+    async def _session(self) -> bool:
+        """One connection: connect, log in, watch.  True if it logged in."""
+        s = self.settings
+        loop = asyncio.get_running_loop()
+        manager = _Manager(
+            host=s.host, port=s.port, ssl=self._ssl(), loop=loop, ping_delay=10**9
+        )
+
+        def factory() -> _Protocol:
+            proto = _Protocol()
+            proto.on_frame = self._deliver
+            return proto
+
+        transport, protocol = await asyncio.wait_for(
+            loop.create_connection(factory, s.host, s.port, ssl=self._ssl()),
+            s.connect_timeout_seconds,
+        )
+        done: asyncio.Future[tuple[Any, Any]] = loop.create_future()
+        done.set_result((transport, protocol))
+        manager.connection_made(done)
+        self._manager = manager
+        try:
+            resp = await asyncio.wait_for(
+                manager.send_action(
+                    {
+                        "Action": "Login",
+                        "Username": s.username,
+                        "Secret": self._secret.get_secret_value(),
+                        "Events": "on",
+                    }
+                ),
+                s.connect_timeout_seconds,
+            )
+            if not resp.success:
+                raise AmiAuthError(
+                    f"AMI login as {s.username!r} refused: {resp.get('Message', 'no reason')}"
+                )
+            self.sessions += 1
+            self._set_connected(True)
+            log.info("AMI connected to %s:%d as %s", s.host, s.port, s.username)
+            watchdog = asyncio.create_task(self._watchdog(manager))
+            try:
+                await manager.lost
+            finally:
+                watchdog.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watchdog
+            if not self._stop.is_set():
+                log.warning("AMI connection to %s:%d lost", s.host, s.port)
+            return True
+        finally:
+            self._set_connected(False)
+            manager.close()
+            self._manager = None
+
+    async def _watchdog(self, manager: _Manager) -> None:
+        s = self.settings
+        while True:
+            await asyncio.sleep(s.ping_interval_seconds)
+            try:
+                await asyncio.wait_for(
+                    manager.send_action({"Action": "Ping"}), s.ping_timeout_seconds
+                )
+            except TimeoutError:
+                self.ping_failures += 1
+                log.warning(
+                    "AMI ping unanswered for %.1f s: reconnecting", s.ping_timeout_seconds
+                )
+                if manager.protocol is not None:
+                    manager.protocol.transport.abort()
+                return
+
+    def _set_connected(self, value: bool) -> None:
+        if self.connected != value:
+            self.connected = value
+            if self.on_state is not None:
+                self.on_state(value)

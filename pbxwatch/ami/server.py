@@ -1,0 +1,242 @@
+"""The project's own AMI server.
+
+It speaks the manager protocol the way Asterisk 22 does in the shared
+recordings: a one-line banner without a blank line after it, ``Login``
+answered with ``Response: Success`` / ``Message: Authentication accepted``
+(or ``Response: Error`` / ``Authentication failed`` and a closed socket),
+``Ping`` answered with ``Ping: Pong`` and a ``Timestamp``, ``Logoff`` with
+``Response: Goodbye``; status list actions answered with an empty list, and
+anything else with ``Invalid/unknown command``.  Events come from a *script*:
+here the frames of a recording, sent byte-for-byte as Asterisk sent them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pbxwatch.ami.codec import EOM, FrameDecoder, encode_frame, parse_frame
+from pbxwatch.core.events import parse_timestamp
+
+log = logging.getLogger(__name__)
+
+BANNER = b"Asterisk Call Manager/11.0.0\r\n"
+
+#: list actions and the event that closes their list
+LIST_ACTIONS = {
+    "coreshowchannels": "CoreShowChannelsComplete",
+    "queuestatus": "QueueStatusComplete",
+    "queuesummary": "QueueSummaryComplete",
+    "presencestatelist": "PresenceStateListComplete",
+    "extensionstatelist": "ExtensionStateListComplete",
+    "devicestatelist": "DeviceStateListComplete",
+    "voicemailuserslist": "VoicemailUserEntryComplete",
+    "voicemailboxsummary": "VoicemailBoxSummaryComplete",
+    "status": "StatusComplete",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedFrame:
+    raw: bytes  # the frame as received, without its terminating blank line
+    time: float | None
+
+
+def load_recording(path: str | Path) -> list[RecordedFrame]:
+    """The event frames of a recording, raw.  The recorder's own responses
+    (to its Login and Logoff, or its status actions) are left out: a client
+    of this server gets responses to *its* actions instead."""
+    data = Path(path).read_bytes()
+    if data.startswith(b"Asterisk Call Manager/"):
+        data = data.split(b"\r\n", 1)[1] if b"\r\n" in data else b""
+    frames: list[RecordedFrame] = []
+    for raw in data.split(EOM):
+        raw = raw.strip(b"\r\n")
+        if not raw.startswith(b"Event:"):
+            continue
+        fields = parse_frame(raw)
+        frames.append(RecordedFrame(raw, parse_timestamp(fields.get("Timestamp"))))
+    return frames
+
+
+class AmiServer:
+    """An AMI server that plays a list of recorded frames to each client
+    that logs in.
+
+    ``speed`` 0 sends as fast as the socket takes it; 1 keeps the recorded
+    gaps between timestamps, 10 plays ten times faster.  With
+    ``close_when_done`` the server hangs up after the last frame (as when
+    Asterisk stops), which ends a one-shot replay client.
+    """
+
+    def __init__(
+        self,
+        frames: Sequence[RecordedFrame],
+        username: str,
+        secret: str,
+        *,
+        speed: float = 0.0,
+        close_when_done: bool = True,
+    ) -> None:
+        self.frames = frames
+        self.username = username
+        self.secret = secret
+        self.speed = speed
+        self.close_when_done = close_when_done
+        self._server: asyncio.Server | None = None
+        self._clients: set[asyncio.Task[None]] = set()
+        self.logins = 0
+        self.failed_logins = 0
+        self.actions: list[str] = []
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        self._server = await asyncio.start_server(self._client, host, port)
+        sock = self._server.sockets[0]
+        return int(sock.getsockname()[1])
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._clients):
+            task.cancel()
+        for task in list(self._clients):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await self._server.wait_closed()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._clients.add(task)
+        session = _Session(self, reader, writer)
+        try:
+            await session.run()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self._clients.discard(task)
+            with contextlib.suppress(Exception):
+                writer.close()
+
+
+class _Session:
+    def __init__(
+        self, server: AmiServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.server = server
+        self.reader = reader
+        self.writer = writer
+        self.authenticated = False
+        self.streamer: asyncio.Task[None] | None = None
+
+    async def run(self) -> None:
+        self.writer.write(BANNER)
+        decoder = FrameDecoder()
+        decoder.banner = ""  # the client sends no banner
+        try:
+            while True:
+                data = await self.reader.read(65536)
+                if not data:
+                    return
+                for fields in decoder.feed(data):
+                    if not await self._action(fields):
+                        return
+        finally:
+            if self.streamer is not None:
+                self.streamer.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self.streamer
+
+    def _send(self, fields: dict[str, str]) -> None:
+        self.writer.write(encode_frame(fields))
+
+    def _reply(self, action_id: str | None, response: str, **more: str) -> None:
+        fields = {"Response": response}
+        if action_id is not None:
+            fields["ActionID"] = action_id
+        fields.update(more)
+        self._send(fields)
+
+    async def _action(self, fields: dict[str, str]) -> bool:
+        """Answer one action; False ends the session."""
+        lower = {k.lower(): v for k, v in fields.items()}
+        name = lower.get("action", "").lower()
+        aid = lower.get("actionid")
+        self.server.actions.append(name)
+        if name == "login":
+            return await self._login(lower, aid)
+        if name == "logoff":
+            self._reply(aid, "Goodbye", Message="Thanks for all the fish.")
+            await self.writer.drain()
+            return False
+        if not self.authenticated:
+            self._reply(aid, "Error", Message="Authentication Required")
+        elif name == "ping":
+            self._reply(aid, "Success", Ping="Pong", Timestamp=f"{time.time():.6f}")
+        elif name in LIST_ACTIONS:
+            self._reply(aid, "Success", EventList="start", Message="List will follow")
+            done = {"Event": LIST_ACTIONS[name]}
+            if aid is not None:
+                done["ActionID"] = aid
+            done.update(EventList="Complete", ListItems="0")
+            self._send(done)
+        else:
+            self._reply(aid, "Error", Message="Invalid/unknown command")
+        await self.writer.drain()
+        return True
+
+    async def _login(self, lower: dict[str, str], aid: str | None) -> bool:
+        srv = self.server
+        if lower.get("username") != srv.username or lower.get("secret") != srv.secret:
+            srv.failed_logins += 1
+            self._reply(aid, "Error", Message="Authentication failed")
+            await self.writer.drain()
+            return False
+        srv.logins += 1
+        self.authenticated = True
+        self._reply(aid, "Success", Message="Authentication accepted")
+        await self.writer.drain()
+        if lower.get("events", "on").lower() != "off" and self.streamer is None:
+            self.streamer = asyncio.create_task(self._stream())
+        return True
+
+    async def _stream(self) -> None:
+        speed = self.server.speed
+        first_t: float | None = None
+        start = time.monotonic()
+        for frame in self.server.frames:
+            if speed > 0 and frame.time is not None:
+                if first_t is None:
+                    first_t = frame.time
+                due = start + (frame.time - first_t) / speed
+                delay = due - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            self.writer.write(frame.raw + EOM)
+            if self.writer.transport.get_write_buffer_size() > 256 * 1024:
+                await self.writer.drain()
+        await self.writer.drain()
+        if self.server.close_when_done:
+            self.writer.close()
+
+
+async def serve_forever(
+    recording: str | Path, host: str, port: int, username: str, secret: str, speed: float
+) -> None:
+    """``pbxwatch serve-recording``: play a recording to every client that logs in."""
+    server = AmiServer(
+        load_recording(recording), username, secret, speed=speed, close_when_done=False
+    )
+    bound = await server.start(host, port)
+    log.info("serving %s on %s:%d (speed %s)", recording, host, bound, speed or "max")
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await server.close()
