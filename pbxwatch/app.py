@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from zoneinfo import ZoneInfo
 
 from pbxwatch.ami.client import AmiAuthError, AmiSource
+from pbxwatch.core.numbers import mask
 from pbxwatch.core.records import CallRecord
 from pbxwatch.pipeline import JsonLinesSink, Pipeline, build_engine
 from pbxwatch.settings import ConfigError, Settings
@@ -49,8 +50,6 @@ class LogSink:
     """Log each finished call in one line, caller number masked."""
 
     def __call__(self, rec: CallRecord) -> None:
-        from pbxwatch.core.numbers import mask
-
         log.info(
             "call %s %s %s->%s/%s: %s%s",
             rec.call_id,

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
 from pbxwatch import __version__
-from pbxwatch.settings import ConfigError, Settings, load_settings
+from pbxwatch.settings import ConfigError, load_settings
 
 log = logging.getLogger("pbxwatch")
 
@@ -45,7 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("recording")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=5038)
-    s.add_argument("--speed", type=float, default=0.0, help="1 = real time, 0 = as fast as possible")
+    s.add_argument(
+        "--speed", type=float, default=0.0, help="1 = real time, 0 = as fast as possible"
+    )
     s.add_argument("--username", default="pbxwatch")
     s.add_argument("--secret-env", default="PBXWATCH_AMI_SECRET")
     return p
@@ -157,7 +159,3 @@ class _Summary:
         self.calls += 1
         key = f"{getattr(rec, 'direction', '?')}/{outcome}"
         self.outcomes[key] = self.outcomes.get(key, 0) + 1
-
-
-def settings_for_tests(path: str) -> Settings:  # pragma: no cover - convenience
-    return load_settings(path)

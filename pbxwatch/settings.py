@@ -66,7 +66,8 @@ class AmiSettings(_Model):
             try:
                 return SecretStr(self.secret_file.read_text(encoding="utf-8").strip())
             except OSError as exc:
-                raise ConfigError(f"ami.secret_file: cannot read {self.secret_file}: {exc}") from exc
+                msg = f"ami.secret_file: cannot read {self.secret_file}: {exc}"
+                raise ConfigError(msg) from exc
         value = os.environ.get(self.secret_env)
         if not value:
             raise ConfigError(

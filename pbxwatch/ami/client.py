@@ -60,7 +60,7 @@ class _Protocol(AMIProtocol):  # type: ignore[misc]
         if factory is not None:
             factory.bytes_received += len(data)
         for fields in self.decoder.feed(data):
-            if self.version is None and self.decoder.banner:
+            if self.decoder.banner and not getattr(self, "version", None):
                 self.version = self.decoder.banner.partition("/")[2].strip()
             self._route(fields)
 
@@ -88,9 +88,10 @@ class _Manager(Manager):  # type: ignore[misc]
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._connected = False
-        if self.pinger:
-            self.pinger.cancel()
-            self.pinger = None
+        pinger: asyncio.TimerHandle | None = getattr(self, "pinger", None)
+        if pinger is not None:
+            pinger.cancel()
+        self.pinger = None
         if not self.lost.done():
             self.lost.set_result(None)
 
@@ -172,7 +173,7 @@ class AmiSource:
     def _backoff(self, attempt: int) -> float:
         s = self.settings
         cap = min(s.reconnect_max_seconds, s.reconnect_initial_seconds * (2**attempt))
-        return cap * random.uniform(0.5, 1.0)
+        return float(cap * random.uniform(0.5, 1.0))
 
     def _ssl(self) -> ssl.SSLContext | bool:
         if not self.settings.tls:
@@ -189,9 +190,7 @@ class AmiSource:
         """One connection: connect, log in, watch.  True if it logged in."""
         s = self.settings
         loop = asyncio.get_running_loop()
-        manager = _Manager(
-            host=s.host, port=s.port, ssl=self._ssl(), loop=loop, ping_delay=10**9
-        )
+        manager = _Manager(host=s.host, port=s.port, ssl=self._ssl(), loop=loop, ping_delay=10**9)
 
         def factory() -> _Protocol:
             proto = _Protocol()
@@ -250,9 +249,7 @@ class AmiSource:
                 )
             except TimeoutError:
                 self.ping_failures += 1
-                log.warning(
-                    "AMI ping unanswered for %.1f s: reconnecting", s.ping_timeout_seconds
-                )
+                log.warning("AMI ping unanswered for %.1f s: reconnecting", s.ping_timeout_seconds)
                 if manager.protocol is not None:
                     manager.protocol.transport.abort()
                 return

@@ -55,8 +55,8 @@ def load_recording(path: str | Path) -> list[RecordedFrame]:
     if data.startswith(b"Asterisk Call Manager/"):
         data = data.split(b"\r\n", 1)[1] if b"\r\n" in data else b""
     frames: list[RecordedFrame] = []
-    for raw in data.split(EOM):
-        raw = raw.strip(b"\r\n")
+    for chunk in data.split(EOM):
+        raw = chunk.strip(b"\r\n")
         if not raw.startswith(b"Event:"):
             continue
         fields = parse_frame(raw)
@@ -90,6 +90,9 @@ class AmiServer:
         self.close_when_done = close_when_done
         self._server: asyncio.Server | None = None
         self._clients: set[asyncio.Task[None]] = set()
+        #: while True, sessions read actions but answer nothing and send no
+        #: events: a half-open connection, for tests of the ping watchdog
+        self.silent = False
         self.logins = 0
         self.failed_logins = 0
         self.actions: list[str] = []
@@ -166,6 +169,8 @@ class _Session:
 
     async def _action(self, fields: dict[str, str]) -> bool:
         """Answer one action; False ends the session."""
+        if self.server.silent:
+            return True
         lower = {k.lower(): v for k, v in fields.items()}
         name = lower.get("action", "").lower()
         aid = lower.get("actionid")
@@ -212,6 +217,8 @@ class _Session:
         first_t: float | None = None
         start = time.monotonic()
         for frame in self.server.frames:
+            while self.server.silent:
+                await asyncio.sleep(0.05)
             if speed > 0 and frame.time is not None:
                 if first_t is None:
                     first_t = frame.time

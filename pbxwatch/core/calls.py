@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
+from typing import Literal
 
 from pbxwatch.core.directory import Directory, Target, device_of_channel, resource_of_device
 from pbxwatch.core.events import AmiEvent
@@ -141,9 +142,9 @@ class CallTracker:
 
     def handle(self, ev: AmiEvent, now: float) -> None:
         """Apply one live event at event time ``now``."""
-        if "Linkedid" in ev.fields and "Uniqueid" in ev.fields:
-            if self._track_channel(ev, now) is None:
-                return
+        fields = ev.fields
+        if "Linkedid" in fields and "Uniqueid" in fields and self._track_channel(ev, now) is None:
+            return
         handler = self._handlers.get(ev.name)
         if handler is not None:
             handler(ev, now)
@@ -177,10 +178,13 @@ class CallTracker:
         chan = self.channels.get(uid)
         if chan is None:
             linkedid = ev.fields["Linkedid"]
+            if not uid or not linkedid:
+                self.stats["event_without_ids"] += 1
+                return None
             if linkedid in self._finished:
                 self.stats["late_event"] += 1
                 return None
-            if ev.name in _NO_CREATE and ev.name != "Cdr":
+            if ev.name in _NO_CREATE:
                 self.stats["event_for_unknown_channel"] += 1
                 return None
             chan = self._new_channel(ev, uid, linkedid, now)
@@ -474,7 +478,8 @@ class CallTracker:
             caller = None if is_anonymous(call.origin_caller) else call.origin_caller.strip()
             caller_e164 = normalise(call.origin_caller, d.country_code)
         else:
-            caller = origin_ext or (None if is_anonymous(call.origin_caller) else call.origin_caller)
+            anonymous = is_anonymous(call.origin_caller)
+            caller = origin_ext or (None if anonymous else call.origin_caller)
             caller_e164 = None
 
         target = call.target
@@ -518,7 +523,7 @@ class CallTracker:
 
         overflow = target.kind in ("extension", "group") and self._reached_contact_centre(call)
 
-        where = None
+        where: Literal["ringing", "queue", "elsewhere"] | None = None
         short = False
         if outcome == "abandoned":
             if call.queue_abandoned or call.in_queue:

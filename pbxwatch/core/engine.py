@@ -42,6 +42,9 @@ KNOWN_EVENTS = frozenset(
 )  # fmt: skip
 
 
+MAX_TIME_JUMP = 86_400.0
+
+
 class Engine:
     """Pure and synchronous: no I/O, no clock, no asyncio."""
 
@@ -56,9 +59,16 @@ class Engine:
     def process(self, ev: AmiEvent) -> list[CallRecord]:
         """Apply one event; return the calls it (or the time it carried) finished."""
         t = ev.time
+        if t is not None and not (0.0 < t < 1e11):
+            t = None  # not a plausible epoch time: hand-built or corrupted event
         if t is not None:
             if t < self.now:
                 self.stats["event_time_went_back"] += 1
+            elif self.now and t - self.now > MAX_TIME_JUMP:
+                # One corrupt Timestamp must not fast-forward the clock and
+                # expire every open call; a PBX clock really jumping a day is
+                # rarer than a garbled frame.
+                self.stats["event_time_implausible"] += 1
             else:
                 self.now = t
         self.stats["events"] += 1
@@ -77,8 +87,7 @@ class Engine:
 
     def tick(self, now: float) -> list[CallRecord]:
         """Let PBX time pass without an event (a live clock tick)."""
-        if now > self.now:
-            self.now = now
+        self.now = max(self.now, now)
         return self.calls.sweep(self.now)
 
     def flush(self) -> list[CallRecord]:

@@ -44,4 +44,4 @@ def parse_timestamp(value: str | None) -> float | None:
         t = float(value)
     except ValueError:
         return None
-    return t if t == t and 0 < t < 1e11 else None  # NaN and nonsense rejected
+    return t if 0 < t < 1e11 else None  # NaN, inf and nonsense fail the range test

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 _ANONYMOUS = {"", "<unknown>", "unknown", "anonymous", "restricted", "private", "s"}
-_NON_DIGIT = re.compile(r"[^\d+]")
+_SEPARATORS = re.compile(r"[\s\-().,/]")
 
 
 def is_anonymous(raw: str | None) -> bool:
@@ -22,9 +22,9 @@ def normalise(raw: str | None, country_code: str = "46", outbound_prefix: str = 
     if is_anonymous(raw):
         return None
     assert raw is not None
-    s = _NON_DIGIT.sub("", raw.strip())
+    s = _SEPARATORS.sub("", raw.strip())
     if outbound_prefix and s.startswith(outbound_prefix) and len(s) > len(outbound_prefix) + 6:
-        s = s[len(outbound_prefix):]
+        s = s[len(outbound_prefix) :]
     if not s or not s.lstrip("+").isdigit():
         return raw.strip() or None
     if s.startswith("+"):

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Install everything the test suite needs into .venv and run it: lint, types,
+# tests.  Safe to run again.  Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[test]'
+.venv/bin/ruff check pbxwatch tests
+.venv/bin/ruff format --check pbxwatch tests
+.venv/bin/mypy
+.venv/bin/pytest "$@"

@@ -1,0 +1,182 @@
+"""The panoramisk-based AmiSource against the project's AMI server over TCP."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Mapping
+
+import pytest
+from pydantic import SecretStr
+
+from pbxwatch.ami.client import AmiAuthError, AmiSource
+from pbxwatch.ami.server import AmiServer, RecordedFrame, load_recording
+from pbxwatch.settings import AmiSettings
+from tests.conftest import FIXTURES
+
+SECRET = "test-secret"
+
+
+def _settings(port: int, **more: float) -> AmiSettings:
+    base: dict[str, object] = {
+        "host": "127.0.0.1",
+        "port": port,
+        "username": "pbxwatch",
+        "ping_interval_seconds": 0.3,
+        "ping_timeout_seconds": 0.2,
+        "reconnect_initial_seconds": 0.05,
+        "reconnect_max_seconds": 0.2,
+        "connect_timeout_seconds": 2.0,
+    }
+    base.update(more)
+    return AmiSettings.model_validate(base)
+
+
+def _numbered(n: int) -> list[RecordedFrame]:
+    return [
+        RecordedFrame(f"Event: UserEvent\r\nSeq: {i}\r\nTimestamp: {1000 + i}.5".encode(), None)
+        for i in range(n)
+    ]
+
+
+class Collector:
+    def __init__(self) -> None:
+        self.frames: list[Mapping[str, str]] = []
+        self.changed = asyncio.Event()
+
+    def __call__(self, fields: Mapping[str, str]) -> None:
+        self.frames.append(fields)
+        self.changed.set()
+
+    async def wait_for(self, n: int, timeout: float = 10.0) -> None:
+        async def _wait() -> None:
+            while len(self.frames) < n:
+                self.changed.clear()
+                await self.changed.wait()
+
+        await asyncio.wait_for(_wait(), timeout)
+
+
+async def _until(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    async def _poll() -> None:
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(_poll(), timeout)
+
+
+async def test_events_arrive_in_order_and_intact() -> None:
+    frames = _numbered(5000) + load_recording(FIXTURES / "group_number_answered.ami")
+    server = AmiServer(frames, "pbxwatch", SECRET)
+    port = await server.start()
+    got = Collector()
+    source = AmiSource(_settings(port), SecretStr(SECRET), got, reconnect=False)
+    await asyncio.wait_for(source.run(), 30)
+    await server.close()
+    assert [f["Seq"] for f in got.frames[:5000]] == [str(i) for i in range(5000)]
+    assert len(got.frames) == len(frames)
+    names = {f.get("MemberName") for f in got.frames if f.get("Event") == "AgentCalled"}
+    assert names == {"Maria Nilsson", "Johan Berg"}
+
+
+async def test_wrong_secret_is_fatal_and_not_retried() -> None:
+    server = AmiServer([], "pbxwatch", SECRET)
+    port = await server.start()
+    source = AmiSource(_settings(port), SecretStr("wrong"), Collector())
+    with pytest.raises(AmiAuthError, match="Authentication failed"):
+        await asyncio.wait_for(source.run(), 10)
+    await server.close()
+    assert server.failed_logins == 1
+    assert server.logins == 0
+
+
+async def test_silent_server_is_detected_by_the_ping_watchdog() -> None:
+    """A half-open connection (no answers, no events) is dropped after one
+    unanswered ping and the source logs in again: within two ping intervals
+    plus the ping timeout and the first backoff step."""
+    server = AmiServer(_numbered(3), "pbxwatch", SECRET, close_when_done=False)
+    port = await server.start()
+    got = Collector()
+    settings = _settings(port)
+    source = AmiSource(settings, SecretStr(SECRET), got)
+    task = asyncio.create_task(source.run())
+    await got.wait_for(3)
+    server.silent = True
+    loop = asyncio.get_running_loop()
+    went_silent = loop.time()
+    await _until(lambda: source.ping_failures >= 1)
+    server.silent = False
+    await _until(lambda: server.logins >= 2)
+    reconnected_after = loop.time() - went_silent
+    bound = 2 * settings.ping_interval_seconds + settings.ping_timeout_seconds + 0.2
+    assert reconnected_after <= bound, (reconnected_after, bound)
+    await got.wait_for(6)  # the new session streams again
+    source.stop()
+    await asyncio.wait_for(task, 5)
+    await server.close()
+
+
+async def test_reconnects_with_backoff_when_the_server_hangs_up() -> None:
+    server = AmiServer(_numbered(10), "pbxwatch", SECRET, close_when_done=True)
+    port = await server.start()
+    got = Collector()
+    states: list[bool] = []
+    source = AmiSource(_settings(port), SecretStr(SECRET), got, on_state=states.append)
+    task = asyncio.create_task(source.run())
+    await got.wait_for(30)  # three sessions' worth
+    source.stop()
+    await asyncio.wait_for(task, 5)
+    await server.close()
+    assert server.logins >= 3
+    assert states[:4] == [True, False, True, False]
+    assert source.reconnects >= 2
+
+
+async def test_waits_for_a_pbx_that_is_not_up_yet() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    got = Collector()
+    source = AmiSource(_settings(port), SecretStr(SECRET), got)
+    task = asyncio.create_task(source.run())
+    await asyncio.sleep(0.5)  # several refused connection attempts
+    assert not source.connected
+    assert source.reconnects >= 2
+    server = AmiServer(_numbered(2), "pbxwatch", SECRET, close_when_done=False)
+    await server.start(port=port)
+    await got.wait_for(2)
+    assert source.connected
+    source.stop()
+    await asyncio.wait_for(task, 5)
+    await server.close()
+
+
+def test_backoff_is_capped_and_jittered() -> None:
+    source = AmiSource(
+        _settings(1, reconnect_initial_seconds=1.0, reconnect_max_seconds=30.0),
+        SecretStr(SECRET),
+        Collector(),
+    )
+    delays = [source._backoff(a) for a in range(12)]
+    assert all(0.5 <= d <= 1.0 for d in delays[:1])
+    assert all(d <= 30.0 for d in delays)
+    assert max(delays[6:]) >= 15.0  # reaches the cap region
+
+
+async def test_actions_get_responses_while_events_flow() -> None:
+    server = AmiServer(_numbered(1000), "pbxwatch", SECRET, close_when_done=False)
+    port = await server.start()
+    got = Collector()
+    source = AmiSource(_settings(port, ping_interval_seconds=60), SecretStr(SECRET), got)
+    task = asyncio.create_task(source.run())
+    await _until(lambda: source.connected)
+    resp = await source.send_action({"Action": "Ping"})
+    assert resp.get("Ping") == "Pong"
+    bad = await source.send_action({"Action": "Originate"})
+    assert bad.get("Response") == "Error"
+    await got.wait_for(1000)
+    source.stop()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.wait_for(task, 5)
+    await server.close()
