@@ -18,8 +18,10 @@ from collections.abc import Mapping
 from zoneinfo import ZoneInfo
 
 from pbxwatch.ami.client import AmiAuthError, AmiSource
+from pbxwatch.core.callbacks import CallbackEvent
+from pbxwatch.core.engine import Record
+from pbxwatch.core.incidents import Incident
 from pbxwatch.core.numbers import mask
-from pbxwatch.core.records import CallRecord
 from pbxwatch.pipeline import JsonLinesSink, Pipeline, build_engine
 from pbxwatch.settings import ConfigError, Settings
 
@@ -47,9 +49,18 @@ class PbxClock:
 
 
 class LogSink:
-    """Log each finished call in one line, caller number masked."""
+    """Log each finished call and each incident in one line, numbers masked."""
 
-    def __call__(self, rec: CallRecord) -> None:
+    def __call__(self, rec: Record) -> None:
+        if isinstance(rec, Incident):
+            log.info("%s %s: %s unit=%s ext=%s queue=%s", rec.kind, rec.state,
+                     rec.incident_id, rec.unit, rec.extension, rec.queue)  # fmt: skip
+            return
+        if isinstance(rec, CallbackEvent):
+            log.info(
+                "%s: %s deadline %s", rec.kind, rec.callback.callback_id, rec.callback.deadline
+            )
+            return
         log.info(
             "call %s %s %s->%s/%s: %s%s",
             rec.call_id,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import logging
 import sys
 import time
@@ -28,6 +29,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("recording", help="an .ami file (raw AMI bytes)")
     r.add_argument("--config", required=True)
     r.add_argument("--json", action="store_true", help="print JSON Lines, one per record")
+    r.add_argument(
+        "--now",
+        help="evaluate callbacks at this time (ISO 8601; default: the last event's time)",
+    )
     r.add_argument(
         "--via-tcp",
         action="store_true",
@@ -94,10 +99,12 @@ def _replay(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     pipeline = Pipeline(build_engine(settings))
     tz = ZoneInfo(settings.timezone)
+    now = _parse_now(args.now, tz)
     summary = _Summary()
     pipeline.sinks.append(summary)
+    json_sink = JsonLinesSink(sys.stdout, tz)
     if args.json:
-        pipeline.sinks.append(JsonLinesSink(sys.stdout, tz))
+        pipeline.sinks.append(json_sink)
     t0 = time.perf_counter()
     if args.via_tcp:
         from pbxwatch.ami.tcp_replay import replay_via_tcp
@@ -111,6 +118,11 @@ def _replay(args: argparse.Namespace) -> int:
             return 1
     elapsed = time.perf_counter() - t0
     eng = pipeline.engine
+    if now is not None:
+        pipeline.tick(now)
+    if args.json:
+        for obj in eng.snapshot(tz, now):
+            json_sink.write(obj)
     log.info(
         "replayed %d frames (%d events) in %.3f s: %d calls; %s",
         frames,
@@ -145,6 +157,18 @@ def _serve(args: argparse.Namespace) -> int:
         serve_forever(args.recording, args.host, args.port, args.username, secret, args.speed)
     )
     return 0
+
+
+def _parse_now(value: str | None, tz: ZoneInfo) -> float | None:
+    if value is None:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ConfigError(f"--now: not an ISO 8601 time: {value!r}") from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=tz)
+    return moment.timestamp()
 
 
 class _Summary:

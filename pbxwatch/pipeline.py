@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
+from pbxwatch.core.calendar import WorkCalendar
 from pbxwatch.core.calls import CallRules
-from pbxwatch.core.engine import Engine
+from pbxwatch.core.engine import Engine, Record
 from pbxwatch.core.events import AmiEvent
-from pbxwatch.core.records import CallRecord
 from pbxwatch.settings import Settings
 
-RecordSink = Callable[[CallRecord], None]
+RecordSink = Callable[[Record], None]
 
 
 def rules_from(settings: Settings) -> CallRules:
@@ -29,7 +29,13 @@ def rules_from(settings: Settings) -> CallRules:
 
 
 def build_engine(settings: Settings) -> Engine:
-    return Engine(settings.directory_model(), rules_from(settings))
+    calendar = WorkCalendar(ZoneInfo(settings.timezone), frozenset(settings.calendar.closed_days))
+    return Engine(
+        settings.directory_model(),
+        rules_from(settings),
+        calendar,
+        settings.detection.unforwarded_absence_minutes * 60.0,
+    )
 
 
 @dataclass
@@ -54,7 +60,7 @@ class Pipeline:
     def finish(self) -> None:
         self._emit(self.engine.flush())
 
-    def _emit(self, records: Iterable[CallRecord]) -> None:
+    def _emit(self, records: Iterable[Record]) -> None:
         for rec in records:
             for sink in self.sinks:
                 sink(rec)
@@ -67,5 +73,8 @@ class JsonLinesSink:
         self._out = out
         self._tz = tz
 
-    def __call__(self, rec: CallRecord) -> None:
-        self._out.write(json.dumps(rec.to_json(self._tz), ensure_ascii=False) + "\n")
+    def __call__(self, rec: Record) -> None:
+        self.write(rec.to_json(self._tz))
+
+    def write(self, obj: Mapping[str, object]) -> None:
+        self._out.write(json.dumps(obj, ensure_ascii=False) + "\n")

@@ -28,6 +28,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from pbxwatch.core import calendar
 from pbxwatch.core.directory import Directory, Person, QueueInfo, Target, Unit
 
 __all__ = ["ConfigError", "Settings", "load_settings"]
@@ -104,9 +105,20 @@ class NumberSettings(_Model):
         return v
 
 
+class CalendarSettings(_Model):
+    closed_days: list[dt.date] = Field(
+        default_factory=list, description="bridge days and local closures, YYYY-MM-DD"
+    )
+
+
+class DetectionSettings(_Model):
+    unforwarded_absence_minutes: float = Field(15.0, gt=0)
+
+
 class DiversionSettings(_Model):
     presence_states: list[str] = Field(default_factory=lambda: ["away", "xa", "dnd"])
     presentity_template: str = "CustomPresence:{ext}"
+    extended_away_states: list[str] = Field(default_factory=lambda: ["xa"])
     extended_absence_reasons: list[str] = Field(
         default_factory=lambda: ["semester", "tjänsteresa", "ledig", "sjuk", "föräldraledig"]
     )
@@ -169,6 +181,9 @@ class QueueSettings(_Model):
     dids: list[str] = Field(default_factory=list)
     internal_numbers: list[str] = Field(default_factory=list)
     service_level_seconds: float = Field(60.0, gt=0)
+    members: list[str] = Field(
+        default_factory=list, description="member extensions, so pbxwatch knows the full team"
+    )
 
 
 class DirectorySettings(_Model):
@@ -196,6 +211,9 @@ class DirectorySettings(_Model):
         for name, queue in self.queues.items():
             if queue.unit not in self.units:
                 raise ValueError(f"queues.{name}.unit: unknown unit {queue.unit!r}")
+            strangers = [m for m in queue.members if m not in self.people]
+            if strangers:
+                raise ValueError(f"queues.{name}.members: not in people: {strangers}")
         seen: dict[str, str] = {}
         for ext, person in self.people.items():
             for did in person.dids:
@@ -226,6 +244,8 @@ class Settings(BaseSettings):
     calls: CallSettings = Field(default_factory=CallSettings)
     numbers: NumberSettings = Field(default_factory=NumberSettings)
     diversion: DiversionSettings = Field(default_factory=DiversionSettings)
+    calendar: CalendarSettings = Field(default_factory=CalendarSettings)
+    detection: DetectionSettings = Field(default_factory=DetectionSettings)
     directory: DirectorySettings
 
     @field_validator("timezone")
@@ -268,7 +288,23 @@ class Settings(BaseSettings):
 def build_directory(settings: Settings) -> Directory:
     d = settings.directory
     units = {
-        key: Unit(key=key, name=u.name, show_caller_numbers=u.show_caller_numbers)
+        key: Unit(
+            key=key,
+            name=u.name,
+            show_caller_numbers=u.show_caller_numbers,
+            phone_hours=calendar.PhoneHours(
+                days=frozenset(_DAYS.index(day) for day in u.phone_hours.days),
+                open=u.phone_hours.open,
+                close=u.phone_hours.close,
+            ),
+            callback_policy=calendar.CallbackPolicy(
+                deadline=u.callback_policy.deadline,
+                working_days=u.callback_policy.working_days,
+                fulfilled_by=u.callback_policy.fulfilled_by,
+                counts=u.callback_policy.counts,
+                due_soon_seconds=u.callback_policy.due_soon_minutes * 60.0,
+            ),
+        )
         for key, u in d.units.items()
     }
     people: dict[str, Person] = {}
@@ -287,7 +323,11 @@ def build_directory(settings: Settings) -> Directory:
     queues: dict[str, QueueInfo] = {}
     for name, q in d.queues.items():
         queues[name] = QueueInfo(
-            name=name, kind=q.kind, unit=q.unit, service_level_seconds=q.service_level_seconds
+            name=name,
+            kind=q.kind,
+            unit=q.unit,
+            service_level_seconds=q.service_level_seconds,
+            members=tuple(q.members),
         )
         target = Target(q.kind, name)
         for did in q.dids:
@@ -305,6 +345,8 @@ def build_directory(settings: Settings) -> Directory:
         trunk_channels=tuple(settings.inbound.trunk_channels),
         inbound_contexts=frozenset(settings.inbound.contexts),
         diverting_presence=frozenset(s.lower() for s in settings.diversion.presence_states),
+        extended_absence=tuple(r.lower() for r in settings.diversion.extended_absence_reasons),
+        extended_away_states=frozenset(s.lower() for s in settings.diversion.extended_away_states),
         country_code=settings.numbers.default_country_code,
         outbound_prefix=settings.numbers.outbound_prefix,
     )

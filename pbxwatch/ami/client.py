@@ -231,7 +231,9 @@ class AmiSource:
                 watchdog.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await watchdog
-            if not self._stop.is_set():
+            if self._stop.is_set() or not self.reconnect:
+                log.info("AMI session with %s:%d ended", s.host, s.port)
+            else:
                 log.warning("AMI connection to %s:%d lost", s.host, s.port)
             return True
         finally:

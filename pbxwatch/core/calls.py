@@ -18,10 +18,16 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pbxwatch.core.directory import Directory, Target, device_of_channel, resource_of_device
-from pbxwatch.core.events import AmiEvent
+from pbxwatch.core.directory import (
+    Directory,
+    Target,
+    device_of_channel,
+    mailbox_key,
+    resource_of_device,
+)
+from pbxwatch.core.events import AmiEvent, parse_int
 from pbxwatch.core.numbers import is_anonymous, normalise
-from pbxwatch.core.presence import PresenceBook
+from pbxwatch.core.presence import Presence, PresenceBook
 from pbxwatch.core.records import CallRecord, Direction, Outcome, RingRecord, RingResult, rings_for
 
 #: Hangup causes with which the network or PBX, not the caller, ended a call.
@@ -92,10 +98,11 @@ class Call:
     target: Target | None = None
     presence_diverted: bool | None = None
     presence_reason: str | None = None
+    target_presence: Presence | None = None
     voicemail_mailbox: str | None = None
     voicemail_options: str = ""
     voicemail_main: bool = False
-    mwi_mailboxes: set[str] = field(default_factory=set)
+    mwi_mailboxes: dict[str, float] = field(default_factory=dict)  # mailbox -> first MWI
     queues: list[str] = field(default_factory=list)
     queue_attempts: list[str] = field(default_factory=list)
     in_queue: str | None = None
@@ -251,7 +258,7 @@ class CallTracker:
             self.stats["duplicate_hangup"] += 1
             return
         chan.hangup_at = now
-        chan.hangup_cause = _int(ev.get("Cause"))
+        chan.hangup_cause = parse_int(ev.get("Cause"))
         call = self.calls.get(chan.linkedid)
         if call is None:
             return
@@ -329,7 +336,7 @@ class CallTracker:
         args = data.split(",")
         if app == "VoiceMail":
             if call.voicemail_mailbox is None and args[0]:
-                call.voicemail_mailbox = _mailbox(args[0])
+                call.voicemail_mailbox = mailbox_key(args[0])
                 call.voicemail_options = args[1] if len(args) > 1 else ""
         elif app == "VoiceMailMain":
             call.voicemail_main = True
@@ -342,7 +349,7 @@ class CallTracker:
             chan = self.channels.get(ev.get("Uniqueid"))
             call = self.calls.get(chan.linkedid) if chan else None
         if call is not None and ev.get("Mailbox"):
-            call.mwi_mailboxes.add(_mailbox(ev.get("Mailbox")))
+            call.mwi_mailboxes.setdefault(mailbox_key(ev.get("Mailbox")), now)
 
     # ----------------------------------------------------------------- queues
 
@@ -413,7 +420,7 @@ class CallTracker:
         call.target = self._target_from_origin(call)
         if call.target is not None and call.target.kind == "extension":
             call.presence_diverted = self.presence.is_diverted(call.target.name)
-            p = self.presence.get(call.target.name)
+            p = call.target_presence = self.presence.get(call.target.name)
             call.presence_reason = p.describe() if p and call.presence_diverted else None
 
     def _is_inbound(self, call: Call) -> bool:
@@ -553,13 +560,16 @@ class CallTracker:
                 rings_for(answer_seconds, rules.ring_period) if answer_seconds is not None else None
             ),
             voicemail_mailbox=mailbox,
+            voicemail_left_at=call.mwi_mailboxes.get(mailbox) if mailbox else None,
             diverted=diverted,
             diversion_reason=reason,
+            target_presence=call.target_presence,
             overflowed_to_contact_centre=overflow,
             transferred_to=call.transferred_to if answered_at is not None else None,
             abandoned_where=where,
             short_abandon=short,
             queues=tuple(call.queues),
+            refused_queues=tuple(q for q in call.queue_attempts if q not in call.queues),
             rings=rings,
             complete=complete,
         )
@@ -634,15 +644,3 @@ def _ring_record(r: Ring, ring_period: float) -> RingRecord:
         queue=r.queue,
         rings=rings_for(end - r.started_at, ring_period),
     )
-
-
-def _mailbox(value: str) -> str:
-    box = value.strip()
-    return box if "@" in box else f"{box}@default"
-
-
-def _int(value: str) -> int | None:
-    try:
-        return int(value)
-    except ValueError:
-        return None

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal
 
+from pbxwatch.core.calendar import CallbackPolicy, PhoneHours
+
 TargetKind = Literal["extension", "group", "contact_centre", "external", "voicemail", "other"]
 
 
@@ -22,6 +24,8 @@ class Unit:
     key: str
     name: str
     show_caller_numbers: bool = False
+    phone_hours: PhoneHours = field(default_factory=PhoneHours)
+    callback_policy: CallbackPolicy = field(default_factory=CallbackPolicy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +42,7 @@ class QueueInfo:
     kind: Literal["group", "contact_centre"]
     unit: str
     service_level_seconds: float = 60.0
+    members: tuple[str, ...] = ()  # extensions; empty = not known from configuration
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,8 @@ class Directory:
     trunk_channels: tuple[str, ...] = ()
     inbound_contexts: frozenset[str] = frozenset()
     diverting_presence: frozenset[str] = frozenset({"away", "xa", "dnd"})
+    extended_absence: tuple[str, ...] = ()
+    extended_away_states: frozenset[str] = frozenset({"xa"})
     country_code: str = "46"
     outbound_prefix: str = ""
 
@@ -77,9 +84,27 @@ class Directory:
         queue = self.queues.get(target.name)
         return queue.unit if queue else None
 
+    def unit(self, key: str | None) -> Unit:
+        """The unit, or a default one (default phone hours and policy) for
+        people and queues the directory does not place."""
+        found = self.units.get(key) if key else None
+        return found if found is not None else Unit(key=key or "unknown", name=key or "unknown")
+
+    def person_of_mailbox(self, mailbox: str) -> Person | None:
+        for person in self.people.values():
+            if person.mailbox == mailbox:
+                return person
+        return None
+
     def queue_kind(self, queue: str) -> Literal["group", "contact_centre"] | None:
         info = self.queues.get(queue)
         return info.kind if info else None
+
+
+def mailbox_key(value: str) -> str:
+    """``1002`` -> ``1002@default``; a mailbox with a context is kept."""
+    box = value.strip()
+    return box if "@" in box else f"{box}@default"
 
 
 def device_of_channel(channel: str) -> str:

@@ -1,8 +1,10 @@
 """The engine: the one entry point adapters feed.
 
 ``process(event)`` applies one AMI event at the PBX's own time and returns
-the records that became final; ``tick(now)`` lets time pass without events
-(deadlines, grace periods, expiry); ``flush()`` ends a replay.  The engine
+the records that became final (calls, incidents, callback reminders);
+``tick(now)`` lets time pass without events (deadlines, grace periods,
+expiry, phone hours opening and closing); ``flush()`` ends a replay and
+``snapshot()`` gives callbacks and queues as they stand.  The engine
 never raises on input: an exception inside a handler is counted and the
 event dropped, so one odd frame cannot take the other calls down with it.
 """
@@ -10,11 +12,18 @@ event dropped, so one odd frame cannot take the other calls down with it.
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
+from zoneinfo import ZoneInfo
 
+from pbxwatch.core.absence import AbsenceWatch
+from pbxwatch.core.calendar import WorkCalendar
+from pbxwatch.core.callbacks import CallbackBook, CallbackEvent
 from pbxwatch.core.calls import CallRules, CallTracker
-from pbxwatch.core.directory import Directory
-from pbxwatch.core.events import AmiEvent
+from pbxwatch.core.directory import Directory, mailbox_key
+from pbxwatch.core.events import AmiEvent, parse_int
+from pbxwatch.core.incidents import Incident, incidents_of_call
 from pbxwatch.core.presence import PresenceBook
+from pbxwatch.core.queues import QueueBook
 from pbxwatch.core.records import CallRecord
 
 #: Event names pbxwatch understands; everything else is counted as "other".
@@ -44,54 +53,85 @@ KNOWN_EVENTS = frozenset(
 
 MAX_TIME_JUMP = 86_400.0
 
+Record = CallRecord | Incident | CallbackEvent
+_STATE_EVENTS = frozenset(
+    {"QueueMember", "QueueMemberStatus", "PresenceStateChange", "PresenceStatus"}
+)
+
 
 class Engine:
     """Pure and synchronous: no I/O, no clock, no asyncio."""
 
-    def __init__(self, directory: Directory, rules: CallRules | None = None) -> None:
+    def __init__(
+        self,
+        directory: Directory,
+        rules: CallRules | None = None,
+        calendar: WorkCalendar | None = None,
+        unforwarded_absence_seconds: float = 900.0,
+    ) -> None:
         self.directory = directory
+        self.rules = rules or CallRules()
+        self.calendar = calendar or WorkCalendar(ZoneInfo("Europe/Stockholm"))
         self.presence = PresenceBook(directory)
-        self.calls = CallTracker(directory, rules or CallRules(), self.presence)
+        self.calls = CallTracker(directory, self.rules, self.presence)
+        self.callbacks = CallbackBook(directory, self.calendar)
+        self.queues = QueueBook(directory, self.calendar, self.rules.short_abandon)
+        self.absence = AbsenceWatch(
+            directory, self.calendar, self.presence, unforwarded_absence_seconds
+        )
         self.now: float = 0.0
         self.stats: Counter[str] = Counter()
         self.events_by_name: Counter[str] = Counter()
+        self._last_tick = 0.0
 
-    def process(self, ev: AmiEvent) -> list[CallRecord]:
-        """Apply one event; return the calls it (or the time it carried) finished."""
-        t = ev.time
-        if t is not None and not (0.0 < t < 1e11):
-            t = None  # not a plausible epoch time: hand-built or corrupted event
-        if t is not None:
-            if t < self.now:
-                self.stats["event_time_went_back"] += 1
-            elif self.now and t - self.now > MAX_TIME_JUMP:
-                # One corrupt Timestamp must not fast-forward the clock and
-                # expire every open call; a PBX clock really jumping a day is
-                # rarer than a garbled frame.
-                self.stats["event_time_implausible"] += 1
-            else:
-                self.now = t
+    def process(self, ev: AmiEvent) -> list[Record]:
+        """Apply one event; return what it (or the time it carried) made final."""
+        self._advance(ev.time)
         self.stats["events"] += 1
         self.events_by_name[ev.name if ev.name in KNOWN_EVENTS else "other"] += 1
-        if ev.action_id is not None:
-            # A list item answering an action (QueueMember, CoreShowChannel, the
-            # DeviceStateChange items of DeviceStateList ...): state, not news.
-            self.stats["action_response_events"] += 1
-            return self.calls.sweep(self.now)
+        out: list[Record] = []
         try:
-            self.presence.apply(ev, self.now)
-            self.calls.handle(ev, self.now)
+            if ev.action_id is not None:
+                # A list item answering an action (QueueMember, CoreShowChannel,
+                # the PresenceStateChange items of PresenceStateList ...): it
+                # describes state, it is not news of a call.
+                self.stats["action_response_events"] += 1
+                if ev.name in _STATE_EVENTS:
+                    self._apply_state(ev, out)
+            else:
+                self._apply_state(ev, out)
+                self.calls.handle(ev, self.now)
+                if ev.name == "MessageWaiting" and ev.get("Mailbox"):
+                    self.callbacks.on_message_waiting(
+                        mailbox_key(ev.get("Mailbox")), parse_int(ev.get("New")), self.now
+                    )
         except Exception as exc:  # noqa: BLE001 - one bad frame must not stop the rest
             self.stats[f"handler_error:{type(exc).__name__}"] += 1
-        return self.calls.sweep(self.now)
+        out.extend(self._finished(self.calls.sweep(self.now)))
+        if self.now - self._last_tick >= 1.0:
+            out.extend(self._tick_books())
+        return out
 
-    def tick(self, now: float) -> list[CallRecord]:
+    def tick(self, now: float) -> list[Record]:
         """Let PBX time pass without an event (a live clock tick)."""
         self.now = max(self.now, now)
-        return self.calls.sweep(self.now)
+        out: list[Record] = list(self._finished(self.calls.sweep(self.now)))
+        out.extend(self._tick_books())
+        return out
 
-    def flush(self) -> list[CallRecord]:
-        return self.calls.flush()
+    def flush(self) -> list[Record]:
+        """End of a replay: finish every open call."""
+        out: list[Record] = list(self._finished(self.calls.flush()))
+        out.extend(self._tick_books())
+        return out
+
+    def snapshot(self, tz: ZoneInfo, now: float | None = None) -> list[dict[str, Any]]:
+        """Callbacks (state evaluated at ``now``) and queues, as JSON objects."""
+        at = self.now if now is None else now
+        cbs = sorted(self.callbacks.callbacks.values(), key=lambda c: c.left_at)
+        return [cb.to_json(tz, at) for cb in cbs] + [
+            self.queues.snapshot(name, at, tz) for name in sorted(self.queues.queues)
+        ]
 
     @property
     def tracked_calls(self) -> int:
@@ -100,3 +140,42 @@ class Engine:
     @property
     def tracked_channels(self) -> int:
         return len(self.calls.channels)
+
+    # ------------------------------------------------------------ internals
+
+    def _advance(self, t: float | None) -> None:
+        if t is None or not (0.0 < t < 1e11):
+            return  # no time, or not a plausible epoch time
+        if t < self.now:
+            self.stats["event_time_went_back"] += 1
+        elif self.now and t - self.now > MAX_TIME_JUMP:
+            # One corrupt Timestamp must not fast-forward the clock and expire
+            # every open call; a PBX clock really jumping a day is rarer than
+            # a garbled frame.
+            self.stats["event_time_implausible"] += 1
+        else:
+            self.now = t
+
+    def _apply_state(self, ev: AmiEvent, out: list[Record]) -> None:
+        self.presence.apply(ev, self.now)
+        if ev.name.startswith(("Queue", "Agent")):
+            out.extend(self.queues.apply(ev, self.now))
+        elif ev.name == "DeviceStateChange":
+            out.extend(self.absence.apply(ev, self.now))
+
+    def _finished(self, calls: list[CallRecord]) -> list[Record]:
+        out: list[Record] = []
+        for rec in calls:
+            out.append(rec)
+            out.extend(incidents_of_call(rec, self.directory))
+            out.extend(self.queues.on_call(rec, self.now))
+            self.callbacks.on_call(rec, rec.target_presence)
+        return out
+
+    def _tick_books(self) -> list[Record]:
+        self._last_tick = self.now
+        out: list[Record] = []
+        out.extend(self.callbacks.tick(self.now))
+        out.extend(self.queues.tick(self.now))
+        out.extend(self.absence.tick(self.now))
+        return out

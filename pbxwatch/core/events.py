@@ -37,6 +37,13 @@ class AmiEvent:
         return cls(name=name, fields=fields, time=parse_timestamp(fields.get("Timestamp")))
 
 
+def parse_int(value: str) -> int | None:
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
 def parse_timestamp(value: str | None) -> float | None:
     if not value:
         return None

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from pbxwatch.core.presence import Presence
+
 Direction = Literal["inbound", "outbound", "internal"]
 #: ``no_answer`` is for outbound calls the far end did not answer;
 #: ``completed`` for calls to a PBX service such as voicemail access (*97).
@@ -94,13 +96,16 @@ class CallRecord:
     answer_seconds: float | None = None
     rings_before_answer: int | None = None
     voicemail_mailbox: str | None = None
+    voicemail_left_at: float | None = None
     diverted: bool = False
     diversion_reason: str | None = None
+    target_presence: Presence | None = None  # the target person's presence as the call came in
     overflowed_to_contact_centre: bool = False
     transferred_to: str | None = None
     abandoned_where: Literal["ringing", "queue", "elsewhere"] | None = None
     short_abandon: bool = False
     queues: tuple[str, ...] = ()
+    refused_queues: tuple[str, ...] = ()  # tried but never joined (JOINEMPTY)
     rings: tuple[RingRecord, ...] = field(default_factory=tuple)
     complete: bool = True
 
@@ -130,6 +135,7 @@ class CallRecord:
             "answer_seconds": self.answer_seconds,
             "rings_before_answer": self.rings_before_answer,
             "voicemail_mailbox": self.voicemail_mailbox,
+            "voicemail_left_at": iso(self.voicemail_left_at, tz),
             "diverted": self.diverted,
             "diversion_reason": self.diversion_reason,
             "overflowed_to_contact_centre": self.overflowed_to_contact_centre,
@@ -137,6 +143,7 @@ class CallRecord:
             "abandoned_where": self.abandoned_where,
             "short_abandon": self.short_abandon,
             "queues": list(self.queues),
+            "refused_queues": list(self.refused_queues),
             "complete": self.complete,
             "rings": [r.to_json(tz) for r in self.rings],
         }

@@ -1,0 +1,95 @@
+"""Warn before calls are missed: a person's phone is unreachable during
+phone hours and no diversion is set.
+
+A device that reports ``UNAVAILABLE`` (unregistered, switched off) for
+longer than the threshold while its owner's presence does not divert opens
+an ``unforwarded_absence`` incident; it is resolved when the device is back
+or a diversion is set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pbxwatch.core.calendar import WorkCalendar
+from pbxwatch.core.directory import Directory
+from pbxwatch.core.events import AmiEvent
+from pbxwatch.core.incidents import Incident
+from pbxwatch.core.presence import PresenceBook
+
+_UNREACHABLE = frozenset({"UNAVAILABLE", "INVALID"})
+
+
+@dataclass(slots=True)
+class _Watch:
+    since: float
+    open_id: str | None = None
+
+
+class AbsenceWatch:
+    def __init__(
+        self,
+        directory: Directory,
+        calendar: WorkCalendar,
+        presence: PresenceBook,
+        threshold: float = 900.0,
+    ) -> None:
+        self.directory = directory
+        self.calendar = calendar
+        self.presence = presence
+        self.threshold = threshold
+        self._unreachable: dict[str, _Watch] = {}
+
+    def apply(self, ev: AmiEvent, now: float) -> list[Incident]:
+        if ev.name != "DeviceStateChange":
+            return []
+        ext = self.directory.extension_of_device(ev.get("Device"))
+        if ext is None:
+            return []
+        if ev.get("State").upper() in _UNREACHABLE:
+            self._unreachable.setdefault(ext, _Watch(since=now))
+            return []
+        watch = self._unreachable.pop(ext, None)
+        return [self._resolved(ext, watch, now)] if watch and watch.open_id else []
+
+    def tick(self, now: float) -> list[Incident]:
+        out: list[Incident] = []
+        for ext, watch in list(self._unreachable.items()):
+            person = self.directory.people[ext]
+            diverted = self.presence.is_diverted(ext) is True
+            if watch.open_id is not None:
+                if diverted:
+                    out.append(self._resolved(ext, watch, now))
+                    watch.open_id = None
+                    watch.since = now
+                continue
+            hours = self.directory.unit(person.unit).phone_hours
+            if (
+                not diverted
+                and now - watch.since >= self.threshold
+                and self.calendar.in_phone_hours(now, hours)
+            ):
+                watch.open_id = f"unforwarded_absence:{ext}:{watch.since:.3f}"
+                out.append(
+                    Incident(
+                        incident_id=watch.open_id,
+                        kind="unforwarded_absence",
+                        state="open",
+                        started_at=watch.since,
+                        unit=person.unit,
+                        extension=ext,
+                    )
+                )
+        return out
+
+    def _resolved(self, ext: str, watch: _Watch, now: float) -> Incident:
+        assert watch.open_id is not None
+        return Incident(
+            incident_id=watch.open_id,
+            kind="unforwarded_absence",
+            state="resolved",
+            started_at=watch.since,
+            ended_at=now,
+            unit=self.directory.people[ext].unit,
+            extension=ext,
+        )

@@ -1,0 +1,92 @@
+"""Phone hours, working days and callback deadlines.
+
+A working day is a day of the unit's phone-hours week that is not a Swedish
+public holiday, not a de-facto closed day (midsommarafton, julafton,
+nyårsafton: the ``holidays`` library's ``de_facto`` category) and not a
+configured closed day (klämdagar, local closures).  All times are epoch
+seconds; days and hours are in the site's time zone, so deadlines move with
+daylight saving time as the clocks on the wall do.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+import holidays
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneHours:
+    days: frozenset[int] = frozenset(range(5))  # 0 = Monday
+    open: dt.time = dt.time(8, 0)
+    close: dt.time = dt.time(16, 30)
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackPolicy:
+    deadline: Literal["same_working_day", "working_days"] = "same_working_day"
+    working_days: int = 1
+    fulfilled_by: Literal["owner", "unit", "anyone"] = "owner"
+    counts: Literal["attempt", "answered"] = "attempt"
+    due_soon_seconds: float = 3600.0
+
+
+@lru_cache(maxsize=64)
+def _swedish_closed(year: int) -> frozenset[dt.date]:
+    days = holidays.country_holidays("SE", years=year, categories=("public", "de_facto"))
+    return frozenset(days.keys())
+
+
+@dataclass(frozen=True)
+class WorkCalendar:
+    tz: ZoneInfo
+    closed_days: frozenset[dt.date] = field(default_factory=frozenset)
+
+    def local(self, t: float) -> dt.datetime:
+        return dt.datetime.fromtimestamp(t, self.tz)
+
+    def is_working_day(self, day: dt.date, hours: PhoneHours) -> bool:
+        return (
+            day.weekday() in hours.days
+            and day not in _swedish_closed(day.year)
+            and day not in self.closed_days
+        )
+
+    def close_of(self, day: dt.date, hours: PhoneHours) -> float:
+        return dt.datetime.combine(day, hours.close, self.tz).timestamp()
+
+    def in_phone_hours(self, t: float, hours: PhoneHours) -> bool:
+        now = self.local(t)
+        return self.is_working_day(now.date(), hours) and hours.open <= now.time() < hours.close
+
+    def next_working_day(self, day: dt.date, hours: PhoneHours) -> dt.date:
+        d = day + dt.timedelta(days=1)
+        for _ in range(400):
+            if self.is_working_day(d, hours):
+                return d
+            d += dt.timedelta(days=1)
+        raise ValueError("no working day within 400 days: check phone_hours.days")
+
+    def deadline(self, left_at: float, policy: CallbackPolicy, hours: PhoneHours) -> float:
+        """When a callback for a message left at ``left_at`` is due.
+
+        ``same_working_day``: end of phone hours that day if the message came
+        on a working day before closing time, else end of phone hours on the
+        next working day.  ``working_days`` N: end of phone hours on the N-th
+        working day after the day the message was left.
+        """
+        local = self.local(left_at)
+        day = local.date()
+        if policy.deadline == "same_working_day":
+            if self.is_working_day(day, hours) and local.time() < hours.close:
+                return self.close_of(day, hours)
+            return self.close_of(self.next_working_day(day, hours), hours)
+        for _ in range(policy.working_days):
+            day = self.next_working_day(day, hours)
+        return self.close_of(day, hours)

@@ -1,0 +1,221 @@
+"""Voicemail callback obligations.
+
+A message left in a mailbox obliges its owner to call back (Falkenberg: the
+same working day; Botkyrka: within two working days).  The obligation is
+created when the depositing call finishes, fulfilled by a later outbound
+call to the caller's number (E.164-compared) from the owner's extension (or
+the unit's, or anyone's, per policy), and marked listened when the mailbox's
+new-message count falls.  Reminders are emitted once each from ``tick``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from pbxwatch.core.calendar import WorkCalendar
+from pbxwatch.core.directory import Directory
+from pbxwatch.core.numbers import normalise
+from pbxwatch.core.presence import Presence
+from pbxwatch.core.records import CallRecord, iso
+
+CallbackState = Literal[
+    "pending", "called_back", "overdue", "called_back_late", "exempt", "no_number"
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Callback:
+    callback_id: str
+    call_id: str
+    mailbox: str
+    owner: str | None  # extension
+    unit: str | None
+    caller: str | None  # as presented: a number, or a colleague's extension
+    number: str | None  # what a callback must dial: E.164, or the extension; None = anonymous
+    left_at: float
+    deadline: float
+    exempt_reason: str | None = None
+    resolved_at: float | None = None
+    resolved_by_call: str | None = None
+    resolved_from: str | None = None
+    listened_at: float | None = None
+    due_soon_sent: bool = False
+    overdue_sent: bool = False
+
+    def state(self, now: float) -> CallbackState:
+        if self.number is None:
+            return "no_number"
+        if self.exempt_reason is not None:
+            return "exempt"
+        if self.resolved_at is not None:
+            return "called_back" if self.resolved_at <= self.deadline else "called_back_late"
+        return "overdue" if now > self.deadline else "pending"
+
+    def to_json(self, tz: ZoneInfo, now: float) -> dict[str, Any]:
+        return {
+            "type": "callback",
+            "callback_id": self.callback_id,
+            "state": self.state(now),
+            "call_id": self.call_id,
+            "mailbox": self.mailbox,
+            "owner": self.owner,
+            "unit": self.unit,
+            "caller": self.caller,
+            "caller_e164": self.number if self.number and self.number.startswith("+") else None,
+            "left_at": iso(self.left_at, tz),
+            "deadline": iso(self.deadline, tz),
+            "resolved_at": iso(self.resolved_at, tz),
+            "resolved_by_call": self.resolved_by_call,
+            "resolved_from": self.resolved_from,
+            "listened_at": iso(self.listened_at, tz),
+            "exempt_reason": self.exempt_reason,
+            "evaluated_at": iso(now, tz),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackEvent:
+    """A reminder to send: due soon (to the unit), overdue (to the chief)."""
+
+    kind: Literal["callback_due_soon", "callback_overdue"]
+    callback: Callback
+    at: float
+
+    def to_json(self, tz: ZoneInfo) -> dict[str, Any]:
+        return {
+            "type": "callback_event",
+            "kind": self.kind,
+            "at": iso(self.at, tz),
+            "callback_id": self.callback.callback_id,
+            "unit": self.callback.unit,
+            "mailbox": self.callback.mailbox,
+            "deadline": iso(self.callback.deadline, tz),
+        }
+
+
+@dataclass
+class _Mailbox:
+    new: int | None = None
+    unheard: list[str] = field(default_factory=list)  # callback ids, oldest first
+
+
+class CallbackBook:
+    def __init__(self, directory: Directory, calendar: WorkCalendar) -> None:
+        self.directory = directory
+        self.calendar = calendar
+        self.callbacks: dict[str, Callback] = {}
+        self._mailboxes: dict[str, _Mailbox] = {}
+
+    # -------------------------------------------------------------- inputs
+
+    def on_message_waiting(self, mailbox: str, new: int | None, now: float) -> None:
+        """Track the new-message count; a fall means messages were heard.
+
+        Voicemail plays new messages oldest first, so the oldest unheard ones
+        are marked listened."""
+        box = self._mailboxes.setdefault(mailbox, _Mailbox())
+        if new is None:
+            return
+        if box.new is not None and new < box.new:
+            for cb_id in box.unheard[: box.new - new]:
+                cb = self.callbacks.get(cb_id)
+                if cb is not None and cb.listened_at is None:
+                    self.callbacks[cb_id] = replace(cb, listened_at=now)
+            del box.unheard[: box.new - new]
+        box.new = new
+
+    def on_call(self, rec: CallRecord, presence: Presence | None = None) -> Callback | None:
+        """A finished call may leave a message (new obligation) or be a callback."""
+        if rec.direction in ("outbound", "internal"):
+            self._try_fulfil(rec)
+        if rec.outcome != "voicemail" or rec.voicemail_mailbox is None:
+            return None
+        mailbox = rec.voicemail_mailbox
+        owner = self.directory.person_of_mailbox(mailbox)
+        unit = self.directory.unit(owner.unit if owner else None)
+        left_at = rec.voicemail_left_at or rec.ended_at or rec.started_at
+        cb = Callback(
+            callback_id=f"callback:{rec.call_id}:{mailbox}",
+            call_id=rec.call_id,
+            mailbox=mailbox,
+            owner=owner.extension if owner else None,
+            unit=owner.unit if owner else None,
+            caller=rec.caller,
+            number=rec.caller_e164 if rec.direction == "inbound" else rec.caller,
+            left_at=left_at,
+            deadline=self.calendar.deadline(left_at, unit.callback_policy, unit.phone_hours),
+            exempt_reason=self._exemption(
+                presence if owner is not None and rec.target == owner.extension else None
+            ),
+        )
+        if cb.callback_id in self.callbacks:
+            return None
+        self.callbacks[cb.callback_id] = cb
+        self._mailboxes.setdefault(mailbox, _Mailbox()).unheard.append(cb.callback_id)
+        return cb
+
+    def restore(self, cb: Callback) -> None:
+        """Put back an obligation loaded from the store after a restart."""
+        self.callbacks[cb.callback_id] = cb
+        if cb.listened_at is None:
+            self._mailboxes.setdefault(cb.mailbox, _Mailbox()).unheard.append(cb.callback_id)
+
+    def tick(self, now: float) -> list[CallbackEvent]:
+        out: list[CallbackEvent] = []
+        for cb_id, current in list(self.callbacks.items()):
+            if current.state(now) not in ("pending", "overdue"):
+                continue
+            cb = current
+            unit = self.directory.unit(cb.unit)
+            soon = cb.deadline - unit.callback_policy.due_soon_seconds
+            if not cb.due_soon_sent and soon <= now < cb.deadline:
+                cb = replace(cb, due_soon_sent=True)
+                out.append(CallbackEvent("callback_due_soon", cb, now))
+            if not cb.overdue_sent and now > cb.deadline:
+                cb = replace(cb, overdue_sent=True, due_soon_sent=True)
+                out.append(CallbackEvent("callback_overdue", cb, now))
+            self.callbacks[cb_id] = cb
+        return out
+
+    # ----------------------------------------------------------- internals
+
+    def _exemption(self, presence: Presence | None) -> str | None:
+        """Exempt when the owner was extended-away (``xa`` by default) for a
+        configured reason (semester, tjänsteresa ...) when the message came."""
+        if presence is None or presence.state not in self.directory.extended_away_states:
+            return None
+        text = f"{presence.subtype} {presence.message}".lower()
+        if any(reason in text for reason in self.directory.extended_absence):
+            return presence.describe()
+        return None
+
+    def _try_fulfil(self, rec: CallRecord) -> None:
+        d = self.directory
+        if rec.direction == "outbound":
+            number = normalise(rec.target, d.country_code, d.outbound_prefix)
+        elif rec.target_kind == "extension":
+            number = rec.target
+        else:
+            return
+        if number is None:
+            return
+        caller_ext = rec.caller
+        caller_unit = d.people[caller_ext].unit if caller_ext in d.people else None
+        for cb_id, cb in self.callbacks.items():
+            if cb.number != number or cb.resolved_at is not None or rec.started_at < cb.left_at:
+                continue
+            policy = d.unit(cb.unit).callback_policy
+            if policy.counts == "answered" and rec.outcome != "answered":
+                continue
+            if policy.fulfilled_by == "owner" and caller_ext != cb.owner:
+                continue
+            if policy.fulfilled_by == "unit" and (caller_unit is None or caller_unit != cb.unit):
+                continue
+            self.callbacks[cb_id] = replace(
+                cb,
+                resolved_at=rec.started_at,
+                resolved_by_call=rec.call_id,
+                resolved_from=caller_ext,
+            )
