@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[test]'
-.venv/bin/ruff check pbxwatch tests
-.venv/bin/ruff format --check pbxwatch tests
+.venv/bin/ruff check pbxwatch tests bench
+.venv/bin/ruff format --check pbxwatch tests bench
 .venv/bin/mypy
 .venv/bin/pytest "$@"

@@ -39,6 +39,13 @@ garbage_event = st.builds(
 recorded_event = st.sampled_from(POOL)
 
 
+def _feed_and_check(events: list[AmiEvent]) -> None:
+    engine = Engine(DIRECTORY, RULES)
+    for e in events:
+        engine.process(e)
+    _assert_healthy(engine)
+
+
 def _assert_healthy(engine: Engine) -> None:
     assert not [k for k in engine.stats if k.startswith("handler_error")], engine.stats
     engine.tick(engine.now + RULES.max_duration + 120)
@@ -50,29 +57,19 @@ def _assert_healthy(engine: Engine) -> None:
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(st.lists(st.one_of(recorded_event, recorded_event, garbage_event), max_size=300))
 def test_any_mix_of_events_never_raises_and_drains(events: list[AmiEvent]) -> None:
-    engine = Engine(DIRECTORY, RULES)
-    for e in events:
-        engine.process(e)
-    _assert_healthy(engine)
+    _feed_and_check(events)
 
 
 @settings(max_examples=100, deadline=None)
 @given(st.permutations(POOL[:200]))
 def test_shuffled_stream(events: list[AmiEvent]) -> None:
-    engine = Engine(DIRECTORY, RULES)
-    for e in events:
-        engine.process(e)
-    _assert_healthy(engine)
+    _feed_and_check(events)
 
 
 @settings(max_examples=100, deadline=None)
 @given(st.integers(0, len(POOL)), st.integers(0, len(POOL)), st.integers(1, 3))
 def test_truncated_and_duplicated_stream(start: int, stop: int, copies: int) -> None:
-    engine = Engine(DIRECTORY, RULES)
-    for e in POOL[start:stop]:
-        for _ in range(copies):
-            engine.process(e)
-    _assert_healthy(engine)
+    _feed_and_check([e for e in POOL[start:stop] for _ in range(copies)])
 
 
 @settings(max_examples=300, deadline=None)
