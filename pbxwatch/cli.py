@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
 from pbxwatch import __version__
+from pbxwatch.core.engine import Record
+from pbxwatch.core.records import CallRecord
 from pbxwatch.settings import ConfigError, load_settings
 
 log = logging.getLogger("pbxwatch")
@@ -176,10 +178,9 @@ class _Summary:
         self.calls = 0
         self.outcomes: dict[str, int] = {}
 
-    def __call__(self, rec: object) -> None:
-        outcome = getattr(rec, "outcome", None)
-        if outcome is None:
+    def __call__(self, rec: Record) -> None:
+        if not isinstance(rec, CallRecord):
             return
         self.calls += 1
-        key = f"{getattr(rec, 'direction', '?')}/{outcome}"
+        key = f"{rec.direction}/{rec.outcome}"
         self.outcomes[key] = self.outcomes.get(key, 0) + 1

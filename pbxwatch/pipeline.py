@@ -51,9 +51,6 @@ class Pipeline:
             return  # a Response frame: not an event
         self._emit(self.engine.process(ev))
 
-    def feed_event(self, ev: AmiEvent) -> None:
-        self._emit(self.engine.process(ev))
-
     def tick(self, now: float) -> None:
         self._emit(self.engine.tick(now))
 

@@ -127,7 +127,6 @@ class CallTracker:
             normalise(k, directory.country_code) or k: v for k, v in directory.dids.items()
         }
         self._handlers = {
-            "Newchannel": self._on_newchannel,
             "Newstate": self._on_newstate,
             "Hangup": self._on_hangup,
             "HangupRequest": self._on_hangup_request,
@@ -235,9 +234,6 @@ class CallTracker:
             call.origin_caller = chan.caller_num
             self._resolve_target_early(call, now)
         return chan
-
-    def _on_newchannel(self, ev: AmiEvent, now: float) -> None:
-        pass  # creation happened in _track_channel
 
     def _on_newstate(self, ev: AmiEvent, now: float) -> None:
         chan = self.channels.get(ev.get("Uniqueid"))

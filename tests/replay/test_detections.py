@@ -56,7 +56,9 @@ def test_incidents_per_call(lab_settings: Settings, recording: Path) -> None:
 @pytest.mark.parametrize("recording", RECORDINGS, ids=IDS)
 def test_one_callback_per_voicemail_message(lab_settings: Settings, recording: Path) -> None:
     truth = load_truth(recording)
-    callbacks = [r for r in _replay(lab_settings, recording) if r["type"] == "callback"]
+    records = _replay(lab_settings, recording)
+    callbacks = [r for r in records if r["type"] == "callback"]
+    our_call = {t["call_id"]: c["call_id"] for t, c in match_calls(truth["calls"], records) if c}
     messages = [t for t in truth["calls"] if (t.get("resolved") or {}).get("voicemail_message")]
     assert len(callbacks) == len(messages)
     for t in messages:
@@ -80,7 +82,7 @@ def test_one_callback_per_voicemail_message(lab_settings: Settings, recording: P
         if want == "called_back":
             first = t["resolved"]["callbacks"][0]
             assert cb["resolved_from"] == t["expected"]["extension"]
-            assert first["call_id"]  # the truth names the call that fulfilled it
+            assert cb["resolved_by_call"] == our_call[first["call_id"]], t["call_id"]
 
 
 def test_unstaffed_group_intervals_follow_the_driver(lab_settings: Settings) -> None:
