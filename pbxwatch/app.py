@@ -17,8 +17,10 @@ import time
 from collections.abc import Mapping
 from zoneinfo import ZoneInfo
 
+from pbxwatch import astdb
 from pbxwatch.ami.client import AmiAuthError, AmiSource
 from pbxwatch.core.callbacks import CallbackEvent
+from pbxwatch.core.diversion import DiversionInterval
 from pbxwatch.core.engine import Record
 from pbxwatch.core.incidents import Incident
 from pbxwatch.core.numbers import mask
@@ -61,6 +63,9 @@ class LogSink:
                 "%s: %s deadline %s", rec.kind, rec.callback.callback_id, rec.callback.deadline
             )
             return
+        if isinstance(rec, DiversionInterval):
+            log.info("diversion ended: ext=%s %s %s", rec.extension, rec.source, rec.state)
+            return
         log.info(
             "call %s %s %s->%s/%s: %s%s",
             rec.call_id,
@@ -85,7 +90,13 @@ async def run_live(settings: Settings, *, json_out: bool = False) -> int:
         pipeline.feed_fields(fields)
         clock.saw(pipeline.engine.now if "Timestamp" in fields else None)
 
-    source = AmiSource(settings.ami, secret, on_frame)
+    connected = asyncio.Event()
+
+    def on_state(up: bool) -> None:
+        if up:
+            connected.set()
+
+    source = AmiSource(settings.ami, secret, on_frame, on_state=on_state)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
@@ -96,14 +107,23 @@ async def run_live(settings: Settings, *, json_out: bool = False) -> int:
             await asyncio.sleep(1.0)
             pipeline.tick(clock.now())
 
-    tick_task = asyncio.create_task(ticker())
+    tasks = [asyncio.create_task(ticker())]
+    div = settings.diversion
+    families = [f for f in (div.astdb_forward_family, div.astdb_dnd_family) if f]
+    if families:
+        every = div.astdb_poll_minutes * 60.0
+        people = sorted(settings.directory.people)
+        poll = astdb.poll_forever(source, families, people, pipeline.feed_fields, every, connected)
+        tasks.append(asyncio.create_task(poll))
     try:
         await source.run()
     except AmiAuthError as exc:
         raise ConfigError(f"ami: {exc} (check ami.username and the secret)") from exc
     finally:
-        tick_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await tick_task
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     log.info("stopping: %d calls still open are not reported", pipeline.engine.tracked_calls)
     return 0

@@ -30,6 +30,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from pbxwatch.core import calendar
 from pbxwatch.core.directory import Directory, Person, QueueInfo, Target, Unit
+from pbxwatch.core.directory import DiversionSource as Source
 
 __all__ = ["ConfigError", "Settings", "load_settings"]
 
@@ -118,6 +119,21 @@ class DetectionSettings(_Model):
 class DiversionSettings(_Model):
     presence_states: list[str] = Field(default_factory=lambda: ["away", "xa", "dnd"])
     presentity_template: str = "CustomPresence:{ext}"
+    forward_device_template: str | None = Field(
+        "Custom:CF{ext}", description="custom device state that is in use while CF is on"
+    )
+    dnd_device_template: str | None = Field(
+        "Custom:DND{ext}", description="custom device state that is in use while DND is on"
+    )
+    astdb_forward_family: str | None = Field(
+        None, description="AstDB family holding call-forward numbers (e.g. CF); None = not used"
+    )
+    astdb_dnd_family: str | None = Field(
+        None, description="AstDB family holding do-not-disturb flags (e.g. DND); None = not used"
+    )
+    astdb_poll_minutes: float = Field(
+        10.0, gt=0, description="how often run re-reads the AstDB families with DBGet"
+    )
     extended_away_states: list[str] = Field(default_factory=lambda: ["xa"])
     extended_absence_reasons: list[str] = Field(
         default_factory=lambda: ["semester", "tjänsteresa", "ledig", "sjuk", "föräldraledig"]
@@ -128,6 +144,9 @@ class PhoneHours(_Model):
     days: list[str] = Field(default_factory=lambda: list(_DAYS[:5]))
     open: dt.time = dt.time(8, 0)
     close: dt.time = dt.time(16, 30)
+    eve_close: dt.time | None = Field(
+        None, description="earlier close on the bank 'from 2pm' eves, e.g. 14:00; None = as usual"
+    )
 
     @field_validator("days")
     @classmethod
@@ -296,6 +315,7 @@ def build_directory(settings: Settings) -> Directory:
                 days=frozenset(_DAYS.index(day) for day in u.phone_hours.days),
                 open=u.phone_hours.open,
                 close=u.phone_hours.close,
+                eve_close=u.phone_hours.eve_close,
             ),
             callback_policy=calendar.CallbackPolicy(
                 deadline=u.callback_policy.deadline,
@@ -310,6 +330,18 @@ def build_directory(settings: Settings) -> Directory:
     people: dict[str, Person] = {}
     devices: dict[str, str] = {}
     presentities: dict[str, str] = {}
+    div = settings.diversion
+    diversion_templates: list[tuple[str, Source]] = []
+    if div.forward_device_template:
+        diversion_templates.append((div.forward_device_template, "call_forward"))
+    if div.dnd_device_template:
+        diversion_templates.append((div.dnd_device_template, "dnd"))
+    diversion_devices: dict[str, tuple[str, Source]] = {}
+    astdb_families: dict[str, Source] = {}
+    if div.astdb_forward_family:
+        astdb_families[div.astdb_forward_family.upper()] = "call_forward"
+    if div.astdb_dnd_family:
+        astdb_families[div.astdb_dnd_family.upper()] = "dnd"
     dids: dict[str, Target] = {}
     internal: dict[str, Target] = {}
     for ext, p in d.people.items():
@@ -317,6 +349,8 @@ def build_directory(settings: Settings) -> Directory:
         for device in p.devices or [t.format(ext=ext) for t in d.device_templates]:
             devices[device.lower()] = ext
         presentities[settings.diversion.presentity_template.format(ext=ext).lower()] = ext
+        for template, source in diversion_templates:
+            diversion_devices[template.format(ext=ext).lower()] = (ext, source)
         for did in p.dids:
             dids[did] = Target("extension", ext)
         internal[ext] = Target("extension", ext)
@@ -340,6 +374,8 @@ def build_directory(settings: Settings) -> Directory:
         queues=queues,
         devices=devices,
         presentities=presentities,
+        diversion_devices=diversion_devices,
+        astdb_families=astdb_families,
         dids=dids,
         internal_numbers=internal,
         trunk_channels=tuple(settings.inbound.trunk_channels),

@@ -5,7 +5,8 @@ recordings: a one-line banner without a blank line after it, ``Login``
 answered with ``Response: Success`` / ``Message: Authentication accepted``
 (or ``Response: Error`` / ``Authentication failed`` and a closed socket),
 ``Ping`` answered with ``Ping: Pong`` and a ``Timestamp``, ``Logoff`` with
-``Response: Goodbye``; status list actions answered with an empty list, and
+``Response: Goodbye``; ``DBGet`` answered from a dictionary; status list
+actions answered with an empty list, and
 anything else with ``Invalid/unknown command``.  Events come from a *script*:
 here the frames of a recording, sent byte-for-byte as Asterisk sent them.
 """
@@ -96,6 +97,8 @@ class AmiServer:
         self.logins = 0
         self.failed_logins = 0
         self.actions: list[str] = []
+        #: AstDB entries answered to DBGet, (family, key) -> value
+        self.astdb: dict[tuple[str, str], str] = {}
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         self._server = await asyncio.start_server(self._client, host, port)
@@ -192,10 +195,23 @@ class _Session:
                 done["ActionID"] = aid
             done.update(EventList="Complete", ListItems="0")
             self._send(done)
+        elif name == "dbget":
+            self._dbget(lower.get("family", ""), lower.get("key", ""), aid)
         else:
             self._reply(aid, "Error", Message="Invalid/unknown command")
         await self.writer.drain()
         return True
+
+    def _dbget(self, family: str, key: str, aid: str | None) -> None:
+        """As manager.c: a one-item list, or an error when the key is absent."""
+        val = self.server.astdb.get((family, key))
+        if val is None:
+            self._reply(aid, "Error", Message="Database entry not found")
+            return
+        self._reply(aid, "Success", EventList="start", Message="Result will follow")
+        tail = {"ActionID": aid} if aid is not None else {}
+        self._send({"Event": "DBGetResponse", "Family": family, "Key": key, "Val": val, **tail})
+        self._send({"Event": "DBGetComplete", **tail, "EventList": "Complete", "ListItems": "1"})
 
     async def _login(self, lower: dict[str, str], aid: str | None) -> bool:
         srv = self.server

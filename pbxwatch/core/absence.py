@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 from pbxwatch.core.calendar import WorkCalendar
 from pbxwatch.core.directory import Directory
+from pbxwatch.core.diversion import DiversionBook
 from pbxwatch.core.events import AmiEvent
 from pbxwatch.core.incidents import Incident
-from pbxwatch.core.presence import PresenceBook
 
 _UNREACHABLE = frozenset({"UNAVAILABLE", "INVALID"})
 
@@ -31,7 +31,7 @@ class AbsenceWatch:
         self,
         directory: Directory,
         calendar: WorkCalendar,
-        presence: PresenceBook,
+        presence: DiversionBook,
         threshold: float = 900.0,
     ) -> None:
         self.directory = directory

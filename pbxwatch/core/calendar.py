@@ -26,6 +26,9 @@ class PhoneHours:
     days: frozenset[int] = frozenset(range(5))  # 0 = Monday
     open: dt.time = dt.time(8, 0)
     close: dt.time = dt.time(16, 30)
+    #: closing time on the bank "from 2pm" eves (trettondagsafton,
+    #: skärtorsdagen, valborgsmässoafton ...) for units that close early then
+    eve_close: dt.time | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +46,13 @@ def _swedish_closed(year: int) -> frozenset[dt.date]:
     return frozenset(days.keys())
 
 
+@lru_cache(maxsize=64)
+def _swedish_eves(year: int) -> frozenset[dt.date]:
+    """Days the ``bank`` category marks "from 2pm" (and that are not closed)."""
+    bank = holidays.country_holidays("SE", years=year, categories=("bank",))
+    return frozenset(bank.keys()) - _swedish_closed(year)
+
+
 @dataclass(frozen=True)
 class WorkCalendar:
     tz: ZoneInfo
@@ -58,12 +68,21 @@ class WorkCalendar:
             and day not in self.closed_days
         )
 
+    def closing_time(self, day: dt.date, hours: PhoneHours) -> dt.time:
+        """Phone hours end at ``close``, or earlier on an eve if the unit says so."""
+        if hours.eve_close is not None and day in _swedish_eves(day.year):
+            return min(hours.close, hours.eve_close)
+        return hours.close
+
     def close_of(self, day: dt.date, hours: PhoneHours) -> float:
-        return dt.datetime.combine(day, hours.close, self.tz).timestamp()
+        return dt.datetime.combine(day, self.closing_time(day, hours), self.tz).timestamp()
 
     def in_phone_hours(self, t: float, hours: PhoneHours) -> bool:
         now = self.local(t)
-        return self.is_working_day(now.date(), hours) and hours.open <= now.time() < hours.close
+        day = now.date()
+        return self.is_working_day(day, hours) and hours.open <= now.time() < self.closing_time(
+            day, hours
+        )
 
     def next_working_day(self, day: dt.date, hours: PhoneHours) -> dt.date:
         d = day + dt.timedelta(days=1)
@@ -84,7 +103,7 @@ class WorkCalendar:
         local = self.local(left_at)
         day = local.date()
         if policy.deadline == "same_working_day":
-            if self.is_working_day(day, hours) and local.time() < hours.close:
+            if self.is_working_day(day, hours) and local.time() < self.closing_time(day, hours):
                 return self.close_of(day, hours)
             return self.close_of(self.next_working_day(day, hours), hours)
         for _ in range(policy.working_days):

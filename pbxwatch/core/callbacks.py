@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 
 from pbxwatch.core.calendar import WorkCalendar
 from pbxwatch.core.directory import Directory
+from pbxwatch.core.diversion import Presence
 from pbxwatch.core.numbers import normalise
-from pbxwatch.core.presence import Presence
 from pbxwatch.core.records import CallRecord, iso
 
 CallbackState = Literal[

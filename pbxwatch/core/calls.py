@@ -25,9 +25,9 @@ from pbxwatch.core.directory import (
     mailbox_key,
     resource_of_device,
 )
+from pbxwatch.core.diversion import DiversionBook, Presence
 from pbxwatch.core.events import AmiEvent, parse_int
 from pbxwatch.core.numbers import is_anonymous, normalise
-from pbxwatch.core.presence import Presence, PresenceBook
 from pbxwatch.core.records import CallRecord, Direction, Outcome, RingRecord, RingResult, rings_for
 
 #: Hangup causes with which the network or PBX, not the caller, ended a call.
@@ -113,7 +113,7 @@ class Call:
 class CallTracker:
     """Groups channels into calls and turns finished calls into records."""
 
-    def __init__(self, directory: Directory, rules: CallRules, presence: PresenceBook) -> None:
+    def __init__(self, directory: Directory, rules: CallRules, presence: DiversionBook) -> None:
         self.directory = directory
         self.rules = rules
         self.presence = presence

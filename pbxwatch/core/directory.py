@@ -10,6 +10,7 @@ from typing import Literal
 
 from pbxwatch.core.calendar import CallbackPolicy, PhoneHours
 
+DiversionSource = Literal["presence", "call_forward", "dnd"]
 TargetKind = Literal["extension", "group", "contact_centre", "external", "voicemail", "other"]
 
 
@@ -52,6 +53,9 @@ class Directory:
     queues: dict[str, QueueInfo] = field(default_factory=dict)
     devices: dict[str, str] = field(default_factory=dict)  # lower-case device -> extension
     presentities: dict[str, str] = field(default_factory=dict)  # lower-case -> extension
+    # lower-case custom device (Custom:CF1001) -> (extension, what it diverts by)
+    diversion_devices: dict[str, tuple[str, DiversionSource]] = field(default_factory=dict)
+    astdb_families: dict[str, DiversionSource] = field(default_factory=dict)  # upper-case family
     dids: dict[str, Target] = field(default_factory=dict)
     internal_numbers: dict[str, Target] = field(default_factory=dict)
     trunk_channels: tuple[str, ...] = ()
@@ -74,6 +78,9 @@ class Directory:
 
     def extension_of_device(self, device: str) -> str | None:
         return self.devices.get(device.lower())
+
+    def diversion_device(self, device: str) -> tuple[str, DiversionSource] | None:
+        return self.diversion_devices.get(device.lower())
 
     def unit_of_target(self, target: Target | None) -> str | None:
         if target is None:

@@ -20,9 +20,9 @@ from pbxwatch.core.calendar import WorkCalendar
 from pbxwatch.core.callbacks import CallbackBook, CallbackEvent
 from pbxwatch.core.calls import CallRules, CallTracker
 from pbxwatch.core.directory import Directory, mailbox_key
+from pbxwatch.core.diversion import DiversionBook, DiversionInterval
 from pbxwatch.core.events import AmiEvent, parse_int
 from pbxwatch.core.incidents import Incident, incidents_of_call
-from pbxwatch.core.presence import PresenceBook
 from pbxwatch.core.queues import QueueBook
 from pbxwatch.core.records import CallRecord
 
@@ -31,7 +31,7 @@ KNOWN_EVENTS = frozenset(
     {
         "AgentCalled", "AgentComplete", "AgentConnect", "AgentDump", "AgentRingNoAnswer",
         "AttendedTransfer", "BlindTransfer", "BridgeCreate", "BridgeDestroy", "BridgeEnter",
-        "BridgeLeave", "BridgeMerge", "Cdr", "Cel", "CoreShowChannel",
+        "BridgeLeave", "BridgeMerge", "Cdr", "Cel", "DBGetResponse", "CoreShowChannel",
         "CoreShowChannelsComplete", "DAHDIChannel", "DTMFBegin", "DTMFEnd",
         "DeviceStateChange", "DeviceStateListComplete", "DialBegin", "DialEnd", "DialState",
         "ExtensionStateListComplete", "ExtensionStatus", "FullyBooted", "Hangup",
@@ -53,9 +53,16 @@ KNOWN_EVENTS = frozenset(
 
 MAX_TIME_JUMP = 86_400.0
 
-Record = CallRecord | Incident | CallbackEvent
+Record = CallRecord | Incident | CallbackEvent | DiversionInterval
 _STATE_EVENTS = frozenset(
-    {"QueueMember", "QueueMemberStatus", "PresenceStateChange", "PresenceStatus"}
+    {
+        "QueueMember",
+        "QueueMemberStatus",
+        "PresenceStateChange",
+        "PresenceStatus",
+        "DeviceStateChange",
+        "DBGetResponse",
+    }
 )
 
 
@@ -72,7 +79,7 @@ class Engine:
         self.directory = directory
         self.rules = rules or CallRules()
         self.calendar = calendar or WorkCalendar(ZoneInfo("Europe/Stockholm"))
-        self.presence = PresenceBook(directory)
+        self.presence = DiversionBook(directory)
         self.calls = CallTracker(directory, self.rules, self.presence)
         self.callbacks = CallbackBook(directory, self.calendar)
         self.queues = QueueBook(directory, self.calendar, self.rules.short_abandon)
@@ -126,12 +133,15 @@ class Engine:
         return out
 
     def snapshot(self, tz: ZoneInfo, now: float | None = None) -> list[dict[str, Any]]:
-        """Callbacks (state evaluated at ``now``) and queues, as JSON objects."""
+        """Callbacks (state evaluated at ``now``), diversions still on and
+        queues, as JSON objects."""
         at = self.now if now is None else now
         cbs = sorted(self.callbacks.callbacks.values(), key=lambda c: c.left_at)
-        return [cb.to_json(tz, at) for cb in cbs] + [
-            self.queues.snapshot(name, at, tz) for name in sorted(self.queues.queues)
-        ]
+        return (
+            [cb.to_json(tz, at) for cb in cbs]
+            + [d.to_json(tz) for d in self.presence.open_intervals()]
+            + [self.queues.snapshot(name, at, tz) for name in sorted(self.queues.queues)]
+        )
 
     @property
     def tracked_calls(self) -> int:
@@ -157,7 +167,7 @@ class Engine:
             self.now = t
 
     def _apply_state(self, ev: AmiEvent, out: list[Record]) -> None:
-        self.presence.apply(ev, self.now)
+        out.extend(self.presence.apply(ev, self.now))
         if ev.name.startswith(("Queue", "Agent")):
             out.extend(self.queues.apply(ev, self.now))
         elif ev.name == "DeviceStateChange":

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from pbxwatch.core.presence import Presence
+from pbxwatch.core.diversion import Presence
 
 Direction = Literal["inbound", "outbound", "internal"]
 #: ``no_answer`` is for outbound calls the far end did not answer;

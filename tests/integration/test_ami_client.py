@@ -180,3 +180,28 @@ async def test_actions_get_responses_while_events_flow() -> None:
     with contextlib.suppress(asyncio.CancelledError):
         await asyncio.wait_for(task, 5)
     await server.close()
+
+
+async def test_astdb_poll_reads_forward_and_absent_keys() -> None:
+    """DBGet through panoramisk: a present key gives its value, an absent
+    one ("Database entry not found") an empty Val; both reach the feed as
+    DBGetResponse state events."""
+    from pbxwatch.astdb import poll_once
+
+    server = AmiServer([], "pbxwatch", SECRET, close_when_done=False)
+    server.astdb[("CF", "1002")] = "0701234567"
+    port = await server.start()
+    up = asyncio.Event()
+    source = AmiSource(_settings(port), SecretStr(SECRET), Collector(),
+                       on_state=lambda ok: up.set() if ok else None)  # fmt: skip
+    runner = asyncio.create_task(source.run())
+    await asyncio.wait_for(up.wait(), 10)
+    fed: list[Mapping[str, str]] = []
+    assert await poll_once(source, ["CF", "DND"], ["1001", "1002"], fed.append) == 4
+    source.stop()
+    await asyncio.wait_for(runner, 10)
+    await server.close()
+    got = {(f["Family"], f["Key"]): f["Val"] for f in fed}
+    assert got == {("CF", "1001"): "", ("CF", "1002"): "0701234567",
+                   ("DND", "1001"): "", ("DND", "1002"): ""}  # fmt: skip
+    assert all(f["Event"] == "DBGetResponse" and f["ActionID"] for f in fed)

@@ -116,3 +116,51 @@ def test_queue_snapshot_of_status_actions(lab_settings: Settings) -> None:
     assert kc["answered"] == 1
     assert not kc["unstaffed"]
     assert not queues["bygglov"]["unstaffed"]
+
+
+def _expected_diversions(truth: dict[str, Any]) -> list[tuple[str, str, str, float, float | None]]:
+    """Diversion intervals from the lab's initial presence and the driver's
+    set_presence actions: (extension, state, message, start, end)."""
+    diverting = {"away", "xa", "dnd"}
+    current: dict[str, tuple[str, str, float]] = {}
+    for ext, p in truth["initial_state"]["presence"].items():
+        if p["state"] in diverting:
+            current[ext] = (p["state"], p["message"], truth["recording_started_t"])
+    done: list[tuple[str, str, str, float, float | None]] = []
+    for a in truth["driver_actions"]:
+        if a["action"] != "set_presence":
+            continue
+        ext = a["extension"]
+        if ext in current:
+            state, message, start = current.pop(ext)
+            done.append((ext, state, message, start, a["t"]))
+        if a["state"] in diverting:
+            current[ext] = (a["state"], a["message"], a["t"])
+    done.extend((ext, s, m, start, None) for ext, (s, m, start) in current.items())
+    return sorted(done, key=lambda d: (d[3], d[0]))
+
+
+@pytest.mark.parametrize("recording", RECORDINGS, ids=IDS)
+def test_diversion_intervals_follow_the_driver(lab_settings: Settings, recording: Path) -> None:
+    """Every hänvisning the driver set is one interval with its reason, from
+    the moment it was set until it was cleared (open at the end if never)."""
+    truth = load_truth(recording)
+    got = sorted(
+        (r for r in _replay(lab_settings, recording) if r["type"] == "diversion"),
+        key=lambda r: (r["start"], r["extension"]),
+    )
+    expected = _expected_diversions(truth)
+    assert len(got) == len(expected)
+
+    def ts(value: str | None) -> float | None:
+        return None if value is None else dt.datetime.fromisoformat(value).timestamp()
+
+    for r, (ext, state, message, start, end) in zip(got, expected, strict=True):
+        assert (r["extension"], r["source"], r["state"], r["message"]) == (
+            ext, "presence", state, message,
+        )  # fmt: skip
+        assert ts(r["start"]) == pytest.approx(start, abs=1.5)
+        if end is None:
+            assert r["end"] is None
+        else:
+            assert ts(r["end"]) == pytest.approx(end, abs=1.5)

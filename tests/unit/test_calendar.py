@@ -85,3 +85,24 @@ def test_phone_hours() -> None:
     assert not CAL.in_phone_hours(at(2026, 11, 23, 16, 30), HOURS)
     assert not CAL.in_phone_hours(at(2026, 11, 22, 10, 0), HOURS)  # Sunday
     assert not CAL.in_phone_hours(at(2026, 12, 24, 10, 0), HOURS)  # julafton
+
+
+def test_bank_eves_shorten_phone_hours_only_where_the_unit_says_so() -> None:
+    """Maundy Thursday 2 April 2026 is a bank "from 2pm" eve: a unit with
+    ``eve_close`` 14:00 closes then, and same-day callbacks are due then; a
+    unit without it keeps 16:30.  Good Friday is a holiday as usual."""
+    early = PhoneHours(open=dt.time(8, 0), close=dt.time(16, 30), eve_close=dt.time(14, 0))
+    assert CAL.in_phone_hours(at(2026, 4, 2, 13, 59), early)
+    assert not CAL.in_phone_hours(at(2026, 4, 2, 14, 0), early)
+    assert CAL.in_phone_hours(at(2026, 4, 2, 14, 0), HOURS)
+    assert CAL.in_phone_hours(at(2026, 4, 1, 15, 0), early)  # an ordinary Wednesday
+    assert (
+        local(CAL.deadline(at(2026, 4, 2, 10, 0), SAME_DAY, early)) == "2026-04-02T14:00:00+02:00"
+    )
+    assert (
+        local(CAL.deadline(at(2026, 4, 2, 10, 0), SAME_DAY, HOURS)) == "2026-04-02T16:30:00+02:00"
+    )
+    # left after the early close: due Tuesday after Easter (Fri and Mon are holidays)
+    assert (
+        local(CAL.deadline(at(2026, 4, 2, 15, 0), SAME_DAY, early)) == "2026-04-07T16:30:00+02:00"
+    )

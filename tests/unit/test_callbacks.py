@@ -12,7 +12,7 @@ import pytest
 from pbxwatch.core.calendar import WorkCalendar
 from pbxwatch.core.callbacks import CallbackBook
 from pbxwatch.core.directory import Directory
-from pbxwatch.core.presence import Presence
+from pbxwatch.core.diversion import Presence
 from pbxwatch.core.records import CallRecord
 from pbxwatch.settings import Settings
 
