@@ -1,0 +1,1 @@
+"""The built-in PBX simulator: Asterisk 22 AMI event sequences for a working day."""

@@ -1,0 +1,144 @@
+"""A whole simulated working day (hundreds of calls) through the core.
+
+The simulator keeps its own record of every call it generated (``SimCall``)
+and of the diversions it set; the expectations below are counted from that
+record and the configuration alone (deadlines by the unit's policy on a
+plain Tuesday), never from pbxwatch's output, and compared with what the
+core reports call by call and in total.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from pbxwatch.pipeline import JsonLinesSink, Pipeline, build_engine
+from pbxwatch.settings import Settings
+from pbxwatch.sim.day import SimCall, SimDay, simulate_day
+
+DAY = dt.date(2026, 11, 24)  # a Tuesday, no holiday near
+
+
+@pytest.fixture(scope="module")
+def day(lab_settings: Settings) -> SimDay:
+    return simulate_day(lab_settings, DAY, calls_per_hour=40, seed=7)
+
+
+@pytest.fixture(scope="module")
+def records(lab_settings: Settings, day: SimDay) -> list[dict[str, Any]]:
+    out = io.StringIO()
+    sink = JsonLinesSink(out, day.tz)
+    pipeline = Pipeline(build_engine(lab_settings), [sink])
+    for _, fields in day.frames:
+        pipeline.feed_fields(fields)
+    pipeline.finish()
+    for obj in pipeline.engine.snapshot(day.tz, now=day.end):
+        sink.write(obj)
+    return [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+def _ts(value: str) -> float:
+    return dt.datetime.fromisoformat(value).timestamp()
+
+
+def _of(records: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [r for r in records if r["type"] == kind]
+
+
+def _find(records: list[dict[str, Any]], call: SimCall) -> dict[str, Any]:
+    """Our record of ``call``: same caller, started within a second."""
+    [rec] = [
+        r for r in _of(records, "call")
+        if r["caller"] == call.caller and abs(_ts(r["started_at"]) - call.start) < 1
+    ]  # fmt: skip
+    return rec
+
+
+def test_it_is_a_whole_day(day: SimDay) -> None:
+    assert len(day.calls) >= 300
+    kinds = Counter(c.kind for c in day.calls)
+    assert all(kinds[k] > 0 for k in ("direct_answered", "direct_unanswered", "direct_busy",
+                                      "direct_abandoned", "direct_diverted", "queue", "outbound",
+                                      "listen"))  # fmt: skip
+
+
+def test_every_call_found_with_its_outcome(day: SimDay, records: list[dict[str, Any]]) -> None:
+    assert len(_of(records, "call")) == len(day.calls)
+    for call in day.calls:
+        rec = _find(records, call)
+        assert rec["outcome"] == call.outcome, call
+        if call.kind != "outbound":  # pbxwatch names the number that answered
+            assert rec["answered_by"] == call.answered_by, call
+        assert rec["diverted"] == call.diverted, call
+        if call.mailbox:
+            assert rec["voicemail_mailbox"] == call.mailbox
+
+
+def test_totals(day: SimDay, records: list[dict[str, Any]]) -> None:
+    expected = Counter(c.outcome for c in day.calls)
+    assert Counter(r["outcome"] for r in _of(records, "call")) == expected
+
+
+def test_unanswered_rings_per_extension(day: SimDay, records: list[dict[str, Any]]) -> None:
+    expected = Counter(ext for c in day.calls for ext in c.unanswered_rings)
+    got = Counter(
+        r["extension"] for r in _of(records, "incident") if r["kind"] == "unanswered_ring"
+    )
+    assert got == expected
+    assert sum(expected.values()) > 50
+
+
+def test_missing_forwards(day: SimDay, records: list[dict[str, Any]]) -> None:
+    expected = Counter(c.target for c in day.calls if c.missing_forward)
+    got = Counter(
+        r["extension"] for r in _of(records, "incident") if r["kind"] == "missing_forward"
+    )
+    assert got == expected
+    assert sum(expected.values()) > 10
+
+
+def test_diversion_intervals(day: SimDay, records: list[dict[str, Any]]) -> None:
+    expected = sorted((d.ext, d.state, d.message, d.start, d.end) for d in day.diversions)
+    got = sorted(
+        (r["extension"], r["state"], r["message"], _ts(r["start"]), _ts(r["end"]))
+        for r in _of(records, "diversion")
+    )
+    assert got == expected
+
+
+def _deadline(settings: Settings, owner: str, left_at: float, tz: dt.tzinfo) -> float:
+    """Counted here from the config, for a message left on Tuesday DAY."""
+    unit = settings.directory.units[settings.directory.people[owner].unit]
+    policy = unit.callback_policy
+    local = dt.datetime.fromtimestamp(left_at, tz)
+    close = dt.datetime.combine(DAY, unit.phone_hours.close, tz)
+    if policy.deadline == "same_working_day":
+        return (close if local < close else close + dt.timedelta(days=1)).timestamp()
+    return (close + dt.timedelta(days=policy.working_days)).timestamp()  # Thu; no holiday
+
+
+def test_callbacks(lab_settings: Settings, day: SimDay, records: list[dict[str, Any]]) -> None:
+    reasons = lab_settings.diversion.extended_absence_reasons
+    callback_at = {c.callback_for: c.start for c in day.calls if c.callback_for is not None}
+    expected: Counter[str] = Counter()
+    for i, call in enumerate(day.calls):
+        if not call.mailbox:
+            continue
+        owner, left = call.target, call.end
+        away = next((d for d in day.diversions if d.ext == owner and d.start <= left < d.end),
+                    None)  # fmt: skip
+        deadline = _deadline(lab_settings, owner, left, day.tz)
+        if away and away.state == "xa" and any(w in away.message.lower() for w in reasons):
+            expected["exempt"] += 1
+        elif i in callback_at:
+            expected["called_back" if callback_at[i] <= deadline else "called_back_late"] += 1
+        else:
+            expected["overdue" if day.end > deadline else "pending"] += 1
+    got = Counter(r["state"] for r in _of(records, "callback"))
+    assert got == expected
+    assert len(expected) >= 4  # the day exercises most states
