@@ -19,13 +19,14 @@ from zoneinfo import ZoneInfo
 
 from pbxwatch import astdb
 from pbxwatch.ami.client import AmiAuthError, AmiSource
-from pbxwatch.core.callbacks import CallbackEvent
+from pbxwatch.core.callbacks import CallbackChange, CallbackEvent
 from pbxwatch.core.diversion import DiversionInterval
 from pbxwatch.core.engine import Record
 from pbxwatch.core.incidents import Incident
 from pbxwatch.core.numbers import mask
 from pbxwatch.pipeline import JsonLinesSink, Pipeline, build_engine
 from pbxwatch.settings import ConfigError, Settings
+from pbxwatch.store.session import open_store, restore, writer_for
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,8 @@ class LogSink:
                 "%s: %s deadline %s", rec.kind, rec.callback.callback_id, rec.callback.deadline
             )
             return
+        if isinstance(rec, CallbackChange):
+            return
         if isinstance(rec, DiversionInterval):
             log.info("diversion ended: ext=%s %s %s", rec.extension, rec.source, rec.state)
             return
@@ -81,6 +84,11 @@ class LogSink:
 async def run_live(settings: Settings, *, json_out: bool = False) -> int:
     secret = settings.ami.secret()
     pipeline = Pipeline(build_engine(settings))
+    store = await open_store(settings)
+    writer = writer_for(settings, store, f"ami:{settings.ami.host}:{settings.ami.port}")
+    await restore(store, pipeline.engine)
+    pipeline.sinks.append(writer.submit)
+    writer.start()
     pipeline.sinks.append(LogSink())
     if json_out:
         pipeline.sinks.append(JsonLinesSink(sys.stdout, ZoneInfo(settings.timezone)))
@@ -125,5 +133,7 @@ async def run_live(settings: Settings, *, json_out: bool = False) -> int:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await writer.close()
+        await store.dispose()
     log.info("stopping: %d calls still open are not reported", pipeline.engine.tracked_calls)
     return 0

@@ -9,12 +9,16 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from pbxwatch import __version__
 from pbxwatch.core.engine import Record
 from pbxwatch.core.records import CallRecord
-from pbxwatch.settings import ConfigError, load_settings
+from pbxwatch.settings import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from pbxwatch.pipeline import Pipeline
 
 log = logging.getLogger("pbxwatch")
 
@@ -35,6 +39,12 @@ def _parser() -> argparse.ArgumentParser:
         "--now",
         help="evaluate callbacks at this time (ISO 8601; default: the last event's time)",
     )
+    r.add_argument("--no-store", action="store_true", help="do not write to the configured store")
+    r.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue after the stream position committed in the store (after a crash)",
+    )
     r.add_argument(
         "--via-tcp",
         action="store_true",
@@ -44,6 +54,10 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="connect to a live Asterisk and process events")
     run.add_argument("--config", required=True)
     run.add_argument("--json", action="store_true", help="print finished calls as JSON Lines")
+
+    db = sub.add_parser("db", help="database schema")
+    db.add_argument("action", choices=["upgrade", "check"])
+    db.add_argument("--config", required=True)
 
     c = sub.add_parser("check-config", help="validate a configuration file")
     c.add_argument("config")
@@ -67,6 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         if args.command == "check-config":
             return _check_config(args.config)
@@ -76,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args)
         if args.command == "serve-recording":
             return _serve(args)
+        if args.command == "db":
+            return asyncio.run(_db(args))
     except ConfigError as exc:
         print(f"pbxwatch: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -108,16 +125,18 @@ def _replay(args: argparse.Namespace) -> int:
     if args.json:
         pipeline.sinks.append(json_sink)
     t0 = time.perf_counter()
-    if args.via_tcp:
-        from pbxwatch.ami.tcp_replay import replay_via_tcp
+    try:
+        if not args.no_store:
+            frames = asyncio.run(_replay_stored(args, settings, pipeline))
+        elif args.via_tcp:
+            from pbxwatch.ami.tcp_replay import replay_via_tcp
 
-        frames = asyncio.run(replay_via_tcp(args.recording, settings, pipeline))
-    else:
-        try:
+            frames = asyncio.run(replay_via_tcp(args.recording, settings, pipeline))
+        else:
             frames = replay_file(args.recording, pipeline)
-        except OSError as exc:
-            print(f"pbxwatch: cannot read {args.recording}: {exc.strerror or exc}", file=sys.stderr)
-            return 1
+    except OSError as exc:
+        print(f"pbxwatch: cannot read {args.recording}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     elapsed = time.perf_counter() - t0
     eng = pipeline.engine
     if now is not None:
@@ -138,6 +157,59 @@ def _replay(args: argparse.Namespace) -> int:
         for k, v in sorted(summary.outcomes.items()):
             print(f"  {k:22s} {v}")
     return 0
+
+
+async def _replay_stored(args: argparse.Namespace, settings: Settings, pipeline: Pipeline) -> int:
+    from pathlib import Path
+
+    from pbxwatch.replay import replay_into_store
+    from pbxwatch.store.db import stream_position
+    from pbxwatch.store.session import open_store, restore, writer_for
+
+    engine = await open_store(settings)
+    source = f"replay:{Path(args.recording).name}"
+    writer = writer_for(settings, engine, source)
+    try:
+        skip = 0
+        if args.resume:
+            skip = await stream_position(engine, source)
+            await restore(engine, pipeline.engine)
+            log.info("resuming %s after frame %d", args.recording, skip)
+        pipeline.sinks.append(writer.submit)
+        if args.via_tcp:
+            from pbxwatch.ami.tcp_replay import replay_via_tcp
+
+            writer.start()
+            frames = await replay_via_tcp(args.recording, settings, pipeline)
+            await writer.close()
+        else:
+            frames = await replay_into_store(args.recording, pipeline, writer, skip_frames=skip)
+        log.info("store: %d rows in %d batches", writer.stats.rows_written, writer.stats.batches)
+        return frames
+    finally:
+        await engine.dispose()
+
+
+async def _db(args: argparse.Namespace) -> int:
+    from pbxwatch.store.db import SchemaError, check_schema, make_engine, upgrade
+
+    settings = load_settings(args.config)
+    engine = make_engine(settings.storage.resolved_url())
+    where = engine.url.render_as_string(hide_password=True)
+    try:
+        if args.action == "upgrade":
+            before, after = await upgrade(engine)
+            print(f"{where}: schema {before or 'none'} -> {after}")
+            return 0
+        await check_schema(engine)
+        print(f"{where}: schema up to date")
+        return 0
+    except SchemaError as exc:
+        raise ConfigError(str(exc)) from exc
+    except OSError as exc:
+        raise ConfigError(f"storage: cannot reach {where}: {exc}") from exc
+    finally:
+        await engine.dispose()
 
 
 def _run(args: argparse.Namespace) -> int:

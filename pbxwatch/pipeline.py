@@ -9,6 +9,7 @@ from typing import TextIO
 from zoneinfo import ZoneInfo
 
 from pbxwatch.core.calendar import WorkCalendar
+from pbxwatch.core.callbacks import CallbackChange
 from pbxwatch.core.calls import CallRules
 from pbxwatch.core.engine import Engine, Record
 from pbxwatch.core.events import AmiEvent
@@ -71,6 +72,8 @@ class JsonLinesSink:
         self._tz = tz
 
     def __call__(self, rec: Record) -> None:
+        if isinstance(rec, CallbackChange):
+            return  # the callbacks' final state comes with the snapshot
         self.write(rec.to_json(self._tz))
 
     def write(self, obj: Mapping[str, object]) -> None:

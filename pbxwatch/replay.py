@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pbxwatch.ami.codec import iter_recording
 from pbxwatch.pipeline import Pipeline
+from pbxwatch.store.writer import StoreWriter
 
 
 def replay_file(path: str | Path, pipeline: Pipeline) -> int:
@@ -16,4 +17,26 @@ def replay_file(path: str | Path, pipeline: Pipeline) -> int:
         n += 1
         pipeline.feed_fields(fields)
     pipeline.finish()
+    return n
+
+
+async def replay_into_store(
+    path: str | Path, pipeline: Pipeline, writer: StoreWriter, *, skip_frames: int = 0
+) -> int:
+    """Like ``replay_file``, with every record written to the store and the
+    stream position committed with them.  ``skip_frames`` resumes after a
+    restart: those frames were processed (and committed) before."""
+    data = Path(path).read_bytes()
+    n = 0
+    for fields in iter_recording(data):
+        n += 1
+        if n <= skip_frames:
+            continue
+        pipeline.feed_fields(fields)
+        writer.note_position(n, pipeline.engine.now)
+        if n % 2000 == 0:
+            await writer.flush()
+    pipeline.finish()
+    writer.note_position(n, pipeline.engine.now)
+    await writer.flush()
     return n

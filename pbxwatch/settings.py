@@ -140,6 +140,36 @@ class DiversionSettings(_Model):
     )
 
 
+class StorageSettings(_Model):
+    url: str | None = Field(
+        None,
+        description="SQLAlchemy async URL, e.g. postgresql+asyncpg://pbxwatch@db/pbxwatch; "
+        "default SQLite in data_dir.  A password belongs in password_env, not here",
+    )
+    password_env: str | None = Field(None, description="env variable holding the DB password")
+    data_dir: Path = Path("data")
+    batch_size: int = Field(1000, ge=1)
+    batch_delay_seconds: float = Field(0.25, gt=0)
+    capacity_rows: int = Field(200_000, ge=1000, description="rows kept in memory before spilling")
+    retention_days: int = Field(
+        365, ge=1, description="personal data kept this long (per unit override possible)"
+    )
+
+    def resolved_url(self) -> str:
+        from pbxwatch.store.db import default_url
+
+        url = self.url or default_url(self.data_dir)
+        if self.password_env and os.environ.get(self.password_env):
+            from sqlalchemy.engine import make_url
+
+            return (
+                make_url(url)
+                .set(password=os.environ[self.password_env])
+                .render_as_string(hide_password=False)
+            )
+        return url
+
+
 class PhoneHours(_Model):
     days: list[str] = Field(default_factory=lambda: list(_DAYS[:5]))
     open: dt.time = dt.time(8, 0)
@@ -265,6 +295,7 @@ class Settings(BaseSettings):
     diversion: DiversionSettings = Field(default_factory=DiversionSettings)
     calendar: CalendarSettings = Field(default_factory=CalendarSettings)
     detection: DetectionSettings = Field(default_factory=DetectionSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
     directory: DirectorySettings
 
     @field_validator("timezone")

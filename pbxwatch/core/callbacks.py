@@ -95,6 +95,14 @@ class CallbackEvent:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class CallbackChange:
+    """A callback as it now stands, after it was created or changed: for
+    the store (the JSON output gives the final state instead)."""
+
+    callback: Callback
+
+
 @dataclass
 class _Mailbox:
     new: int | None = None
@@ -107,6 +115,17 @@ class CallbackBook:
         self.calendar = calendar
         self.callbacks: dict[str, Callback] = {}
         self._mailboxes: dict[str, _Mailbox] = {}
+        self._changed: dict[str, None] = {}  # ids, in order of change
+
+    def drain_changes(self) -> list[CallbackChange]:
+        """Callbacks created or changed since the last call."""
+        out = [CallbackChange(self.callbacks[i]) for i in self._changed if i in self.callbacks]
+        self._changed.clear()
+        return out
+
+    def _put(self, cb: Callback) -> None:
+        self.callbacks[cb.callback_id] = cb
+        self._changed[cb.callback_id] = None
 
     # -------------------------------------------------------------- inputs
 
@@ -122,7 +141,7 @@ class CallbackBook:
             for cb_id in box.unheard[: box.new - new]:
                 cb = self.callbacks.get(cb_id)
                 if cb is not None and cb.listened_at is None:
-                    self.callbacks[cb_id] = replace(cb, listened_at=now)
+                    self._put(replace(cb, listened_at=now))
             del box.unheard[: box.new - new]
         box.new = new
 
@@ -152,7 +171,7 @@ class CallbackBook:
         )
         if cb.callback_id in self.callbacks:
             return None
-        self.callbacks[cb.callback_id] = cb
+        self._put(cb)
         self._mailboxes.setdefault(mailbox, _Mailbox()).unheard.append(cb.callback_id)
         return cb
 
@@ -164,7 +183,7 @@ class CallbackBook:
 
     def tick(self, now: float) -> list[CallbackEvent]:
         out: list[CallbackEvent] = []
-        for cb_id, current in list(self.callbacks.items()):
+        for _cb_id, current in list(self.callbacks.items()):
             if current.state(now) not in ("pending", "overdue"):
                 continue
             cb = current
@@ -176,7 +195,8 @@ class CallbackBook:
             if not cb.overdue_sent and now > cb.deadline:
                 cb = replace(cb, overdue_sent=True, due_soon_sent=True)
                 out.append(CallbackEvent("callback_overdue", cb, now))
-            self.callbacks[cb_id] = cb
+            if cb is not current:
+                self._put(cb)
         return out
 
     # ----------------------------------------------------------- internals
@@ -203,7 +223,7 @@ class CallbackBook:
             return
         caller_ext = rec.caller
         caller_unit = d.people[caller_ext].unit if caller_ext in d.people else None
-        for cb_id, cb in self.callbacks.items():
+        for _cb_id, cb in self.callbacks.items():
             if cb.number != number or cb.resolved_at is not None or rec.started_at < cb.left_at:
                 continue
             policy = d.unit(cb.unit).callback_policy
@@ -213,9 +233,11 @@ class CallbackBook:
                 continue
             if policy.fulfilled_by == "unit" and (caller_unit is None or caller_unit != cb.unit):
                 continue
-            self.callbacks[cb_id] = replace(
-                cb,
-                resolved_at=rec.started_at,
-                resolved_by_call=rec.call_id,
-                resolved_from=caller_ext,
+            self._put(
+                replace(
+                    cb,
+                    resolved_at=rec.started_at,
+                    resolved_by_call=rec.call_id,
+                    resolved_from=caller_ext,
+                )
             )

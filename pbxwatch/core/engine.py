@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from pbxwatch.core.absence import AbsenceWatch
 from pbxwatch.core.calendar import WorkCalendar
-from pbxwatch.core.callbacks import CallbackBook, CallbackEvent
+from pbxwatch.core.callbacks import CallbackBook, CallbackChange, CallbackEvent
 from pbxwatch.core.calls import CallRules, CallTracker
 from pbxwatch.core.directory import Directory, mailbox_key
 from pbxwatch.core.diversion import DiversionBook, DiversionInterval
@@ -53,7 +53,7 @@ KNOWN_EVENTS = frozenset(
 
 MAX_TIME_JUMP = 86_400.0
 
-Record = CallRecord | Incident | CallbackEvent | DiversionInterval
+Record = CallRecord | Incident | CallbackEvent | CallbackChange | DiversionInterval
 _STATE_EVENTS = frozenset(
     {
         "QueueMember",
@@ -117,6 +117,7 @@ class Engine:
         out.extend(self._finished(self.calls.sweep(self.now)))
         if self.now - self._last_tick >= 1.0:
             out.extend(self._tick_books())
+        out.extend(self.callbacks.drain_changes())
         return out
 
     def tick(self, now: float) -> list[Record]:
@@ -124,12 +125,14 @@ class Engine:
         self.now = max(self.now, now)
         out: list[Record] = list(self._finished(self.calls.sweep(self.now)))
         out.extend(self._tick_books())
+        out.extend(self.callbacks.drain_changes())
         return out
 
     def flush(self) -> list[Record]:
         """End of a replay: finish every open call."""
         out: list[Record] = list(self._finished(self.calls.flush()))
         out.extend(self._tick_books())
+        out.extend(self.callbacks.drain_changes())
         return out
 
     def snapshot(self, tz: ZoneInfo, now: float | None = None) -> list[dict[str, Any]]:

@@ -1,0 +1,148 @@
+"""Tables.  Every key is derived from the PBX's own identifiers (Linkedid,
+the incident and callback ids the core builds from them), so writing the
+same record twice updates one row instead of adding a second.
+
+Times are epoch seconds (double precision): the core's own unit, free of
+time-zone conversions; reports turn them into local days.  Personal data
+(caller numbers, diversion messages) sits in nullable columns that the
+retention purge sets to NULL while the aggregates stay.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import JSON, Boolean, Float, Integer, MetaData, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Call(Base):
+    __tablename__ = "calls"
+
+    call_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    started_at: Mapped[float] = mapped_column(Float, index=True)
+    ended_at: Mapped[float | None] = mapped_column(Float)
+    direction: Mapped[str] = mapped_column(String(16))
+    caller: Mapped[str | None] = mapped_column(String(64))  # personal data
+    caller_e164: Mapped[str | None] = mapped_column(String(32), index=True)  # personal data
+    dialled: Mapped[str | None] = mapped_column(String(64))
+    target_kind: Mapped[str | None] = mapped_column(String(16))
+    target: Mapped[str | None] = mapped_column(String(64))
+    unit: Mapped[str | None] = mapped_column(String(64), index=True)
+    outcome: Mapped[str] = mapped_column(String(32))
+    answered_by: Mapped[str | None] = mapped_column(String(64))
+    answer_seconds: Mapped[float | None] = mapped_column(Float)
+    rings_before_answer: Mapped[int | None] = mapped_column(Integer)
+    voicemail_mailbox: Mapped[str | None] = mapped_column(String(64))
+    diverted: Mapped[bool] = mapped_column(Boolean, default=False)
+    overflowed_to_contact_centre: Mapped[bool] = mapped_column(Boolean, default=False)
+    transferred_to: Mapped[str | None] = mapped_column(String(64))
+    abandoned_where: Mapped[str | None] = mapped_column(String(16))
+    short_abandon: Mapped[bool] = mapped_column(Boolean, default=False)
+    queues: Mapped[list[str]] = mapped_column(JSON, default=list)
+    complete: Mapped[bool] = mapped_column(Boolean, default=True)
+    purged: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Ring(Base):
+    __tablename__ = "rings"
+
+    call_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    extension: Mapped[str] = mapped_column(String(32), index=True)
+    unit: Mapped[str | None] = mapped_column(String(64))
+    queue: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[float] = mapped_column(Float)
+    seconds: Mapped[float] = mapped_column(Float)
+    rings: Mapped[int] = mapped_column(Integer)
+    result: Mapped[str] = mapped_column(String(32))
+
+
+class Incident(Base):
+    __tablename__ = "incidents"
+
+    incident_id: Mapped[str] = mapped_column(String(160), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    started_at: Mapped[float] = mapped_column(Float, index=True)
+    ended_at: Mapped[float | None] = mapped_column(Float)
+    unit: Mapped[str | None] = mapped_column(String(64), index=True)
+    extension: Mapped[str | None] = mapped_column(String(32))
+    queue: Mapped[str | None] = mapped_column(String(64))
+    call_id: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+
+
+class Callback(Base):
+    __tablename__ = "callbacks"
+
+    callback_id: Mapped[str] = mapped_column(String(160), primary_key=True)
+    call_id: Mapped[str] = mapped_column(String(64))
+    mailbox: Mapped[str] = mapped_column(String(64))
+    owner: Mapped[str | None] = mapped_column(String(32))
+    unit: Mapped[str | None] = mapped_column(String(64), index=True)
+    caller: Mapped[str | None] = mapped_column(String(64))  # personal data
+    number: Mapped[str | None] = mapped_column(String(32))  # what to dial back; personal data
+    has_number: Mapped[bool] = mapped_column(Boolean, default=True)
+    left_at: Mapped[float] = mapped_column(Float, index=True)
+    deadline: Mapped[float | None] = mapped_column(Float)
+    resolved_at: Mapped[float | None] = mapped_column(Float)
+    resolved_by_call: Mapped[str | None] = mapped_column(String(64))
+    resolved_from: Mapped[str | None] = mapped_column(String(32))
+    listened_at: Mapped[float | None] = mapped_column(Float)
+    exempt_reason: Mapped[str | None] = mapped_column(Text)
+    due_soon_sent: Mapped[bool] = mapped_column(Boolean, default=False)
+    overdue_sent: Mapped[bool] = mapped_column(Boolean, default=False)
+    purged: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class DiversionInterval(Base):
+    __tablename__ = "diversion_intervals"
+
+    interval_id: Mapped[str] = mapped_column(String(160), primary_key=True)
+    extension: Mapped[str] = mapped_column(String(32), index=True)
+    unit: Mapped[str | None] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    subtype: Mapped[str | None] = mapped_column(String(64))
+    message: Mapped[str | None] = mapped_column(Text)  # may be personal ("Sjuk")
+    start: Mapped[float] = mapped_column(Float, index=True)
+    end: Mapped[float | None] = mapped_column(Float)
+
+
+class UnstaffedInterval(Base):
+    __tablename__ = "unstaffed_intervals"
+
+    incident_id: Mapped[str] = mapped_column(String(160), primary_key=True)
+    queue: Mapped[str] = mapped_column(String(64), index=True)
+    unit: Mapped[str | None] = mapped_column(String(64))
+    start: Mapped[float] = mapped_column(Float)
+    end: Mapped[float | None] = mapped_column(Float)
+
+
+class AmiGap(Base):
+    __tablename__ = "ami_gaps"
+
+    gap_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    source: Mapped[str] = mapped_column(String(128))
+    started_at: Mapped[float] = mapped_column(Float)
+    ended_at: Mapped[float | None] = mapped_column(Float)
+    reason: Mapped[str] = mapped_column(Text)
+
+
+class StreamPosition(Base):
+    """How far a source's stream has been committed: the restart point."""
+
+    __tablename__ = "stream_positions"
+
+    source: Mapped[str] = mapped_column(String(255), primary_key=True)
+    frames: Mapped[int] = mapped_column(Integer)
+    event_time: Mapped[float | None] = mapped_column(Float)

@@ -1,0 +1,58 @@
+"""Opening the store for a run or a replay, and restart recovery."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from pbxwatch.core.engine import Engine
+from pbxwatch.settings import ConfigError, Settings
+from pbxwatch.store.db import SchemaError, check_schema, load_open_callbacks, make_engine, upgrade
+from pbxwatch.store.writer import StoreWriter
+
+log = logging.getLogger(__name__)
+
+
+async def open_store(settings: Settings) -> AsyncEngine:
+    """Connect and check the schema.  The embedded SQLite default is
+    pbxwatch's own file and is migrated on the spot; a configured database
+    must have been migrated with ``pbxwatch db upgrade``."""
+    st = settings.storage
+    engine = make_engine(st.resolved_url())
+    try:
+        if st.url is None:
+            await upgrade(engine)
+        await check_schema(engine)
+    except SchemaError as exc:
+        await engine.dispose()
+        raise ConfigError(f"storage: {exc}") from exc
+    except OSError as exc:
+        await engine.dispose()
+        raise ConfigError(f"storage: cannot reach the database: {exc}") from exc
+    return engine
+
+
+def writer_for(settings: Settings, engine: AsyncEngine, source: str) -> StoreWriter:
+    st = settings.storage
+    st.data_dir.mkdir(parents=True, exist_ok=True)
+    safe = "".join(ch if ch.isalnum() else "_" for ch in source)
+    return StoreWriter(
+        engine,
+        source=source,
+        max_batch=st.batch_size,
+        max_delay=st.batch_delay_seconds,
+        capacity=st.capacity_rows,
+        spill_path=st.data_dir / f"spill-{safe}.jsonl",
+    )
+
+
+async def restore(engine: AsyncEngine, core: Engine) -> int:
+    """Put open callbacks back into the core so deadlines, reminders and
+    fulfilment carry on where they stopped; returns how many."""
+    callbacks = await load_open_callbacks(engine)
+    for cb in callbacks:
+        core.callbacks.restore(cb)
+    if callbacks:
+        log.info("restored %d open callbacks from the store", len(callbacks))
+    return len(callbacks)

@@ -1,0 +1,167 @@
+"""Batched writes off the AMI read path.
+
+``submit()`` is synchronous and never waits: it turns a record into rows
+and appends them to an in-memory queue.  A background task writes the queue
+in batches (by size or after ``max_delay``), one transaction per batch, and
+retries a failed batch with backoff until the database is back, so nothing
+is dropped while it is down.  Past ``capacity`` rows in memory, new rows go
+to a spill file in the data directory (in order) and are read back once
+the queue has drained: memory stays bounded and the reader never blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from pbxwatch.core.engine import Record
+from pbxwatch.store.db import write_rows
+from pbxwatch.store.rows import Row, rows_of
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WriterStats:
+    rows_written: int = 0
+    batches: int = 0
+    write_errors: int = 0
+    spilled_rows: int = 0
+    last_batch_seconds: float = 0.0
+    max_batch_seconds: float = 0.0
+
+
+class StoreWriter:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        source: str = "ami",
+        max_batch: int = 1000,
+        max_delay: float = 0.25,
+        capacity: int = 200_000,
+        spill_path: Path | None = None,
+    ) -> None:
+        self.engine = engine
+        self.source = source
+        self.max_batch = max_batch
+        self.max_delay = max_delay
+        self.capacity = capacity
+        self.spill_path = spill_path
+        self.stats = WriterStats()
+        self._rows: deque[Row] = deque()
+        self._spilling = False
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+        self._failures = 0  # consecutive, for the backoff
+
+    @property
+    def backlog(self) -> int:
+        return len(self._rows) + (self.stats.spilled_rows if self._spilling else 0)
+
+    # ------------------------------------------------------------ producer side
+
+    def submit(self, rec: Record) -> None:
+        for row in rows_of(rec):
+            self._append(row)
+
+    def note_position(self, frames: int, event_time: float | None) -> None:
+        """Where the stream stands; committed with the rows before it."""
+        row: Row = (
+            "stream_positions",
+            {"source": self.source, "frames": frames, "event_time": event_time},
+        )
+        if not self._spilling and self._rows and self._rows[-1][0] == "stream_positions":
+            self._rows[-1] = row  # only the newest position matters
+        else:
+            self._append(row)
+
+    def _append(self, row: Row) -> None:
+        if self._spilling or (len(self._rows) >= self.capacity and self.spill_path):
+            self._spill(row)
+            return
+        self._rows.append(row)
+        if len(self._rows) >= self.max_batch:
+            self._wake.set()
+
+    def _spill(self, row: Row) -> None:
+        assert self.spill_path is not None
+        if not self._spilling:
+            log.error("store backlog over %d rows: spilling to %s", self.capacity, self.spill_path)
+            self._spilling = True
+        with self.spill_path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self.stats.spilled_rows += 1
+
+    # ------------------------------------------------------------ writer side
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="store-writer")
+
+    async def close(self) -> None:
+        """Write everything still queued, then stop."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+
+    async def flush(self) -> None:
+        while self._rows or self._spilling:
+            await self._write_once()
+
+    async def _run(self) -> None:
+        while not (self._closing and not self._rows and not self._spilling):
+            if not self._rows and not self._spilling:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.max_delay)
+                self._wake.clear()
+            elif len(self._rows) < self.max_batch and not self._closing:
+                await asyncio.sleep(0)  # let the reader add more to this batch
+            await self._write_once()
+
+    async def _write_once(self) -> None:
+        if not self._rows and self._spilling:
+            self._unspill()
+        if not self._rows:
+            return
+        n = min(len(self._rows), self.max_batch)
+        batch = [self._rows[i] for i in range(n)]
+        started = time.perf_counter()
+        try:
+            async with self.engine.begin() as conn:
+                await conn.run_sync(write_rows, batch)
+        except Exception as exc:  # noqa: BLE001 - the database is down or refused: keep the rows
+            self.stats.write_errors += 1
+            self._failures += 1
+            delay = min(30.0, 0.25 * 2 ** min(self._failures, 7))
+            log.warning("store write failed (%s); %d rows kept, retry in %.1f s",
+                        type(exc).__name__, self.backlog, delay)  # fmt: skip
+            await asyncio.sleep(delay)
+            return
+        self._failures = 0
+        for _ in range(n):
+            self._rows.popleft()
+        took = time.perf_counter() - started
+        self.stats.rows_written += n
+        self.stats.batches += 1
+        self.stats.last_batch_seconds = took
+        self.stats.max_batch_seconds = max(self.stats.max_batch_seconds, took)
+
+    def _unspill(self) -> None:
+        assert self.spill_path is not None
+        with self.spill_path.open(encoding="utf-8") as f:
+            for line in f:
+                name, row = json.loads(line)
+                self._rows.append((name, row))
+        self.spill_path.unlink()
+        self._spilling = False
+        self.stats.spilled_rows = 0
