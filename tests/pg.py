@@ -43,7 +43,8 @@ def available() -> bool:
 def postgres_server() -> Iterator[str]:
     """Start a server; yield an asyncpg SQLAlchemy URL of an empty database."""
     initdb, pg_ctl = _bin("initdb"), _bin("pg_ctl")
-    assert initdb and pg_ctl, "PostgreSQL binaries not found (apt-get install postgresql)"
+    if initdb is None or pg_ctl is None:
+        raise RuntimeError("PostgreSQL binaries not found (apt-get install postgresql)")
     tmp = Path(tempfile.mkdtemp(prefix="pbxwatch-pg-"))
     data, sock = tmp / "data", tmp / "sock"
     sock.mkdir()
@@ -51,15 +52,17 @@ def postgres_server() -> Iterator[str]:
         shutil.chown(tmp, "postgres")
         shutil.chown(sock, "postgres")
     port = _free_port()
-    run = {"check": True, "capture_output": True}
-    subprocess.run(_as_owner([initdb, "-D", str(data), "-U", "pbxwatch", "--auth=trust",
-                              "-E", "UTF8", "--locale=C.UTF-8"]), **run)  # type: ignore[call-overload]  # fmt: skip
+
+    def run(*cmd: str) -> None:
+        subprocess.run(_as_owner(list(cmd)), check=True, capture_output=True)
+
+    run(initdb, "-D", str(data), "-U", "pbxwatch", "--auth=trust", "-E", "UTF8",
+        "--locale=C.UTF-8")  # fmt: skip
     opts = f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off"
-    subprocess.run(_as_owner([pg_ctl, "-D", str(data), "-o", opts, "-l", str(tmp / "log"),
-                              "-w", "start"]), **run)  # type: ignore[call-overload]  # fmt: skip
+    run(pg_ctl, "-D", str(data), "-o", opts, "-l", str(tmp / "log"), "-w", "start")
     try:
-        subprocess.run(_as_owner([_bin("createdb") or "createdb", "-h", "127.0.0.1", "-p",
-                                  str(port), "-U", "pbxwatch", "pbxwatch"]), **run)  # type: ignore[call-overload]  # fmt: skip
+        run(_bin("createdb") or "createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "pbxwatch",
+            "pbxwatch")  # fmt: skip
         yield f"postgresql+asyncpg://pbxwatch@127.0.0.1:{port}/pbxwatch"
     finally:
         subprocess.run(_as_owner([pg_ctl, "-D", str(data), "-m", "immediate", "stop"]),

@@ -76,18 +76,15 @@ async def test_every_recording_against_its_truth(
             if resolved.get("voicemail_message"):
                 expected["callbacks"] += 1
                 expected["called_back"] += bool(resolved.get("callbacks"))
+    inc, cb = models.Incident, models.Callback
     assert await _count(store, models.Call) == expected["calls"]
-    assert await _count(store, models.Incident,
-                        models.Incident.kind == "unanswered_ring") == expected["rings"]  # fmt: skip
-    assert await _count(store, models.Incident,
-                        models.Incident.kind == "missing_forward") == expected["missing"]  # fmt: skip
-    assert await _count(store, models.Callback) == expected["callbacks"]
-    assert await _count(store, models.Callback,
-                        models.Callback.resolved_at.is_not(None)) == expected["called_back"]  # fmt: skip
+    assert await _count(store, inc, inc.kind == "unanswered_ring") == expected["rings"]
+    assert await _count(store, inc, inc.kind == "missing_forward") == expected["missing"]
+    assert await _count(store, cb) == expected["callbacks"]
+    assert await _count(store, cb, cb.resolved_at.is_not(None)) == expected["called_back"]
     async with store.connect() as conn:
-        positions = dict((await conn.execute(select(models.StreamPosition.source,
-                                                           models.StreamPosition.frames))).all())  # fmt: skip
-    assert set(positions) == {f"replay:{r.name}" for r in RECORDINGS}
+        sources = set(await conn.scalars(select(models.StreamPosition.source)))
+    assert sources == {f"replay:{r.name}" for r in RECORDINGS}
 
 
 async def test_replaying_twice_changes_no_row(
