@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import ssl
 import time
 from collections.abc import Callable, Mapping
@@ -35,6 +34,7 @@ from panoramisk.message import Message
 from pydantic import SecretStr
 
 from pbxwatch.ami.codec import FrameDecoder
+from pbxwatch.backoff import backoff_delay
 from pbxwatch.settings import AmiSettings
 
 log = logging.getLogger(__name__)
@@ -172,8 +172,7 @@ class AmiSource:
 
     def _backoff(self, attempt: int) -> float:
         s = self.settings
-        cap = min(s.reconnect_max_seconds, s.reconnect_initial_seconds * (2**attempt))
-        return float(cap * random.uniform(0.5, 1.0))
+        return backoff_delay(attempt, s.reconnect_initial_seconds, s.reconnect_max_seconds)
 
     def _ssl(self) -> ssl.SSLContext | bool:
         if not self.settings.tls:

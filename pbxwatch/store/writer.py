@@ -1,12 +1,14 @@
 """Batched writes off the AMI read path.
 
-``submit()`` is synchronous and never waits: it turns a record into rows
-and appends them to an in-memory queue.  A background task writes the queue
-in batches (by size or after ``max_delay``), one transaction per batch, and
-retries a failed batch with backoff until the database is back, so nothing
-is dropped while it is down.  Past ``capacity`` rows in memory, new rows go
-to a spill file in the data directory (in order) and are read back once
-the queue has drained: memory stays bounded and the reader never blocks.
+``submit()`` is synchronous, never waits and never touches the disk: it
+turns a record into rows and appends them to memory.  A background task
+writes them in batches (by size or after ``max_delay``), one transaction
+per batch, and retries a failed batch with backoff until the database is
+back, so nothing is dropped while it is down.  Past ``capacity`` rows the
+newer rows wait in an overflow list that the writer task (not the reader)
+moves to a spill file in the data directory; once the in-memory queue has
+drained, the file is read back in order, a chunk at a time.  Memory stays
+bounded by ``capacity`` plus what arrives between two writer iterations.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from pbxwatch.backoff import backoff_delay
 from pbxwatch.core.engine import Record
 from pbxwatch.store.db import write_rows
 from pbxwatch.store.rows import Row, rows_of
@@ -57,8 +60,11 @@ class StoreWriter:
         self.capacity = capacity
         self.spill_path = spill_path
         self.stats = WriterStats()
-        self._rows: deque[Row] = deque()
-        self._spilling = False
+        self._rows: deque[Row] = deque()  # oldest first
+        self._overflow: list[Row] = []  # newer than the spill file; reader side, memory only
+        self._spilling = False  # rows newer than _rows live in the file and _overflow
+        self._spill_offset = 0  # bytes of the spill file already read back
+        self._spill_pending = 0  # rows in the spill file not read back yet
         self._wake = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
@@ -66,7 +72,7 @@ class StoreWriter:
 
     @property
     def backlog(self) -> int:
-        return len(self._rows) + (self.stats.spilled_rows if self._spilling else 0)
+        return len(self._rows) + self._spill_pending + len(self._overflow)
 
     # ------------------------------------------------------------ producer side
 
@@ -80,27 +86,24 @@ class StoreWriter:
             "stream_positions",
             {"source": self.source, "frames": frames, "event_time": event_time},
         )
-        if not self._spilling and self._rows and self._rows[-1][0] == "stream_positions":
-            self._rows[-1] = row  # only the newest position matters
+        tail = self._overflow if self._spilling else self._rows
+        if tail and tail[-1][0] == "stream_positions":
+            tail[-1] = row  # only the newest position matters
         else:
             self._append(row)
 
     def _append(self, row: Row) -> None:
         if self._spilling or (len(self._rows) >= self.capacity and self.spill_path):
-            self._spill(row)
+            if not self._spilling:
+                log.error("store backlog over %d rows: spilling to %s", self.capacity,
+                          self.spill_path)  # fmt: skip
+                self._spilling = True
+            self._overflow.append(row)
+            self._wake.set()
             return
         self._rows.append(row)
         if len(self._rows) >= self.max_batch:
             self._wake.set()
-
-    def _spill(self, row: Row) -> None:
-        assert self.spill_path is not None
-        if not self._spilling:
-            log.error("store backlog over %d rows: spilling to %s", self.capacity, self.spill_path)
-            self._spilling = True
-        with self.spill_path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        self.stats.spilled_rows += 1
 
     # ------------------------------------------------------------ writer side
 
@@ -115,12 +118,12 @@ class StoreWriter:
             await self._task
 
     async def flush(self) -> None:
-        while self._rows or self._spilling:
+        while self.backlog:
             await self._write_once()
 
     async def _run(self) -> None:
-        while not (self._closing and not self._rows and not self._spilling):
-            if not self._rows and not self._spilling:
+        while not (self._closing and not self.backlog):
+            if not self.backlog:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.max_delay)
                 self._wake.clear()
@@ -129,6 +132,7 @@ class StoreWriter:
             await self._write_once()
 
     async def _write_once(self) -> None:
+        self._spill_overflow()
         if not self._rows and self._spilling:
             self._unspill()
         if not self._rows:
@@ -141,11 +145,11 @@ class StoreWriter:
                 await conn.run_sync(write_rows, batch)
         except Exception as exc:  # noqa: BLE001 - the database is down or refused: keep the rows
             self.stats.write_errors += 1
+            delay = backoff_delay(self._failures, 0.5, 30.0)
             self._failures += 1
-            delay = min(30.0, 0.25 * 2 ** min(self._failures, 7))
             log.warning("store write failed (%s); %d rows kept, retry in %.1f s",
                         type(exc).__name__, self.backlog, delay)  # fmt: skip
-            await asyncio.sleep(delay)
+            await self._wait_spilling(delay)
             return
         self._failures = 0
         for _ in range(n):
@@ -156,12 +160,37 @@ class StoreWriter:
         self.stats.last_batch_seconds = took
         self.stats.max_batch_seconds = max(self.stats.max_batch_seconds, took)
 
-    def _unspill(self) -> None:
+    async def _wait_spilling(self, delay: float) -> None:
+        """Sleep out a backoff, moving overflow to disk as it comes."""
+        end = time.monotonic() + delay
+        while (left := end - time.monotonic()) > 0:
+            await asyncio.sleep(min(left, 1.0))
+            self._spill_overflow()
+
+    def _spill_overflow(self) -> None:
+        if not self._overflow:
+            return
         assert self.spill_path is not None
-        with self.spill_path.open(encoding="utf-8") as f:
+        with self.spill_path.open("a", encoding="utf-8") as f:
+            f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in self._overflow)
+        self._spill_pending += len(self._overflow)
+        self.stats.spilled_rows += len(self._overflow)
+        self._overflow.clear()
+
+    def _unspill(self) -> None:
+        """Read the next chunk of the spill file back into memory, in order."""
+        assert self.spill_path is not None
+        chunk = max(self.max_batch, self.capacity // 2)
+        with self.spill_path.open("rb") as f:
+            f.seek(self._spill_offset)
             for line in f:
                 name, row = json.loads(line)
                 self._rows.append((name, row))
-        self.spill_path.unlink()
+                self._spill_offset += len(line)
+                self._spill_pending -= 1
+                if len(self._rows) >= chunk:
+                    return
+        self.spill_path.unlink()  # all read back
+        self._spill_offset = 0
+        self._spill_pending = 0
         self._spilling = False
-        self.stats.spilled_rows = 0

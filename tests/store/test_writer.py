@@ -1,0 +1,43 @@
+"""The batched writer: the reader never waits or touches the disk, rows are
+kept while the database refuses them, and spill to a file past capacity."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import text
+
+from pbxwatch.core.diversion import DiversionInterval
+from pbxwatch.store.db import make_engine, upgrade
+from pbxwatch.store.writer import StoreWriter
+
+
+def _interval(i: int) -> DiversionInterval:
+    return DiversionInterval("1001", "socialtjanst", "presence", "away", "", "Lunch",
+                             1000.0 + i, 1001.0 + i)  # fmt: skip
+
+
+async def test_rows_survive_a_refusing_database_and_spill_in_order(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}")  # no schema yet
+    spill = tmp_path / "spill.jsonl"
+    writer = StoreWriter(engine, capacity=5, max_batch=4, spill_path=spill)
+    for i in range(20):
+        writer.submit(_interval(i))
+    assert writer.backlog == 20
+    assert not spill.exists()  # the reader side never writes files
+
+    await writer._write_once()  # refused: no tables; the overflow goes to disk
+    assert writer.stats.write_errors == 1
+    assert writer.backlog == 20
+    assert len(spill.read_text(encoding="utf-8").splitlines()) == 15
+
+    await upgrade(engine)
+    await writer.flush()
+    assert writer.backlog == 0
+    assert not spill.exists()
+    async with engine.connect() as conn:
+        starts = list(
+            await conn.scalars(text("SELECT start FROM diversion_intervals ORDER BY rowid"))
+        )
+    await engine.dispose()
+    assert starts == [1000.0 + i for i in range(20)]  # written in the order submitted
