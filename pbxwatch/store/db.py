@@ -17,7 +17,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Table, event, select
+from sqlalchemy import Table, event, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -139,11 +139,11 @@ def write_rows(conn: Connection, rows: Iterable[Row]) -> int:
 
 
 async def load_open_callbacks(engine: AsyncEngine) -> list[Callback]:
-    """Callbacks that may still change: not resolved, not exempt, with a number."""
+    """Callbacks that may still change, oldest first: not yet called back or
+    not yet listened to.  Exempt and anonymous ones included: a message is
+    still heard, and an exempt one may still be called back."""
     t = models.Callback
-    q = select(t).where(
-        t.resolved_at.is_(None), t.exempt_reason.is_(None), t.has_number.is_(True)
-    )  # fmt: skip
+    q = select(t).where(or_(t.resolved_at.is_(None), t.listened_at.is_(None))).order_by(t.left_at)
     async with engine.connect() as conn:
         result = await conn.execute(q)
         return [callback_of_row(row) for row in result]
