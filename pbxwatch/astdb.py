@@ -12,6 +12,7 @@ opens or closes a diversion interval like any other source.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -67,13 +68,13 @@ async def poll_forever(
     """Poll after every (re)connect and every ``interval`` seconds while up."""
     while True:
         await connected.wait()
+        connected.clear()
         try:
             n = await poll_once(source, families, extensions, feed)
             log.debug("AstDB: %d keys read", n)
         except (ConnectionError, TimeoutError) as exc:
             log.info("AstDB poll interrupted: %s", exc or type(exc).__name__)
-        connected.clear()  # set again by the next reconnect ...
-        try:
+        with contextlib.suppress(TimeoutError):  # a reconnect or the interval, what comes first
             await asyncio.wait_for(connected.wait(), interval)
-        except TimeoutError:
-            connected.set()  # ... or the interval passes: poll again
+        if source.connected:
+            connected.set()

@@ -175,12 +175,7 @@ class DiversionBook:
         self, ext: str, source: Source, reason: Presence | None, now: float
     ) -> list[DiversionInterval]:
         key = (ext, source)
-        old = self._other.get(key)
-        if (
-            key in self._other
-            and (old is None) == (reason is None)
-            and (old is None or reason is None or old.message == reason.message)
-        ):
+        if key in self._other and _same(self._other[key], reason):
             return []  # no change (a repeated poll, a repeated device state)
         self._other[key] = reason
         return self._set(ext, source, reason, now)
@@ -210,7 +205,10 @@ class DiversionBook:
         return p.state in self._directory.diverting_presence
 
 
-def _same(a: Presence, b: Presence) -> bool:
+def _same(a: Presence | None, b: Presence | None) -> bool:
+    """Same reason (the time it was reported aside); ``None`` = no diversion."""
+    if a is None or b is None:
+        return a is b
     return (a.state, a.subtype, a.message) == (b.state, b.subtype, b.message)
 
 

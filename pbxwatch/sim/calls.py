@@ -184,9 +184,7 @@ class Scripts:
         self.em.dial_end(t2, trunk, phone, "BUSY" if busy else "NOANSWER")
         self.em.hangup(t2, phone, 17 if busy else 0)
         self.em.device_state(t2, self.pbx.devices[ext], "NOT_INUSE")
-        if then == "voicemail":
-            return self.voicemail(t2, trunk, ext, "b" if busy else "u", message)
-        return self.contact_centre(t2, trunk, queue or [], talk)
+        return self._not_reached(t2, trunk, ext, then, "b" if busy else "u", message, queue, talk)
 
     def direct_diverted(
         self,
@@ -202,8 +200,22 @@ class Scripts:
         """Presence diverts: the dialplan skips Dial (the phone never rings)."""
         trunk = self.inbound(t, caller, self.pbx.dids[ext])
         self.to_extension(trunk, t, ext)
+        return self._not_reached(t, trunk, ext, then, "u", message, queue, talk)
+
+    def _not_reached(
+        self,
+        t: float,
+        trunk: SimChannel,
+        ext: str,
+        then: Literal["voicemail", "contact_centre"],
+        greeting: str,
+        message: float | None,
+        queue: list[QueueAttempt] | None,
+        talk: float,
+    ) -> float:
+        """Where the dialplan sends a caller the person did not answer."""
         if then == "voicemail":
-            return self.voicemail(t, trunk, ext, "u", message)
+            return self.voicemail(t, trunk, ext, greeting, message)
         return self.contact_centre(t, trunk, queue or [], talk)
 
     def voicemail(

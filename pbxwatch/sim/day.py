@@ -339,15 +339,15 @@ def simulate_day(
     plan = p.follow_up()
     frames = _fill_message_counts(sorted(p.em.frames, key=lambda f: f[0]))
     end = max(c.end for c in p.calls) + 60 if p.calls else close
-    calls = sorted(p.calls, key=lambda c: c.start)
-    index = {id(c): n for n, c in enumerate(calls)}
-    order = {i: index[id(c)] for i, c in enumerate(p.calls)}
+    order = sorted(range(len(p.calls)), key=lambda i: p.calls[i].start)
+    new_index = {old: new for new, old in enumerate(order)}  # planned order -> time order
+    calls = [p.calls[i] for i in order]
     calls = [
-        c if c.callback_for is None else replace(c, callback_for=order[c.callback_for])
+        c if c.callback_for is None else replace(c, callback_for=new_index[c.callback_for])
         for c in calls
     ]
     return SimDay(frames, calls, p.diversions, start, end, p.tz,
-                  {order[i]: v for i, v in plan.items()})  # fmt: skip
+                  {new_index[i]: v for i, v in plan.items()})  # fmt: skip
 
 
 def frames_to_bytes(frames: list[Frame]) -> list[RecordedFrame]:
