@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import fields
+from functools import cache
 from typing import Any
 
 from pbxwatch.core.callbacks import Callback, CallbackChange
@@ -15,13 +16,17 @@ from pbxwatch.store import models
 Row = tuple[str, dict[str, Any]]
 
 
+@cache
+def _columns(table: str) -> tuple[str, ...]:
+    return tuple(models.Base.metadata.tables[table].columns.keys())
+
+
 def _pick(table: str, obj: object, **more: Any) -> Row:
     """The columns of ``table`` that ``obj`` has an attribute for, plus ``more``.
 
     Columns only the database has (``purged``) are left out, so an upsert
     never undoes what the retention purge did to a row."""
-    columns = models.Base.metadata.tables[table].columns.keys()
-    row = {c: getattr(obj, c) for c in columns if c not in more and hasattr(obj, c)}
+    row = {c: getattr(obj, c) for c in _columns(table) if c not in more and hasattr(obj, c)}
     row.update(more)
     return table, row
 
