@@ -17,6 +17,9 @@ import time
 from collections.abc import Mapping
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from pbxwatch import astdb
 from pbxwatch.ami.client import AmiAuthError, AmiSource
 from pbxwatch.core.callbacks import CallbackChange, CallbackEvent
@@ -26,6 +29,7 @@ from pbxwatch.core.incidents import Incident
 from pbxwatch.core.numbers import mask
 from pbxwatch.pipeline import JsonLinesSink, Pipeline, build_engine
 from pbxwatch.settings import ConfigError, Settings
+from pbxwatch.store.retention import purge
 from pbxwatch.store.session import open_store, restore, writer_for
 
 log = logging.getLogger(__name__)
@@ -81,6 +85,19 @@ class LogSink:
         )
 
 
+async def purge_forever(store: AsyncEngine, settings: Settings) -> None:
+    """Erase personal data past retention at start and then every
+    ``storage.purge_every_hours`` (wall clock: retention is a legal period,
+    not PBX time).  A failed purge is logged and tried again next time."""
+    every = settings.storage.purge_every_hours * 3600.0
+    while True:
+        try:
+            await purge(store, settings, time.time())
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("retention purge failed, will retry: %s", exc)
+        await asyncio.sleep(every)
+
+
 async def run_live(settings: Settings, *, json_out: bool = False) -> int:
     secret = settings.ami.secret()
     pipeline = Pipeline(build_engine(settings))
@@ -115,7 +132,7 @@ async def run_live(settings: Settings, *, json_out: bool = False) -> int:
             await asyncio.sleep(1.0)
             pipeline.tick(clock.now())
 
-    tasks = [asyncio.create_task(ticker())]
+    tasks = [asyncio.create_task(ticker()), asyncio.create_task(purge_forever(store, settings))]
     div = settings.diversion
     families = [f for f in (div.astdb_forward_family, div.astdb_dnd_family) if f]
     if families:

@@ -55,9 +55,22 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", required=True)
     run.add_argument("--json", action="store_true", help="print finished calls as JSON Lines")
 
-    db = sub.add_parser("db", help="database schema")
-    db.add_argument("action", choices=["upgrade", "check"])
+    db = sub.add_parser("db", help="database schema and retention")
+    db.add_argument(
+        "action",
+        choices=["upgrade", "check", "purge"],
+        help="upgrade/check the schema; purge personal data past retention",
+    )
     db.add_argument("--config", required=True)
+    db.add_argument("--now", help="purge: as if at this time (ISO 8601; default: now)")
+
+    rep = sub.add_parser("report", help="guideline figures of one unit and period")
+    rep.add_argument("--config", required=True)
+    rep.add_argument("--unit", required=True, help="unit slug as in directory.units")
+    rep.add_argument("--from", dest="date_from", required=True, help="first day, YYYY-MM-DD")
+    rep.add_argument("--to", dest="date_to", required=True, help="last day, YYYY-MM-DD")
+    rep.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    rep.add_argument("--now", help="judge open callbacks at this time (ISO 8601; default: now)")
 
     c = sub.add_parser("check-config", help="validate a configuration file")
     c.add_argument("config")
@@ -93,6 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if args.command == "db":
             return asyncio.run(_db(args))
+        if args.command == "report":
+            return asyncio.run(_report(args))
     except ConfigError as exc:
         print(f"pbxwatch: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -194,6 +209,8 @@ async def _db(args: argparse.Namespace) -> int:
     from pbxwatch.store.db import SchemaError, check_schema, make_engine, upgrade
 
     settings = load_settings(args.config)
+    if args.action == "purge":
+        return await _purge(args, settings)
     engine = make_engine(settings.storage.resolved_url())
     where = engine.url.render_as_string(hide_password=True)
     try:
@@ -210,6 +227,46 @@ async def _db(args: argparse.Namespace) -> int:
         raise ConfigError(f"storage: cannot reach {where}: {exc}") from exc
     finally:
         await engine.dispose()
+
+
+async def _purge(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+
+    from pbxwatch.store.retention import purge
+    from pbxwatch.store.session import open_store
+
+    now = _parse_now(args.now, ZoneInfo(settings.timezone)) or time.time()
+    engine = await open_store(settings)
+    try:
+        report = await purge(engine, settings, now)
+    finally:
+        await engine.dispose()
+    print(json.dumps(report.to_json(), ensure_ascii=False))
+    return 0
+
+
+async def _report(args: argparse.Namespace) -> int:
+    from pbxwatch.report import build, render
+    from pbxwatch.store.session import open_store
+
+    settings = load_settings(args.config)
+    tz = ZoneInfo(settings.timezone)
+    date_from, date_to = _parse_date(args.date_from, "--from"), _parse_date(args.date_to, "--to")
+    now = _parse_now(args.now, tz) or time.time()
+    engine = await open_store(settings)
+    try:
+        report = await build(engine, settings, args.unit, date_from, date_to, now)
+    finally:
+        await engine.dispose()
+    sys.stdout.write(render(report, args.format, tz))
+    return 0
+
+
+def _parse_date(value: str, option: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise ConfigError(f"{option}: not a date (YYYY-MM-DD): {value!r}") from exc
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -154,6 +154,9 @@ class StorageSettings(_Model):
     retention_days: int = Field(
         365, ge=1, description="personal data kept this long (per unit override possible)"
     )
+    purge_every_hours: float = Field(
+        24.0, gt=0, description="how often `run` erases personal data past retention"
+    )
 
     def resolved_url(self) -> str:
         from pbxwatch.store.db import default_url

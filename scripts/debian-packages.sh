@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Install the Debian packages the test suite starts itself, where missing:
-# PostgreSQL (initdb/pg_ctl).  Uses sudo when not root.
+# PostgreSQL (initdb/pg_ctl), Mosquitto and Prometheus (prometheus, promtool).
+# Uses sudo when not root.
 set -euo pipefail
 need=()
 if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   need+=(postgresql)
 fi
+command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+command -v promtool >/dev/null || need+=(prometheus)
 [ ${#need[@]} -eq 0 ] && exit 0
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"

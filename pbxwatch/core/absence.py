@@ -52,6 +52,13 @@ class AbsenceWatch:
         watch = self._unreachable.pop(ext, None)
         return [self._resolved(ext, watch, now)] if watch and watch.open_id else []
 
+    def restore(self, ext: str, since: float, incident_id: str) -> None:
+        """Carry on an open warning loaded from the store after a restart:
+        it resolves (with its original id) when the device comes back or a
+        diversion is set, instead of opening a second one."""
+        if ext in self.directory.people:
+            self._unreachable[ext] = _Watch(since=since, open_id=incident_id)
+
     def tick(self, now: float) -> list[Incident]:
         out: list[Incident] = []
         for ext, watch in list(self._unreachable.items()):

@@ -17,12 +17,9 @@ from zoneinfo import ZoneInfo
 from pbxwatch.core.calendar import WorkCalendar
 from pbxwatch.core.directory import Directory
 from pbxwatch.core.diversion import Presence
+from pbxwatch.core.figures import CallbackState, callback_state
 from pbxwatch.core.numbers import normalise
 from pbxwatch.core.records import CallRecord, iso
-
-CallbackState = Literal[
-    "pending", "called_back", "overdue", "called_back_late", "exempt", "no_number"
-]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,13 +42,13 @@ class Callback:
     overdue_sent: bool = False
 
     def state(self, now: float) -> CallbackState:
-        if self.number is None:
-            return "no_number"
-        if self.exempt_reason is not None:
-            return "exempt"
-        if self.resolved_at is not None:
-            return "called_back" if self.resolved_at <= self.deadline else "called_back_late"
-        return "overdue" if now > self.deadline else "pending"
+        return callback_state(
+            has_number=self.number is not None,
+            exempt=self.exempt_reason is not None,
+            resolved_at=self.resolved_at,
+            deadline=self.deadline,
+            now=now,
+        )
 
     def to_json(self, tz: ZoneInfo, now: float) -> dict[str, Any]:
         return {

@@ -135,6 +135,19 @@ class Engine:
         out.extend(self.callbacks.drain_changes())
         return out
 
+    def restore_incident(self, inc: Incident) -> bool:
+        """Put back an open, lasting incident loaded from the store after a
+        restart; False when it is not one the engine carries on."""
+        if inc.state != "open":
+            return False
+        if inc.kind == "group_unstaffed" and inc.queue is not None:
+            self.queues.restore_unstaffed(inc.queue, inc.started_at)
+            return True
+        if inc.kind == "unforwarded_absence" and inc.extension is not None:
+            self.absence.restore(inc.extension, inc.started_at, inc.incident_id)
+            return True
+        return False
+
     def snapshot(self, tz: ZoneInfo, now: float | None = None) -> list[dict[str, Any]]:
         """Callbacks (state evaluated at ``now``), diversions still on and
         queues, as JSON objects."""

@@ -148,6 +148,11 @@ class QueueBook:
                 q.answered_without_transfer += 1
         return out
 
+    def restore_unstaffed(self, name: str, since: float) -> None:
+        """Carry on an open unstaffed interval loaded from the store after a
+        restart: it ends (same id, same start) when a member is back."""
+        self._q(name).unstaffed_since = since
+
     def tick(self, now: float) -> list[Incident]:
         out: list[Incident] = []
         for q in self.queues.values():
@@ -166,9 +171,14 @@ class QueueBook:
             q.unstaffed_seconds += max(0.0, now - q.last_eval)
         q.last_eval = now
         staffed = any(m.staffing for m in q.members.values())
-        unstaffed = self._knows_everyone(q) and not staffed and self._in_hours(q.name, now)
-        if q.unstaffed_since is not None and not unstaffed and not staffed and q.refused_empty:
-            return []  # opened on JOINEMPTY evidence: stays open until a member is back
+        in_hours = self._in_hours(q.name, now)
+        known = self._knows_everyone(q)
+        unstaffed = known and not staffed and in_hours
+        if q.unstaffed_since is not None and not unstaffed and not staffed:
+            if q.refused_empty:
+                return []  # opened on JOINEMPTY evidence: stays open until a member is back
+            if in_hours and not known:
+                return []  # restored after a restart: nothing yet says it ended
         if unstaffed and q.unstaffed_since is None:
             q.unstaffed_since = now
             return [self._incident(q, "open", now, None)]

@@ -91,6 +91,12 @@ class Scripts:
     def __init__(self, pbx: Pbx, em: Emitter) -> None:
         self.pbx = pbx
         self.em = em
+        self.answered_at: float | None = None  # first answer by a person since take_answer()
+
+    def take_answer(self) -> float | None:
+        """When a person first answered in the call just written."""
+        at, self.answered_at = self.answered_at, None
+        return at
 
     # ------------------------------------------------------------ inbound
 
@@ -137,6 +143,8 @@ class Scripts:
         return end
 
     def answer(self, t: float, src: SimChannel, phone: SimChannel) -> None:
+        if self.answered_at is None:
+            self.answered_at = t
         self.em.newstate(t, phone, "Up")
         self.em.dial_end(t, src, phone, "ANSWER")
         if src.state != "Up":

@@ -47,6 +47,7 @@ class SimCall:
     missing_forward: bool = False
     diverted: bool = False
     callback_for: int | None = None  # index of the call whose message this calls back
+    answered_at: float | None = None  # when a person answered
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +70,8 @@ class SimDay:
     tz: ZoneInfo
     #: per message call index: "on_time" | "late" | "none" (callbacks planned)
     callback_plan: dict[int, str] = field(default_factory=dict)
+    #: (queue, start, end): every member of a group number paused at once
+    unstaffed: list[tuple[str, float, float]] = field(default_factory=list)
 
 
 _DIVERSIONS = [
@@ -78,6 +81,8 @@ _DIVERSIONS = [
     ("dnd", "meeting", "Möte till 15:00", 13.5, 15.0),
     ("away", "meeting", "Utbildning", 9.0, 10.5),
 ]
+#: When the whole team of each group number takes a break together (hours).
+_TEAM_BREAK = (12.0, 12.25)
 
 
 class _Planner:
@@ -92,6 +97,7 @@ class _Planner:
         self.busy: dict[str, list[tuple[float, float]]] = defaultdict(list)
         self.calls: list[SimCall] = []
         self.diversions: list[Diversion] = []
+        self.unstaffed: list[tuple[str, float, float]] = []
         members = {m for q in self.pbx.queues.values() for m in q.members}
         self.direct_people = sorted(e for e in self.pbx.devices if e not in members)
         self.group_people = sorted(members)
@@ -135,6 +141,25 @@ class _Planner:
                 iface = f"Local/{ext}@grp-member" if local else self.pbx.devices[ext]
                 self.em.member_status(t, q.name, iface, self.pbx.names[ext], 1)
 
+    def plan_team_breaks(self) -> None:
+        """Every group number's members pause together: nobody available."""
+        start, end = self.at(_TEAM_BREAK[0]), self.at(_TEAM_BREAK[1])
+        for q in self.pbx.queues.values():
+            if q.kind != "group":
+                continue
+            for i, ext in enumerate(q.members):
+                iface, name = f"Local/{ext}@grp-member", self.pbx.names[ext]
+                self.em.member_pause(start - 60 * (len(q.members) - 1 - i), q.name, iface, name,
+                                     True, "Rast")  # fmt: skip
+                self.em.member_pause(end + 60 * i, q.name, iface, name, False)
+            self.unstaffed.append((q.name, start, end))
+
+    def on_break(self, q: SimQueue, t: float) -> bool:
+        """No calls to a group number around its break (a call answered
+        before would end after the break began)."""
+        return any(name == q.name and s - 900 <= t <= e + 60 * len(q.members)
+                   for name, s, e in self.unstaffed)  # fmt: skip
+
     def place(self, t: float) -> None:
         roll = self.rng.random()
         if roll < 0.55:
@@ -169,7 +194,8 @@ class _Planner:
         if roll < 0.6:
             ring = rng.uniform(2, 18)
             end = sc.direct_answered(t, caller, ext, ring, rng.uniform(30, 400))
-            self.calls.append(SimCall("direct_answered", t, end, caller, ext, "answered", ext))
+            self.calls.append(SimCall("direct_answered", t, end, caller, ext, "answered", ext,
+                                      answered_at=sc.take_answer()))  # fmt: skip
         elif roll < 0.72:
             after = rng.uniform(2, 19)
             end = sc.direct_abandoned(t, caller, ext, after)
@@ -205,6 +231,7 @@ class _Planner:
             kind, t, end, caller, ext, outcome, answered_by=who,
             mailbox=self.pbx.mailboxes[ext] if msg is not None and not to_cc else None,
             unanswered_rings=rings, missing_forward=rung, diverted=diverted,
+            answered_at=self.scripts.take_answer(),
         ))  # fmt: skip
 
     def cc_attempts(self, t: float, *, answer: bool) -> tuple[list[QueueAttempt], str | None]:
@@ -232,6 +259,8 @@ class _Planner:
         return attempts, who
 
     def queue(self, t: float, q: SimQueue) -> None:
+        if self.on_break(q, t):
+            return
         answer = self.rng.random() < 0.8
         caller = self.number()
         if q.kind == "contact_centre":
@@ -257,7 +286,8 @@ class _Planner:
         rings = tuple(a.ext for a in attempts if a.result in ("noanswer", "cancel"))
         self.calls.append(SimCall("queue", t, end, caller, q.name,
                                   "answered" if who else "abandoned", who,
-                                  unanswered_rings=rings))  # fmt: skip
+                                  unanswered_rings=rings,
+                                  answered_at=self.scripts.take_answer()))  # fmt: skip
 
     def outbound(self, t: float, ext: str, number: str, callback_for: int | None) -> bool:
         if not self.free(ext, t, t + 300):
@@ -330,6 +360,7 @@ def simulate_day(
     start, close = p.at(open_hour - 0.5), p.at(close_hour)
     p.staff_queues(start)
     p.plan_diversions()
+    p.plan_team_breaks()
     t = p.at(open_hour)
     while True:
         t += p.rng.expovariate(calls_per_hour / 3600.0)
@@ -347,12 +378,20 @@ def simulate_day(
         for c in calls
     ]
     return SimDay(frames, calls, p.diversions, start, end, p.tz,
-                  {new_index[i]: v for i, v in plan.items()})  # fmt: skip
+                  {new_index[i]: v for i, v in plan.items()}, p.unstaffed)  # fmt: skip
 
 
 def frames_to_bytes(frames: list[Frame]) -> list[RecordedFrame]:
     """The frames as the AMI server sends them (raw, without the blank line)."""
     return [RecordedFrame(encode_frame(f)[:-2].rstrip(b"\r\n"), t) for t, f in frames]
+
+
+def recording_bytes(frames: list[Frame]) -> bytes:
+    """The frames as an ``.ami`` recording (banner, then frame after frame)."""
+    from pbxwatch.ami.codec import EOM
+    from pbxwatch.ami.server import BANNER
+
+    return BANNER + b"".join(f.raw + EOM for f in frames_to_bytes(frames))
 
 
 def _fill_message_counts(frames: list[Frame]) -> list[Frame]:

@@ -140,11 +140,22 @@ class Emitter:
 
     def member_status(self, t: float, queue: str, interface: str, name: str, status: int,
                       in_call: bool = False, paused: bool = False) -> None:  # fmt: skip
-        self.emit(t, "QueueMemberStatus", "agent,all", Queue=queue, MemberName=name,
+        self._member_event(t, "QueueMemberStatus", queue, interface, name, status, in_call,
+                           paused, "")  # fmt: skip
+
+    def member_pause(self, t: float, queue: str, interface: str, name: str, paused: bool,
+                     reason: str = "") -> None:  # fmt: skip
+        """``QueueMemberPause`` (what app_queue sends on a pause/unpause)."""
+        self._member_event(t, "QueueMemberPause", queue, interface, name, 1, False, paused,
+                           reason)  # fmt: skip
+
+    def _member_event(self, t: float, event: str, queue: str, interface: str, name: str,
+                      status: int, in_call: bool, paused: bool, reason: str) -> None:  # fmt: skip
+        self.emit(t, event, "agent,all", Queue=queue, MemberName=name,
                   Interface=interface, StateInterface=interface, Membership="dynamic",
                   Penalty="0", CallsTaken="0", LastCall="0", LastPause="0",
                   LoginTime=str(int(t)), InCall="1" if in_call else "0", Status=str(status),
-                  Paused="1" if paused else "0", PausedReason="", Ringinuse="0",
+                  Paused="1" if paused else "0", PausedReason=reason, Ringinuse="0",
                   Wrapuptime="0")  # fmt: skip
 
     def presence(self, t: float, presentity: str, ext: str, device: str, state: str,

@@ -17,14 +17,15 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Table, event, or_, select
+from sqlalchemy import Table, case, event, null, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from pbxwatch.core.callbacks import Callback
+from pbxwatch.core.incidents import Incident
 from pbxwatch.store import models
-from pbxwatch.store.rows import Row, callback_of_row
+from pbxwatch.store.rows import Row, callback_of_row, incident_of_row
 
 log = logging.getLogger(__name__)
 
@@ -116,9 +117,10 @@ def _upsert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
     keys = [c.name for c in table.primary_key.columns]
     stmt = insert(table)
     cols = {name for row in rows for name in row} - set(keys)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=keys, set_={name: stmt.excluded[name] for name in cols}
-    )
+    values: dict[str, Any] = {name: stmt.excluded[name] for name in cols}
+    for name in set(models.PERSONAL.get(table.name, ())) & cols:  # erased stays erased
+        values[name] = case((table.c.purged.is_(True), null()), else_=stmt.excluded[name])
+    stmt = stmt.on_conflict_do_update(index_elements=keys, set_=values)
     conn.execute(stmt, rows)
 
 
@@ -141,19 +143,27 @@ def write_rows(conn: Connection, rows: Iterable[Row]) -> int:
 async def load_open_callbacks(engine: AsyncEngine) -> list[Callback]:
     """Callbacks that may still change, oldest first: not yet called back or
     not yet listened to.  Exempt and anonymous ones included: a message is
-    still heard, and an exempt one may still be called back."""
+    still heard, and an exempt one may still be called back.  Purged ones
+    (past retention, number erased) can no longer change, so the set stays
+    bounded by the retention period."""
     t = models.Callback
-    q = select(t).where(or_(t.resolved_at.is_(None), t.listened_at.is_(None))).order_by(t.left_at)
+    q = (
+        select(t)
+        .where(or_(t.resolved_at.is_(None), t.listened_at.is_(None)), t.purged.is_(False))
+        .order_by(t.left_at)
+    )
     async with engine.connect() as conn:
         result = await conn.execute(q)
         return [callback_of_row(row) for row in result]
 
 
-async def load_open_incidents(engine: AsyncEngine) -> list[Any]:
+async def load_open_incidents(engine: AsyncEngine) -> list[Incident]:
+    """Lasting incidents still open (unstaffed group numbers, unforwarded
+    absences), oldest first."""
     t = models.Incident
+    q = select(t).where(t.state == "open").order_by(t.started_at)
     async with engine.connect() as conn:
-        result = await conn.execute(select(t).where(t.state == "open"))
-        return list(result)
+        return [incident_of_row(row) for row in await conn.execute(q)]
 
 
 async def stream_position(engine: AsyncEngine, source: str) -> int:

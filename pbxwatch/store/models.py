@@ -10,7 +10,7 @@ retention purge sets to NULL while the aggregates stay.
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Boolean, Float, Integer, MetaData, String, Text
+from sqlalchemy import JSON, Boolean, Float, Integer, MetaData, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -116,6 +116,7 @@ class DiversionInterval(Base):
     message: Mapped[str | None] = mapped_column(Text)  # may be personal ("Sjuk")
     start: Mapped[float] = mapped_column(Float, index=True)
     end: Mapped[float | None] = mapped_column(Float)
+    purged: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class UnstaffedInterval(Base):
@@ -136,6 +137,15 @@ class AmiGap(Base):
     started_at: Mapped[float] = mapped_column(Float)
     ended_at: Mapped[float | None] = mapped_column(Float)
     reason: Mapped[str] = mapped_column(Text)
+
+
+#: Columns holding personal data, per table: the retention purge erases them
+#: and an upsert never writes them back into a purged row.
+PERSONAL: dict[str, tuple[str, ...]] = {
+    "calls": ("caller", "caller_e164"),
+    "callbacks": ("caller", "number"),
+    "diversion_intervals": ("message",),
+}
 
 
 class StreamPosition(Base):

@@ -60,3 +60,8 @@ def callback_of_row(row: Any) -> Callback:
     if not row.has_number:
         values["number"] = None
     return Callback(**values)
+
+
+def incident_of_row(row: Any) -> Incident:
+    """A stored incident back into the core (restart recovery)."""
+    return Incident(**{f.name: getattr(row, f.name) for f in fields(Incident)})

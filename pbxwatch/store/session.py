@@ -8,7 +8,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pbxwatch.core.engine import Engine
 from pbxwatch.settings import ConfigError, Settings
-from pbxwatch.store.db import SchemaError, check_schema, load_open_callbacks, make_engine, upgrade
+from pbxwatch.store.db import (
+    SchemaError,
+    check_schema,
+    load_open_callbacks,
+    load_open_incidents,
+    make_engine,
+    upgrade,
+)
 from pbxwatch.store.writer import StoreWriter
 
 log = logging.getLogger(__name__)
@@ -48,11 +55,17 @@ def writer_for(settings: Settings, engine: AsyncEngine, source: str) -> StoreWri
 
 
 async def restore(engine: AsyncEngine, core: Engine) -> int:
-    """Put open callbacks back into the core so deadlines, reminders and
-    fulfilment carry on where they stopped; returns how many."""
+    """Put open callbacks and open lasting incidents back into the core so
+    deadlines, reminders, fulfilment and resolutions carry on where they
+    stopped (same ids, same starts); returns how many."""
     callbacks = await load_open_callbacks(engine)
     for cb in callbacks:
         core.callbacks.restore(cb)
-    if callbacks:
-        log.info("restored %d open callbacks from the store", len(callbacks))
-    return len(callbacks)
+    incidents = [inc for inc in await load_open_incidents(engine) if core.restore_incident(inc)]
+    if callbacks or incidents:
+        log.info(
+            "restored %d open callbacks and %d open incidents from the store",
+            len(callbacks),
+            len(incidents),
+        )
+    return len(callbacks) + len(incidents)

@@ -20,8 +20,7 @@ import pytest
 from pbxwatch.pipeline import JsonLinesSink, Pipeline, build_engine
 from pbxwatch.settings import Settings
 from pbxwatch.sim.day import SimCall, SimDay, simulate_day
-
-DAY = dt.date(2026, 11, 24)  # a Tuesday, no holiday near
+from tests.sim.expect import DAY, callback_states
 
 
 @pytest.fixture(scope="module")
@@ -111,34 +110,8 @@ def test_diversion_intervals(day: SimDay, records: list[dict[str, Any]]) -> None
     assert got == expected
 
 
-def _deadline(settings: Settings, owner: str, left_at: float, tz: dt.tzinfo) -> float:
-    """Counted here from the config, for a message left on Tuesday DAY."""
-    unit = settings.directory.units[settings.directory.people[owner].unit]
-    policy = unit.callback_policy
-    local = dt.datetime.fromtimestamp(left_at, tz)
-    close = dt.datetime.combine(DAY, unit.phone_hours.close, tz)
-    if policy.deadline == "same_working_day":
-        return (close if local < close else close + dt.timedelta(days=1)).timestamp()
-    return (close + dt.timedelta(days=policy.working_days)).timestamp()  # Thu; no holiday
-
-
 def test_callbacks(lab_settings: Settings, day: SimDay, records: list[dict[str, Any]]) -> None:
-    reasons = lab_settings.diversion.extended_absence_reasons
-    callback_at = {c.callback_for: c.start for c in day.calls if c.callback_for is not None}
-    expected: Counter[str] = Counter()
-    for i, call in enumerate(day.calls):
-        if not call.mailbox:
-            continue
-        owner, left = call.target, call.end
-        away = next((d for d in day.diversions if d.ext == owner and d.start <= left < d.end),
-                    None)  # fmt: skip
-        deadline = _deadline(lab_settings, owner, left, day.tz)
-        if away and away.state == "xa" and any(w in away.message.lower() for w in reasons):
-            expected["exempt"] += 1
-        elif i in callback_at:
-            expected["called_back" if callback_at[i] <= deadline else "called_back_late"] += 1
-        else:
-            expected["overdue" if day.end > deadline else "pending"] += 1
+    expected = Counter(callback_states(lab_settings, day, day.end).values())
     got = Counter(r["state"] for r in _of(records, "callback"))
     assert got == expected
     assert len(expected) >= 4  # the day exercises most states

@@ -17,21 +17,18 @@ import yaml
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from pbxwatch.ami.codec import EOM
 from pbxwatch.settings import Settings
-from pbxwatch.sim.day import frames_to_bytes, simulate_day
+from pbxwatch.sim.day import recording_bytes, simulate_day
 from pbxwatch.store import models
 from pbxwatch.store.db import make_engine, upgrade
 from tests.conftest import LAB_CONFIG
-
-BANNER = b"Asterisk Call Manager/11.0.0\r\n"
 
 
 def _recording(settings: Settings, path: Path) -> int:
     frames = []
     for n, day in enumerate((dt.date(2026, 11, 24), dt.date(2026, 11, 25), dt.date(2026, 11, 26))):
-        frames += frames_to_bytes(simulate_day(settings, day, calls_per_hour=50, seed=n).frames)
-    path.write_bytes(BANNER + b"".join(f.raw + EOM for f in frames))
+        frames += simulate_day(settings, day, calls_per_hour=50, seed=n).frames
+    path.write_bytes(recording_bytes(frames))
     return len(frames)
 
 
@@ -160,7 +157,7 @@ async def test_restart_at_any_point_keeps_following_callbacks(
 
     recording = tmp_path / "day.ami"
     day = simulate_day(lab_settings, dt.date(2026, 11, 24), calls_per_hour=50, seed=3)
-    recording.write_bytes(BANNER + b"".join(f.raw + EOM for f in frames_to_bytes(day.frames)))
+    recording.write_bytes(recording_bytes(day.frames))
     frames = list(iter_recording(recording.read_bytes()))[1:]  # without the banner line
 
     clean_engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'clean.db'}")
@@ -185,3 +182,33 @@ async def test_restart_at_any_point_keeps_following_callbacks(
                     assert after[cb_id][i] == clean[cb_id][i], (split, cb_id, i)
                     checked += 1
     assert checked > 10
+
+
+async def test_restart_in_an_unstaffed_break_keeps_one_interval(
+    lab_settings: Settings, tmp_path: Path
+) -> None:
+    """Stopped while the group number had nobody available: after the
+    restart the same interval (same id and start) ends when the team is
+    back; none is left open and none is opened twice."""
+    from pbxwatch.ami.codec import iter_recording
+
+    day = simulate_day(lab_settings, dt.date(2026, 11, 24), calls_per_hour=50, seed=3)
+    [(queue, start, end)] = day.unstaffed
+    recording = tmp_path / "day.ami"
+    recording.write_bytes(recording_bytes(day.frames))
+    frames = list(iter_recording(recording.read_bytes()))[1:]
+    split = next(i for i, f in enumerate(frames) if float(f["Timestamp"]) > (start + end) / 2)
+
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'split.db'}")
+    await upgrade(engine)
+    await _replay_span(lab_settings, engine, frames[:split], 0, tmp_path)
+    await _replay_span(lab_settings, engine, frames, split, tmp_path)
+    async with engine.connect() as conn:
+        incidents = (await conn.execute(select(models.Incident).where(
+            models.Incident.kind == "group_unstaffed"))).all()  # fmt: skip
+        intervals = (await conn.execute(select(models.UnstaffedInterval))).all()
+    await engine.dispose()
+    assert [(i.queue, i.state, i.started_at, i.ended_at) for i in incidents] == [
+        (queue, "resolved", start, end)
+    ]
+    assert [(i.queue, i.start, i.end) for i in intervals] == [(queue, start, end)]

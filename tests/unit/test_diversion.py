@@ -154,3 +154,21 @@ def test_no_unforwarded_absence_when_diverted_or_outside_phone_hours(
     out = _feed(late, [ev("DeviceStateChange", evening, Device="IAX2/1002", State="UNAVAILABLE")])
     out += late.tick(evening + 3 * 3600)
     assert _absence(out) == []
+
+
+def test_restored_unforwarded_absence_resolves_with_its_own_id(lab_settings: Settings) -> None:
+    """After a restart the open warning carries on: no second one opens,
+    and it resolves under the id it was stored with."""
+    first = _engine(lab_settings)
+    out = _feed(first, [ev("DeviceStateChange", T0, Device="IAX2/1002", State="UNAVAILABLE")])
+    [opened] = [r for r in out + first.tick(T0 + 1000) if isinstance(r, Incident)]
+
+    restarted = _engine(lab_settings)
+    assert restarted.restore_incident(opened)
+    out = restarted.tick(T0 + 5000)
+    out += _feed(restarted, [ev("DeviceStateChange", T0 + 6000, Device="IAX2/1002",
+                                State="NOT_INUSE")])  # fmt: skip
+    resolved = [r for r in out if isinstance(r, Incident)]
+    assert [(r.incident_id, r.state, r.started_at, r.ended_at) for r in resolved] == [
+        (opened.incident_id, "resolved", T0, T0 + 6000)
+    ]

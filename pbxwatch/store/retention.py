@@ -1,0 +1,97 @@
+"""Retention: erase personal data older than each unit's retention period.
+
+Caller numbers (and the free text of diversions, which may say "Sjuk") are
+personal data; the guidelines' annual follow-up needs only the aggregates.
+The purge sets the personal columns (``models.PERSONAL``) to NULL and marks
+the row ``purged``; every other column stays, so reports over old periods
+still add up.  It is idempotent: a purged row is never counted again.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, null, or_, true, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from pbxwatch.settings import Settings
+from pbxwatch.store import models
+
+log = logging.getLogger(__name__)
+
+DAY = 86_400.0
+
+#: The time a row's retention runs from.
+_AGE_COLUMN = {"calls": "started_at", "callbacks": "left_at", "diversion_intervals": "end"}
+
+
+@dataclass
+class PurgeReport:
+    """What one purge did: rows erased per table and unit (``None`` = rows of
+    no configured unit, kept for the global period)."""
+
+    at: float
+    cutoffs: dict[str | None, float]
+    rows: dict[str, dict[str | None, int]] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(n for per_unit in self.rows.values() for n in per_unit.values())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "at": self.at,
+            "total": self.total,
+            "rows": {t: {u or "-": n for u, n in per.items()} for t, per in self.rows.items()},
+        }
+
+    def summary(self) -> str:
+        parts = [
+            f"{table} {sum(per.values())}" for table, per in self.rows.items() if sum(per.values())
+        ]
+        return "retention purge: " + (", ".join(parts) if parts else "nothing to erase")
+
+
+def cutoffs(settings: Settings, now: float) -> dict[str | None, float]:
+    """Per unit, the time before which personal data is erased."""
+    default = settings.storage.retention_days
+    out: dict[str | None, float] = {
+        slug: now - (unit.retention_days or default) * DAY
+        for slug, unit in settings.directory.units.items()
+    }
+    out[None] = now - default * DAY
+    return out
+
+
+def _scope(table: Any, unit: str | None, known: list[str]) -> ColumnElement[bool]:
+    if unit is not None:
+        return table.c.unit == unit  # type: ignore[no-any-return]
+    return or_(table.c.unit.is_(None), table.c.unit.not_in(known))
+
+
+async def purge(engine: AsyncEngine, settings: Settings, now: float) -> PurgeReport:
+    """Erase personal data past retention, one transaction per table."""
+    limits = cutoffs(settings, now)
+    known = [u for u in limits if u is not None]
+    report = PurgeReport(at=now, cutoffs=limits)
+    for name, personal in models.PERSONAL.items():
+        table = models.Base.metadata.tables[name]
+        age = table.c[_AGE_COLUMN[name]]
+        per_unit: dict[str | None, int] = {}
+        async with engine.begin() as conn:
+            for unit, cutoff in limits.items():
+                erase: dict[str, Any] = {col: null() for col in personal}
+                erase["purged"] = True
+                pending = table.c.purged.is_not(true())
+                stmt = (
+                    update(table)
+                    .where(and_(_scope(table, unit, known), age < cutoff, pending))
+                    .values(**erase)
+                )
+                result = await conn.execute(stmt)
+                per_unit[unit] = int(result.rowcount or 0)
+        report.rows[name] = per_unit
+    log.info(report.summary())
+    return report
