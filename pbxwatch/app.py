@@ -15,6 +15,7 @@ import signal
 import sys
 import time
 from collections.abc import Mapping
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -27,10 +28,12 @@ from pbxwatch.core.diversion import DiversionInterval
 from pbxwatch.core.engine import Record
 from pbxwatch.core.incidents import Incident
 from pbxwatch.core.numbers import mask
+from pbxwatch.metrics import Health, Metrics, serve
 from pbxwatch.pipeline import JsonLinesSink, Pipeline, build_engine
 from pbxwatch.settings import ConfigError, Settings
 from pbxwatch.store.retention import purge
 from pbxwatch.store.session import open_store, restore, writer_for
+from pbxwatch.store.writer import StoreWriter
 
 log = logging.getLogger(__name__)
 
@@ -109,15 +112,21 @@ async def run_live(settings: Settings, *, json_out: bool = False) -> int:
     pipeline.sinks.append(LogSink())
     if json_out:
         pipeline.sinks.append(JsonLinesSink(sys.stdout, ZoneInfo(settings.timezone)))
+    metrics, http = _start_metrics(settings, pipeline)
+    health = Health()
     clock = PbxClock()
 
     def on_frame(fields: Mapping[str, str]) -> None:
         pipeline.feed_fields(fields)
-        clock.saw(pipeline.engine.now if "Timestamp" in fields else None)
+        if "Timestamp" in fields:
+            clock.saw(pipeline.engine.now)
+            health.last_event_time = pipeline.engine.now
+            health.event_lag_seconds = time.time() - pipeline.engine.now
 
     connected = asyncio.Event()
 
     def on_state(up: bool) -> None:
+        health.ami_up = up
         if up:
             connected.set()
 
@@ -129,8 +138,12 @@ async def run_live(settings: Settings, *, json_out: bool = False) -> int:
 
     async def ticker() -> None:
         while True:
+            now = clock.now()
+            pipeline.tick(now)
+            if metrics is not None:
+                _observe(health, source, writer)
+                metrics.refresh(pipeline.engine, now, health)
             await asyncio.sleep(1.0)
-            pipeline.tick(clock.now())
 
     tasks = [asyncio.create_task(ticker()), asyncio.create_task(purge_forever(store, settings))]
     div = settings.diversion
@@ -152,5 +165,31 @@ async def run_live(settings: Settings, *, json_out: bool = False) -> int:
                 await task
         await writer.close()
         await store.dispose()
+        if http is not None:
+            http.shutdown()
     log.info("stopping: %d calls still open are not reported", pipeline.engine.tracked_calls)
     return 0
+
+
+def _start_metrics(settings: Settings, pipeline: Pipeline) -> tuple[Metrics | None, Any]:
+    if not settings.metrics.enabled:
+        return None, None
+    metrics = Metrics(settings)
+    metrics.adopt(pipeline.engine)  # restored callbacks were counted by the last run
+    pipeline.sinks.append(metrics)
+    metrics.refresh(pipeline.engine, time.time(), Health())
+    try:
+        return metrics, serve(settings.metrics, metrics.registry)
+    except OSError as exc:
+        where = settings.metrics.listen
+        raise ConfigError(f"metrics.listen: cannot listen on {where}: {exc}") from exc
+
+
+def _observe(health: Health, source: AmiSource, writer: StoreWriter) -> None:
+    health.ami_reconnects = source.reconnects
+    st = writer.stats
+    health.store_backlog = writer.backlog
+    health.store_rows_written = st.rows_written
+    health.store_write_errors = st.write_errors
+    health.store_spilled_rows = st.spilled_rows
+    health.store_batch_seconds = st.last_batch_seconds

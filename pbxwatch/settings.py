@@ -173,6 +173,30 @@ class StorageSettings(_Model):
         return url
 
 
+class MetricsSettings(_Model):
+    enabled: bool = True
+    listen: str = Field(
+        "127.0.0.1:9108",
+        description="host:port of the /metrics endpoint; loopback unless you mean otherwise",
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, v: str) -> str:
+        host, sep, port = v.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"expected host:port, got {v!r}")
+        return v
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
 class PhoneHours(_Model):
     days: list[str] = Field(default_factory=lambda: list(_DAYS[:5]))
     open: dt.time = dt.time(8, 0)
@@ -299,6 +323,7 @@ class Settings(BaseSettings):
     calendar: CalendarSettings = Field(default_factory=CalendarSettings)
     detection: DetectionSettings = Field(default_factory=DetectionSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     directory: DirectorySettings
 
     @field_validator("timezone")

@@ -211,7 +211,7 @@ class QueueBook:
             queue=q.name,
             details={
                 "queue_kind": info.kind if info else None,
-                "members": {m.interface: _member_state(m) for m in q.members.values()},
+                "members": {m.interface: member_state(m) for m in q.members.values()},
             },
         )
 
@@ -250,7 +250,7 @@ class QueueBook:
         }
 
 
-def _member_state(m: Member) -> str:
+def member_state(m: Member) -> str:
     if not m.logged_in:
         return "unavailable"
     if m.paused:

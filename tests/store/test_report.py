@@ -13,13 +13,16 @@ import math
 import statistics
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from pbxwatch.metrics import Health, Metrics
 from pbxwatch.pipeline import Pipeline, build_engine
 from pbxwatch.replay import replay_into_store
 from pbxwatch.report import build
@@ -120,44 +123,95 @@ def expected(settings: Settings, day: SimDay, unit: str, now: float) -> dict[str
     }
 
 
+@dataclass
+class Loaded:
+    settings: Settings
+    metrics: Metrics  # fed by the same replay
+
+
 @pytest.fixture
 async def loaded(
     store: AsyncEngine, db_url: str, lab_settings: Settings, day: SimDay, tmp_path: Path
-) -> Settings:
+) -> Loaded:
     settings = with_store(lab_settings, db_url, tmp_path)
     recording = tmp_path / "day.ami"
     recording.write_bytes(recording_bytes(day.frames))
-    pipeline = Pipeline(build_engine(settings))
+    metrics = Metrics(settings, CollectorRegistry())
+    pipeline = Pipeline(build_engine(settings), [metrics])
     writer = writer_for(settings, store, "replay:day.ami")
     pipeline.sinks.append(writer.submit)
     await replay_into_store(recording, pipeline, writer)
-    return settings
+    metrics.refresh(pipeline.engine, day.end, Health())
+    return Loaded(settings, metrics)
 
 
-async def test_every_figure_of_every_unit(
-    loaded: Settings, store: AsyncEngine, day: SimDay
-) -> None:
-    now = day.end
+async def test_every_figure_of_every_unit(loaded: Loaded, store: AsyncEngine, day: SimDay) -> None:
+    now, settings = day.end, loaded.settings
     for unit in UNITS:
-        report = await build(store, loaded, unit, DAY, DAY, now)
+        report = await build(store, settings, unit, DAY, DAY, now)
         got = report.figures.to_json()
-        want = expected(loaded, day, unit, now)
+        want = expected(settings, day, unit, now)
         for key, value in want.items():
             if isinstance(value, float):
                 assert got[key] == pytest.approx(value, abs=0.01), (unit, key)
             else:
                 assert got[key] == value, (unit, key)
     # the day exercises what the report is for
-    total = await build(store, loaded, "socialtjanst", DAY, DAY, now)
+    total = await build(store, settings, "socialtjanst", DAY, DAY, now)
     assert total.figures.missing_forwards > 0
     assert total.figures.diverted > 0
-    assert (await build(store, loaded, "bygglov", DAY, DAY, now)).figures.unstaffed_seconds == 900
-    cc = await build(store, loaded, "kontaktcenter", DAY, DAY, now)
+    bygglov = await build(store, settings, "bygglov", DAY, DAY, now)
+    assert bygglov.figures.unstaffed_seconds == 900
+    cc = await build(store, settings, "kontaktcenter", DAY, DAY, now)
     assert cc.figures.contact_centre_answered > 10
 
 
-async def test_a_period_without_the_day_is_empty(loaded: Settings, store: AsyncEngine) -> None:
-    report = await build(store, loaded, "socialtjanst", DAY + dt.timedelta(days=1),
+async def test_metrics_agree_with_the_report(
+    loaded: Loaded, store: AsyncEngine, day: SimDay
+) -> None:
+    """The report from the database and the counters of the same replay."""
+    reg = loaded.metrics.registry
+
+    def value(name: str, **labels: str) -> float:
+        return sum(
+            s.value for f in reg.collect() for s in f.samples
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+        )  # fmt: skip
+
+    for unit in UNITS:
+        f = (await build(store, loaded.settings, unit, DAY, DAY, day.end)).figures
+        u = {"unit": unit}
+        inbound = {**u, "direction": "inbound"}
+        assert value("pbxwatch_calls_total", **inbound) == f.offered, unit
+        assert value("pbxwatch_calls_total", **inbound, outcome="answered") == f.answered
+        abandoned = value("pbxwatch_calls_total", **inbound, outcome="abandoned")
+        assert abandoned - value("pbxwatch_short_abandons_total", **u) == f.abandoned
+        assert value("pbxwatch_answer_seconds_count", **u) == f.answered
+        assert value("pbxwatch_unanswered_rings_total", **u) == f.unanswered_rings
+        assert value("pbxwatch_missing_forwards_total", **u) == f.missing_forwards
+        assert value("pbxwatch_calls_diverted_total", **u) == f.diverted
+        assert value("pbxwatch_person_calls_not_reached_total", **u) == (
+            f.calls_to_person_not_reached
+        )
+        assert value("pbxwatch_voicemail_messages_total", **u) == f.voicemail_messages
+        assert (
+            value("pbxwatch_callbacks_resolved_total", **u, result="on_time")
+            == (f.callbacks["called_back"])
+        )
+        assert (
+            value("pbxwatch_callbacks_resolved_total", **u, result="late")
+            == (f.callbacks["called_back_late"])
+        )
+        assert value("pbxwatch_callbacks_overdue", **u) == f.callbacks["overdue"]
+        assert value("pbxwatch_callbacks_pending", **u) == f.callbacks["pending"]
+        assert value("pbxwatch_listen_seconds_count", **u) == f.listened
+        assert value("pbxwatch_queue_unstaffed_seconds_total", **u) == pytest.approx(
+            f.unstaffed_seconds, abs=1.0
+        )
+
+
+async def test_a_period_without_the_day_is_empty(loaded: Loaded, store: AsyncEngine) -> None:
+    report = await build(store, loaded.settings, "socialtjanst", DAY + dt.timedelta(days=1),
                          DAY + dt.timedelta(days=30), 2e9)  # fmt: skip
     f = report.figures
     assert (f.offered, f.voicemail_messages, f.unstaffed_seconds) == (0, 0, 0.0)
@@ -171,9 +225,9 @@ def _cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-async def test_cli_formats_agree(loaded: Settings, day: SimDay, tmp_path: Path) -> None:
+async def test_cli_formats_agree(loaded: Loaded, day: SimDay, tmp_path: Path) -> None:
     raw = yaml.safe_load(LAB_CONFIG.read_text(encoding="utf-8"))
-    raw["storage"] = {"url": loaded.storage.url, "data_dir": str(tmp_path)}
+    raw["storage"] = {"url": loaded.settings.storage.url, "data_dir": str(tmp_path)}
     config = tmp_path / "pbxwatch.yaml"
     config.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     args = ["--unit", "socialtjanst", "--from", DAY.isoformat(), "--to", DAY.isoformat(),

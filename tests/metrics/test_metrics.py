@@ -1,0 +1,190 @@
+"""Metrics after replaying the shared recordings (a fresh registry each
+time): every family with its type and labels, values against the truth
+files, no personal data in labels, and agreement with the report."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from pbxwatch.core.engine import KNOWN_EVENTS
+from pbxwatch.metrics import Health, Metrics
+from pbxwatch.pipeline import Pipeline, build_engine
+from pbxwatch.replay import replay_file
+from pbxwatch.settings import Settings
+from tests.conftest import RECORDINGS
+from tests.truth import expected, load_truth
+
+IDS = [r.stem for r in RECORDINGS]
+UK = ("unit", "target_kind")
+#: every family: (type, label names)
+FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "pbxwatch_calls": ("counter", (*UK, "direction", "outcome")),
+    "pbxwatch_short_abandons": ("counter", UK),
+    "pbxwatch_answer_seconds": ("histogram", UK),
+    "pbxwatch_rings_before_answer": ("histogram", UK),
+    "pbxwatch_person_calls_not_reached": ("counter", ("unit",)),
+    "pbxwatch_calls_diverted": ("counter", ("unit",)),
+    "pbxwatch_missing_forwards": ("counter", ("unit",)),
+    "pbxwatch_unanswered_rings": ("counter", ("unit",)),
+    "pbxwatch_unforwarded_absences": ("counter", ("unit",)),
+    "pbxwatch_voicemail_messages": ("counter", ("unit",)),
+    "pbxwatch_callbacks_resolved": ("counter", ("unit", "result")),
+    "pbxwatch_callback_seconds": ("histogram", ("unit",)),
+    "pbxwatch_listen_seconds": ("histogram", ("unit",)),
+    "pbxwatch_callback_reminders": ("counter", ("unit", "kind")),
+    "pbxwatch_callbacks_pending": ("gauge", ("unit",)),
+    "pbxwatch_callbacks_overdue": ("gauge", ("unit",)),
+    "pbxwatch_queue_callers_waiting": ("gauge", ("queue", "unit")),
+    "pbxwatch_queue_longest_wait_seconds": ("gauge", ("queue", "unit")),
+    "pbxwatch_queue_members": ("gauge", ("queue", "unit", "state")),
+    "pbxwatch_queue_unstaffed": ("gauge", ("queue", "unit")),
+    "pbxwatch_queue_offered": ("counter", ("queue", "unit")),
+    "pbxwatch_queue_answered": ("counter", ("queue", "unit")),
+    "pbxwatch_queue_answered_within_sl": ("counter", ("queue", "unit")),
+    "pbxwatch_queue_abandoned": ("counter", ("queue", "unit")),
+    "pbxwatch_queue_unstaffed_seconds": ("counter", ("queue", "unit")),
+    "pbxwatch_ami_up": ("gauge", ()),
+    "pbxwatch_ami_reconnects": ("counter", ()),
+    "pbxwatch_ami_events": ("counter", ("event",)),
+    "pbxwatch_event_errors": ("counter", ()),
+    "pbxwatch_last_event_timestamp_seconds": ("gauge", ()),
+    "pbxwatch_event_lag_seconds": ("gauge", ()),
+    "pbxwatch_calls_in_progress": ("gauge", ()),
+    "pbxwatch_store_backlog_rows": ("gauge", ()),
+    "pbxwatch_store_rows_written": ("counter", ()),
+    "pbxwatch_store_write_errors": ("counter", ()),
+    "pbxwatch_store_spilled_rows": ("counter", ()),
+    "pbxwatch_store_batch_seconds": ("gauge", ()),
+    "pbxwatch_alert_outbox_backlog": ("gauge", ()),
+    "pbxwatch_alerts_published": ("counter", ()),
+}
+
+
+def replayed(settings: Settings, recording: Path) -> tuple[Metrics, Pipeline]:
+    metrics = Metrics(settings, CollectorRegistry())
+    pipeline = Pipeline(build_engine(settings), [metrics])
+    replay_file(recording, pipeline)
+    metrics.refresh(pipeline.engine, pipeline.engine.now, Health(ami_up=True))
+    return metrics, pipeline
+
+
+def total(metrics: Metrics, sample: str, **labels: str) -> float:
+    """Sum of the samples named ``sample`` whose labels include ``labels``."""
+    return sum(
+        s.value
+        for family in metrics.registry.collect()
+        for s in family.samples
+        if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items())
+    )
+
+
+def test_every_family_with_its_type_and_labels(lab_settings: Settings) -> None:
+    metrics, _ = replayed(lab_settings, RECORDINGS[0])
+    found: dict[str, tuple[str, tuple[str, ...]]] = {}
+    for family in metrics.registry.collect():
+        names = {tuple(k for k in s.labels if k != "le") for s in family.samples}
+        assert len(names) == 1, family.name
+        found[family.name] = (family.type, names.pop())
+    assert found == FAMILIES
+
+
+def test_series_exist_before_anything_happens(lab_settings: Settings) -> None:
+    """Panels show 0, not "no data", on a quiet day."""
+    metrics = Metrics(lab_settings, CollectorRegistry())
+    metrics.refresh(build_engine(lab_settings), 0.0, Health())
+    reg = metrics.registry
+    for unit in lab_settings.directory.units:
+        labels = {"unit": unit, "target_kind": "extension", "direction": "inbound",
+                  "outcome": "answered"}  # fmt: skip
+        assert reg.get_sample_value("pbxwatch_calls_total", labels) == 0
+        assert reg.get_sample_value("pbxwatch_callbacks_overdue", {"unit": unit}) == 0
+        assert reg.get_sample_value("pbxwatch_missing_forwards_total", {"unit": unit}) == 0
+    for queue, q in lab_settings.directory.queues.items():
+        labels = {"queue": queue, "unit": q.unit}
+        assert reg.get_sample_value("pbxwatch_queue_unstaffed", labels) == 0
+    assert reg.get_sample_value("pbxwatch_ami_events_total", {"event": "other"}) == 0
+
+
+@pytest.mark.parametrize("recording", RECORDINGS, ids=IDS)
+def test_values_against_the_truth(lab_settings: Settings, recording: Path) -> None:
+    truth = load_truth(recording)
+    metrics, _ = replayed(lab_settings, recording)
+    inbound = [t for t in truth["calls"] if expected(t)["direction"] == "inbound"]
+    by_kind_outcome = Counter((expected(t)["target_kind"], expected(t)["outcome"]) for t in inbound)
+    for (kind, outcome), n in by_kind_outcome.items():
+        got = total(metrics, "pbxwatch_calls_total", direction="inbound", target_kind=kind,
+                    outcome=outcome)  # fmt: skip
+        assert got == n, (kind, outcome)
+    assert total(metrics, "pbxwatch_calls_total", direction="inbound") == len(inbound)
+    resolved = [t.get("resolved") or {} for t in truth["calls"]]
+    assert total(metrics, "pbxwatch_unanswered_rings_total") == sum(
+        len(r.get("unanswered_rings", [])) for r in resolved
+    )
+    assert total(metrics, "pbxwatch_missing_forwards_total") == sum(
+        bool(t["expected"].get("missed_without_absence_diversion")) for t in truth["calls"]
+    )
+    assert total(metrics, "pbxwatch_calls_diverted_total") == sum(
+        expected(t).get("diverted", False) for t in inbound
+    )
+    assert total(metrics, "pbxwatch_voicemail_messages_total") == sum(
+        bool(r.get("voicemail_message")) for r in resolved
+    )
+    answered = [t for t in inbound if "answer_seconds" in expected(t)]
+    assert total(metrics, "pbxwatch_answer_seconds_count") == len(answered)
+    assert total(metrics, "pbxwatch_answer_seconds_sum") == pytest.approx(
+        sum(expected(t)["answer_seconds"] for t in answered), abs=len(answered) * 1.0
+    )
+    assert total(metrics, "pbxwatch_rings_before_answer_count") == len(answered)
+
+
+@pytest.mark.parametrize("recording", RECORDINGS, ids=IDS)
+def test_no_personal_data_in_labels(lab_settings: Settings, recording: Path) -> None:
+    metrics, _ = replayed(lab_settings, recording)
+    names = {p.name.lower() for p in lab_settings.directory.people.values()}
+    allowed: dict[str, set[str]] = {
+        "unit": {*lab_settings.directory.units, "none"},
+        "queue": set(lab_settings.directory.queues),
+        "event": {*KNOWN_EVENTS, "other"},
+    }
+    for family in metrics.registry.collect():
+        for s in family.samples:
+            for key, value in s.labels.items():
+                assert not re.search(r"\d{4,}", value) or key == "le", (s.name, key, value)
+                assert value.lower() not in names
+                if key in allowed:
+                    assert value in allowed[key], (s.name, key, value)
+
+
+def test_events_by_name_and_health(lab_settings: Settings) -> None:
+    recording = next(r for r in RECORDINGS if r.stem == "mixed_load")
+    metrics, pipeline = replayed(lab_settings, recording)
+    text = recording.read_bytes()
+    newchannels = len(re.findall(rb"^Event: Newchannel\r?$", text, re.MULTILINE))
+    reg = metrics.registry
+    assert reg.get_sample_value("pbxwatch_ami_events_total", {"event": "Newchannel"}) == newchannels
+    assert reg.get_sample_value("pbxwatch_ami_up") == 1
+    assert reg.get_sample_value("pbxwatch_last_event_timestamp_seconds") == 0  # not live
+    assert reg.get_sample_value("pbxwatch_calls_in_progress") == pipeline.engine.tracked_calls
+
+
+def test_queue_state_matches_the_engine_snapshot(lab_settings: Settings) -> None:
+    recording = next(r for r in RECORDINGS if r.stem == "status_actions")
+    metrics, pipeline = replayed(lab_settings, recording)
+    engine = pipeline.engine
+    reg = metrics.registry
+    for snap in engine.snapshot(engine.calendar.tz, engine.now):
+        if snap["type"] != "queue" or snap["queue"] not in lab_settings.directory.queues:
+            continue
+        labels = {"queue": snap["queue"], "unit": snap["unit"]}
+        assert reg.get_sample_value("pbxwatch_queue_callers_waiting", labels) == snap["waiting"]
+        for state in ("available", "paused", "in_call"):
+            got = reg.get_sample_value("pbxwatch_queue_members", {**labels, "state": state})
+            assert got == snap["members"][state], state
+        assert reg.get_sample_value("pbxwatch_queue_unstaffed", labels) == int(snap["unstaffed"])
+        assert reg.get_sample_value("pbxwatch_queue_offered_total", labels) == snap["offered"]
+        assert reg.get_sample_value("pbxwatch_queue_abandoned_total", labels) == snap["abandoned"]
