@@ -8,11 +8,12 @@ import contextlib
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from tests.services import free_port
 
 
 def _bin(name: str) -> str | None:
@@ -21,12 +22,6 @@ def _bin(name: str) -> str | None:
         return found
     candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
     return candidates[-1] if candidates else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _as_owner(cmd: list[str]) -> list[str]:
@@ -51,7 +46,7 @@ def postgres_server() -> Iterator[str]:
     if os.geteuid() == 0:
         shutil.chown(tmp, "postgres")
         shutil.chown(sock, "postgres")
-    port = _free_port()
+    port = free_port()
 
     def run(*cmd: str) -> None:
         subprocess.run(_as_owner(list(cmd)), check=True, capture_output=True)
