@@ -23,12 +23,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pbxwatch import astdb
 from pbxwatch.ami.client import AmiAuthError, AmiSource
+from pbxwatch.core.alerts import Alert
 from pbxwatch.core.callbacks import CallbackChange, CallbackEvent
 from pbxwatch.core.diversion import DiversionInterval
 from pbxwatch.core.engine import Record
 from pbxwatch.core.incidents import Incident
 from pbxwatch.core.numbers import mask
 from pbxwatch.metrics import Health, Metrics, serve
+from pbxwatch.mqtt import AlertRelay
 from pbxwatch.pipeline import JsonLinesSink, Pipeline, build_engine
 from pbxwatch.settings import ConfigError, Settings
 from pbxwatch.store.retention import purge
@@ -40,8 +42,9 @@ log = logging.getLogger(__name__)
 
 class PbxClock:
     """PBX time between events: the last event's ``Timestamp`` plus the
-    monotonic time elapsed since it arrived.  Wall clock is used only until
-    the first timestamped event (PBX and host clocks may differ)."""
+    monotonic time elapsed since it arrived.  ``None`` until the first
+    timestamped event: the host's clock may differ from the PBX's, and
+    ticking the core with it would move PBX time to the wrong moment."""
 
     def __init__(self) -> None:
         self._pbx: float | None = None
@@ -52,9 +55,9 @@ class PbxClock:
             self._pbx = pbx_time
             self._mono = time.monotonic()
 
-    def now(self) -> float:
+    def now(self) -> float | None:
         if self._pbx is None:
-            return time.time()
+            return None
         return self._pbx + (time.monotonic() - self._mono)
 
 
@@ -75,6 +78,9 @@ class LogSink:
             return
         if isinstance(rec, DiversionInterval):
             log.info("diversion ended: ext=%s %s %s", rec.extension, rec.source, rec.state)
+            return
+        if isinstance(rec, Alert):
+            log.info("alert %s (%s, unit %s) queued", rec.alert_id, rec.state, rec.unit)
             return
         log.info(
             "call %s %s %s->%s/%s: %s%s",
@@ -138,14 +144,27 @@ async def run_live(settings: Settings, *, json_out: bool = False) -> int:
 
     async def ticker() -> None:
         while True:
-            now = clock.now()
-            pipeline.tick(now)
+            pbx_now = clock.now()
+            if pbx_now is not None:
+                pipeline.tick(pbx_now)
+            now = pbx_now or time.time()
             if metrics is not None:
-                _observe(health, source, writer)
+                _observe(health, source, writer, relay)
                 metrics.refresh(pipeline.engine, now, health)
             await asyncio.sleep(1.0)
 
     tasks = [asyncio.create_task(ticker()), asyncio.create_task(purge_forever(store, settings))]
+    relay: AlertRelay | None = None
+    if settings.mqtt.enabled:
+        tz = ZoneInfo(settings.timezone)
+        queues = sorted(settings.directory.queues)
+
+        def queue_state() -> dict[str, dict[str, Any]]:
+            now = clock.now() or pipeline.engine.now
+            return {name: pipeline.engine.queues.snapshot(name, now, tz) for name in queues}
+
+        relay = AlertRelay(settings, store, queue_state)
+        tasks.append(asyncio.create_task(relay.run()))
     div = settings.diversion
     families = [f for f in (div.astdb_forward_family, div.astdb_dnd_family) if f]
     if families:
@@ -185,8 +204,13 @@ def _start_metrics(settings: Settings, pipeline: Pipeline) -> tuple[Metrics | No
         raise ConfigError(f"metrics.listen: cannot listen on {where}: {exc}") from exc
 
 
-def _observe(health: Health, source: AmiSource, writer: StoreWriter) -> None:
+def _observe(
+    health: Health, source: AmiSource, writer: StoreWriter, relay: AlertRelay | None
+) -> None:
     health.ami_reconnects = source.reconnects
+    if relay is not None:
+        health.outbox_backlog = relay.backlog
+        health.outbox_published = relay.published
     st = writer.stats
     health.store_backlog = writer.backlog
     health.store_rows_written = st.rows_written

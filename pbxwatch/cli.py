@@ -72,6 +72,13 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--format", choices=["table", "csv", "json"], default="table")
     rep.add_argument("--now", help="judge open callbacks at this time (ISO 8601; default: now)")
 
+    al = sub.add_parser("alerts", help="unit chiefs' alerts over MQTT")
+    al.add_argument("action", choices=["tail"], help="tail: print alerts as they arrive")
+    al.add_argument("--config", required=True)
+    al.add_argument("--unit", help="only this unit's alerts (default: every unit)")
+    al.add_argument("--queues", action="store_true", help="also print live queue state")
+    al.add_argument("--json", action="store_true", help="print the payloads as they are")
+
     c = sub.add_parser("check-config", help="validate a configuration file")
     c.add_argument("config")
 
@@ -108,6 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_db(args))
         if args.command == "report":
             return asyncio.run(_report(args))
+        if args.command == "alerts":
+            return asyncio.run(_alerts(args))
     except ConfigError as exc:
         print(f"pbxwatch: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -259,6 +268,23 @@ async def _report(args: argparse.Namespace) -> int:
     finally:
         await engine.dispose()
     sys.stdout.write(render(report, args.format, tz))
+    return 0
+
+
+async def _alerts(args: argparse.Namespace) -> int:
+    import aiomqtt
+
+    from pbxwatch.mqtt import tail
+
+    settings = load_settings(args.config)
+    if args.unit and args.unit not in settings.directory.units:
+        raise ConfigError(f"--unit: unknown unit {args.unit!r}")
+    m = settings.mqtt
+    try:
+        await tail(settings, args.unit, args.json, args.queues, lambda s: print(s, flush=True))
+    except aiomqtt.MqttError as exc:
+        print(f"pbxwatch: MQTT broker {m.host}:{m.port}: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
+from pbxwatch.core.alerts import Alert
 from pbxwatch.core.calendar import WorkCalendar
 from pbxwatch.core.callbacks import CallbackChange
 from pbxwatch.core.calls import CallRules
@@ -36,6 +37,7 @@ def build_engine(settings: Settings) -> Engine:
         rules_from(settings),
         calendar,
         settings.detection.unforwarded_absence_minutes * 60.0,
+        settings.detection.missing_forward_digest_minutes * 60.0,
     )
 
 
@@ -72,8 +74,8 @@ class JsonLinesSink:
         self._tz = tz
 
     def __call__(self, rec: Record) -> None:
-        if isinstance(rec, CallbackChange):
-            return  # the callbacks' final state comes with the snapshot
+        if isinstance(rec, CallbackChange | Alert):
+            return  # callbacks' final state comes with the snapshot; alerts go to MQTT
         self.write(rec.to_json(self._tz))
 
     def write(self, obj: Mapping[str, object]) -> None:

@@ -114,6 +114,40 @@ class CalendarSettings(_Model):
 
 class DetectionSettings(_Model):
     unforwarded_absence_minutes: float = Field(15.0, gt=0)
+    missing_forward_digest_minutes: float = Field(
+        30.0, gt=0, description="a unit hears of the first missed call at once, the rest per window"
+    )
+
+
+class MqttSettings(_Model):
+    """The broker unit chiefs' alerts and on-call queue state go to."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    username: str | None = None
+    password_env: str | None = Field(None, description="env variable holding the password")
+    password_file: Path | None = None
+    tls: bool = False
+    tls_ca_file: Path | None = None
+    client_id: str | None = Field(None, description="default pbxwatch-<site>")
+    topic_prefix: str = "pbxwatch"
+    keepalive_seconds: int = Field(30, ge=5)
+    reconnect_initial_seconds: float = Field(1.0, gt=0)
+    reconnect_max_seconds: float = Field(30.0, gt=0)
+    queue_state_seconds: float = Field(
+        5.0, gt=0, description="how often retained queue state is refreshed (on change)"
+    )
+
+    def password(self) -> str | None:
+        if self.password_env and os.environ.get(self.password_env):
+            return os.environ[self.password_env]
+        if self.password_file is not None:
+            try:
+                return self.password_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(f"mqtt.password_file: {exc}") from exc
+        return None
 
 
 class DiversionSettings(_Model):
@@ -324,6 +358,7 @@ class Settings(BaseSettings):
     detection: DetectionSettings = Field(default_factory=DetectionSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
     directory: DirectorySettings
 
     @field_validator("timezone")

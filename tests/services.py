@@ -54,3 +54,45 @@ def process(cmd: Sequence[str], log: Path, env: dict[str, str] | None = None
 
 def pbxwatch(*args: str) -> list[str]:
     return [sys.executable, "-m", "pbxwatch", *args]
+
+
+class Mosquitto:
+    """A real Mosquitto on a loopback port, with persistence in a temp dir
+    so it can be stopped and started again with its queued messages."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.dir = workdir
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.conf = workdir / "mosquitto.conf"
+        self.conf.write_text(
+            f"listener {self.port} 127.0.0.1\n"
+            "allow_anonymous true\n"
+            "persistence true\n"
+            f"persistence_location {workdir}/\n"
+            "autosave_interval 1\n"
+            "user root\n"
+            "log_type error\nlog_type warning\n",
+            encoding="utf-8",
+        )
+
+    def start(self) -> None:
+        binary = next((b for b in ("mosquitto", "/usr/sbin/mosquitto") if _exists(b)), None)
+        if binary is None:
+            raise RuntimeError("mosquitto missing: run scripts/test.sh (it installs it)")
+        log = (self.dir / "mosquitto.log").open("ab")
+        self.proc = subprocess.Popen([binary, "-c", str(self.conf)], stdout=log,
+                                     stderr=subprocess.STDOUT)  # fmt: skip
+        wait_for_port(self.port, proc=self.proc)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+
+def _exists(binary: str) -> bool:
+    import shutil
+
+    return shutil.which(binary) is not None or Path(binary).exists()

@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pbxwatch.core.absence import AbsenceWatch
+from pbxwatch.core.alerts import Alert, AlertMaker
 from pbxwatch.core.calendar import WorkCalendar
 from pbxwatch.core.callbacks import CallbackBook, CallbackChange, CallbackEvent
 from pbxwatch.core.calls import CallRules, CallTracker
@@ -53,7 +54,7 @@ KNOWN_EVENTS = frozenset(
 
 MAX_TIME_JUMP = 86_400.0
 
-Record = CallRecord | Incident | CallbackEvent | CallbackChange | DiversionInterval
+Record = CallRecord | Incident | CallbackEvent | CallbackChange | DiversionInterval | Alert
 _STATE_EVENTS = frozenset(
     {
         "QueueMember",
@@ -75,6 +76,7 @@ class Engine:
         rules: CallRules | None = None,
         calendar: WorkCalendar | None = None,
         unforwarded_absence_seconds: float = 900.0,
+        alert_digest_seconds: float = 1800.0,
     ) -> None:
         self.directory = directory
         self.rules = rules or CallRules()
@@ -86,6 +88,7 @@ class Engine:
         self.absence = AbsenceWatch(
             directory, self.calendar, self.presence, unforwarded_absence_seconds
         )
+        self.alerts = AlertMaker(directory, self.calendar.tz, alert_digest_seconds)
         self.now: float = 0.0
         self.stats: Counter[str] = Counter()
         self.events_by_name: Counter[str] = Counter()
@@ -118,6 +121,7 @@ class Engine:
         if self.now - self._last_tick >= 1.0:
             out.extend(self._tick_books())
         out.extend(self.callbacks.drain_changes())
+        out.extend(self.alerts.on_records(out, self.now))
         return out
 
     def tick(self, now: float) -> list[Record]:
@@ -126,6 +130,7 @@ class Engine:
         out: list[Record] = list(self._finished(self.calls.sweep(self.now)))
         out.extend(self._tick_books())
         out.extend(self.callbacks.drain_changes())
+        out.extend(self.alerts.on_records(out, self.now))
         return out
 
     def flush(self) -> list[Record]:
@@ -133,6 +138,7 @@ class Engine:
         out: list[Record] = list(self._finished(self.calls.flush()))
         out.extend(self._tick_books())
         out.extend(self.callbacks.drain_changes())
+        out.extend(self.alerts.on_records(out, self.now))
         return out
 
     def restore_incident(self, inc: Incident) -> bool:

@@ -139,6 +139,24 @@ class AmiGap(Base):
     reason: Mapped[str] = mapped_column(Text)
 
 
+class AlertRow(Base):
+    """The transactional outbox: an alert is written in the same batch (one
+    transaction) as the records that raised it, and ``sent_at`` is set only
+    after the broker acknowledged it (PUBACK)."""
+
+    __tablename__ = "alerts"
+
+    alert_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16))
+    unit: Mapped[str | None] = mapped_column(String(64), index=True)
+    severity: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[float] = mapped_column(Float, index=True)
+    payload: Mapped[str] = mapped_column(Text)  # the JSON published; caller numbers masked
+    sent_at: Mapped[float | None] = mapped_column(Float, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
 #: Columns holding personal data, per table: the retention purge erases them
 #: and an upsert never writes them back into a purged row.
 PERSONAL: dict[str, tuple[str, ...]] = {

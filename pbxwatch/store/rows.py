@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import fields
 from functools import cache
 from typing import Any
 
+from pbxwatch.core.alerts import Alert
 from pbxwatch.core.callbacks import Callback, CallbackChange
 from pbxwatch.core.diversion import DiversionInterval
 from pbxwatch.core.engine import Record
@@ -51,6 +53,9 @@ def rows_of(rec: Record) -> list[Row]:
         return [_pick("callbacks", cb, has_number=cb.number is not None)]
     if isinstance(rec, DiversionInterval):
         return [_pick("diversion_intervals", rec)]
+    if isinstance(rec, Alert):
+        payload = json.dumps(rec.payload(), ensure_ascii=False, sort_keys=True)
+        return [_pick("alerts", rec, payload=payload)]
     return []
 
 

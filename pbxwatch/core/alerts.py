@@ -1,0 +1,261 @@
+"""Alerts to unit chiefs, made from the core's records; pure.
+
+Every alert has a stable ``alert_id`` built from the PBX's own identifiers
+and the PBX time (never from wall clock or counters), so a replay or a
+restart makes the same ids again: the outbox keeps one row per id and a
+consumer can de-duplicate on it.
+
+Kinds:
+
+- ``callback_due_soon`` / ``callback_overdue``: from the callback reminders;
+- ``missing_forward``: rate limited per unit: the first miss of a window
+  (``digest_seconds``, aligned to the clock) alerts at once; the rest of
+  that window come as one digest when it closes;
+- ``unforwarded_absence`` and ``group_unstaffed``: one alert when the
+  condition opens and a matching ``resolved`` one when it ends.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from pbxwatch.core.callbacks import CallbackEvent
+from pbxwatch.core.directory import Directory
+from pbxwatch.core.incidents import Incident
+from pbxwatch.core.numbers import mask
+
+AlertKind = Literal[
+    "callback_due_soon",
+    "callback_overdue",
+    "missing_forward",
+    "unforwarded_absence",
+    "group_unstaffed",
+]
+Severity = Literal["info", "warning", "critical"]
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    alert_id: str
+    kind: AlertKind
+    state: Literal["firing", "resolved"]
+    unit: str | None
+    severity: Severity
+    created_at: float
+    text_sv: str
+    text_en: str
+    data: dict[str, Any] = field(default_factory=dict)
+    unit_name: str | None = None
+    created_iso: str = ""
+
+    def payload(self) -> dict[str, Any]:
+        """The JSON published on ``<prefix>/<site>/units/<unit>/alerts``."""
+        return {
+            "alert_id": self.alert_id,
+            "kind": self.kind,
+            "state": self.state,
+            "unit": self.unit,
+            "unit_name": self.unit_name,
+            "severity": self.severity,
+            "created_at": self.created_iso,
+            "text": {"sv": self.text_sv, "en": self.text_en},
+            "data": self.data,
+        }
+
+
+def _hm(t: float, tz: ZoneInfo) -> str:
+    return dt.datetime.fromtimestamp(t, tz).strftime("%H:%M")
+
+
+def _day_hm(t: float, now: float, tz: ZoneInfo) -> str:
+    """09:12, or 2026-11-24 09:12 when not the same day as ``now``."""
+    a, b = dt.datetime.fromtimestamp(t, tz), dt.datetime.fromtimestamp(now, tz)
+    return a.strftime("%H:%M") if a.date() == b.date() else a.strftime("%Y-%m-%d %H:%M")
+
+
+@dataclass
+class _Window:
+    start: float
+    first_sent: bool = False
+    more: list[dict[str, Any]] = field(default_factory=list)
+
+
+class AlertMaker:
+    def __init__(self, directory: Directory, tz: ZoneInfo, digest_seconds: float = 1800.0) -> None:
+        self.directory = directory
+        self.tz = tz
+        self.digest = digest_seconds
+        self._windows: dict[str, _Window] = {}  # unit -> its current missing-forward window
+
+    # ------------------------------------------------------------ inputs
+
+    def on_records(self, records: list[Any], now: float) -> list[Alert]:
+        out: list[Alert] = []
+        for rec in records:
+            if isinstance(rec, CallbackEvent):
+                out.append(self._callback(rec))
+            elif isinstance(rec, Incident):
+                out.extend(self._incident(rec))
+        out.extend(self.tick(now))
+        return [self._complete(a) for a in out]
+
+    def _complete(self, alert: Alert) -> Alert:
+        unit = self.directory.units.get(alert.unit or "")
+        return replace(
+            alert,
+            unit_name=unit.name if unit else None,
+            created_iso=dt.datetime.fromtimestamp(alert.created_at, self.tz).isoformat(),
+        )
+
+    def tick(self, now: float) -> list[Alert]:
+        """Send the digests of missing-forward windows that have closed."""
+        out: list[Alert] = []
+        for unit, w in list(self._windows.items()):
+            if now >= w.start + self.digest:
+                del self._windows[unit]
+                if w.more:
+                    out.append(self._digest(unit, w))
+        return out
+
+    # ------------------------------------------------------------ kinds
+
+    def _person(self, ext: str | None) -> str:
+        person = self.directory.people.get(ext or "")
+        return person.name if person else f"anknytning {ext}"
+
+    def _caller(self, number: str | None, unit: str | None) -> str | None:
+        if number is None:
+            return None
+        shown = self.directory.units.get(unit or "")
+        return number if shown is not None and shown.show_caller_numbers else mask(number)
+
+    def _callback(self, ev: CallbackEvent) -> Alert:
+        cb, tz = ev.callback, self.tz
+        who = self._person(cb.owner)
+        left, due = _day_hm(cb.left_at, ev.at, tz), _day_hm(cb.deadline, ev.at, tz)
+        if ev.kind == "callback_due_soon":
+            sv = f"Röstmeddelande till {who} {left} har inte ringts tillbaka; tidsgräns {due}"
+            en = f"Voicemail for {who} left at {left} has not been called back; deadline {due}"
+        else:
+            sv = (
+                f"Röstmeddelande till {who} {left} har inte ringts tillbaka; "
+                f"tidsgränsen {due} har passerat"
+            )
+            en = f"Voicemail for {who} left at {left} was not called back by the deadline {due}"
+        return Alert(
+            alert_id=f"{ev.kind}:{cb.callback_id}",
+            kind=ev.kind,
+            state="firing",
+            unit=cb.unit,
+            severity="info" if ev.kind == "callback_due_soon" else "warning",
+            created_at=ev.at,
+            text_sv=sv,
+            text_en=en,
+            data={
+                "callback_id": cb.callback_id,
+                "mailbox": cb.mailbox,
+                "owner": cb.owner,
+                "owner_name": self.directory.people[cb.owner].name
+                if cb.owner in self.directory.people
+                else None,
+                "caller": self._caller(cb.number, cb.unit),
+                "left_at": dt.datetime.fromtimestamp(cb.left_at, tz).isoformat(),
+                "deadline": dt.datetime.fromtimestamp(cb.deadline, tz).isoformat(),
+            },
+        )
+
+    def _incident(self, inc: Incident) -> list[Alert]:
+        if inc.kind == "missing_forward":
+            return self._missing_forward(inc)
+        if inc.kind == "unforwarded_absence":
+            return [self._absence(inc)]
+        if inc.kind == "group_unstaffed":
+            return [self._unstaffed(inc)]
+        return []
+
+    def _missing_forward(self, inc: Incident) -> list[Alert]:
+        unit = inc.unit or "-"
+        start = inc.started_at - inc.started_at % self.digest
+        w = self._windows.get(unit)
+        if w is None or w.start != start:
+            w = self._windows[unit] = _Window(start)
+        miss = {"extension": inc.extension, "name": self._person(inc.extension),
+                "call_id": inc.call_id, "at": dt.datetime.fromtimestamp(
+                    inc.started_at, self.tz).isoformat(),
+                "landed_in": inc.details.get("landed_in")}  # fmt: skip
+        if w.first_sent:
+            w.more.append(miss)
+            return []
+        w.first_sent = True
+        who, at = self._person(inc.extension), _hm(inc.started_at, self.tz)
+        where_sv = "kontaktcenter" if miss["landed_in"] == "contact_centre" else "röstbrevlådan"
+        where_en = "the contact centre" if miss["landed_in"] == "contact_centre" else "voicemail"
+        return [Alert(
+            alert_id=f"missing_forward:{unit}:{start:.0f}",
+            kind="missing_forward", state="firing", unit=inc.unit, severity="info",
+            created_at=inc.started_at,
+            text_sv=f"Samtal till {who} {at} ringde utan svar och gick till {where_sv}: "
+                    "telefonen var inte hänvisad",
+            text_en=f"A call to {who} at {at} rang unanswered and went to {where_en}: "
+                    "no diversion was set",
+            data={"misses": [miss], "window_start": dt.datetime.fromtimestamp(
+                start, self.tz).isoformat(), "window_minutes": self.digest / 60},
+        )]  # fmt: skip
+
+    def _digest(self, unit: str, w: _Window) -> Alert:
+        n = len(w.more)
+        until = _hm(w.start + self.digest, self.tz)
+        names = sorted({str(m["name"]) for m in w.more})
+        return Alert(
+            alert_id=f"missing_forward:{unit}:{w.start:.0f}:digest",
+            kind="missing_forward", state="firing", unit=None if unit == "-" else unit,
+            severity="info", created_at=w.start + self.digest,
+            text_sv=f"Ytterligare {n} samtal till ej hänvisade telefoner fram till {until} "
+                    f"({', '.join(names)})",
+            text_en=f"{n} more calls to phones without a diversion until {until} "
+                    f"({', '.join(names)})",
+            data={"misses": w.more, "window_start": dt.datetime.fromtimestamp(
+                w.start, self.tz).isoformat(), "window_minutes": self.digest / 60},
+        )  # fmt: skip
+
+    def _absence(self, inc: Incident) -> Alert:
+        who = self._person(inc.extension)
+        since = _hm(inc.started_at, self.tz)
+        if inc.state == "open":
+            sv = f"{who}s telefon är inte nåbar sedan {since} och ingen hänvisning är satt"
+            en = f"{who}'s phone has been unreachable since {since} and no diversion is set"
+        else:
+            sv = f"{who}s telefon är nåbar igen eller hänvisad (sedan {since})"
+            en = f"{who}'s phone is reachable again or diverted (was out since {since})"
+        return self._lasting(inc, "unforwarded_absence", sv, en, {"extension": inc.extension})
+
+    def _unstaffed(self, inc: Incident) -> Alert:
+        queue, since = inc.queue or "-", _hm(inc.started_at, self.tz)
+        if inc.state == "open":
+            sv = f"Ingen är tillgänglig på gruppnumret {queue} sedan {since} (telefontid)"
+            en = f"Nobody is available on the group number {queue} since {since} (phone hours)"
+        else:
+            sv = f"Gruppnumret {queue} är bemannat igen (obemannat sedan {since})"
+            en = f"The group number {queue} is staffed again (unstaffed since {since})"
+        return self._lasting(inc, "group_unstaffed", sv, en, {"queue": inc.queue})
+
+    def _lasting(self, inc: Incident, kind: AlertKind, sv: str, en: str,
+                 data: dict[str, Any]) -> Alert:  # fmt: skip
+        firing = inc.state == "open"
+        return Alert(
+            alert_id=f"{inc.incident_id}:{'open' if firing else 'resolved'}",
+            kind=kind,
+            state="firing" if firing else "resolved",
+            unit=inc.unit,
+            severity="warning" if firing else "info",
+            created_at=inc.started_at if firing else (inc.ended_at or inc.started_at),
+            text_sv=sv,
+            text_en=en,
+            data={**data, "incident_id": inc.incident_id,
+                  "since": dt.datetime.fromtimestamp(inc.started_at, self.tz).isoformat(),
+                  "until": None if inc.ended_at is None
+                  else dt.datetime.fromtimestamp(inc.ended_at, self.tz).isoformat()},
+        )  # fmt: skip

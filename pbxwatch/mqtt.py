@@ -1,0 +1,227 @@
+"""MQTT: the outbox relay for unit chiefs' alerts, and retained queue state.
+
+Alerts are never published from the read path.  The store writer commits
+each alert row in the same transaction as the records that raised it (the
+transactional outbox); this relay reads committed, unsent rows in order,
+publishes each at QoS 1 and marks it sent only after the broker's PUBACK.
+A broker outage, a pbxwatch crash or a restart only delays them: unsent
+rows are still there.  A crash between PUBACK and the mark sends that one
+alert again, with the same ``alert_id`` (at least once; consumers
+de-duplicate on the id).
+
+Topics (``<prefix>`` is ``mqtt.topic_prefix``, default ``pbxwatch``):
+
+- ``<prefix>/<site>/status``: ``online`` / ``offline`` (retained; offline is
+  the last will, so it also covers a crash);
+- ``<prefix>/<site>/units/<unit>/alerts``: alerts, QoS 1, not retained;
+- ``<prefix>/<site>/queues/<queue>/state``: live queue state, retained.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiomqtt
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from pbxwatch.backoff import backoff_delay
+from pbxwatch.settings import MqttSettings, Settings
+from pbxwatch.store import models
+
+log = logging.getLogger(__name__)
+
+BATCH = 100
+NO_UNIT = "unassigned"
+
+
+@dataclass(frozen=True)
+class Topics:
+    prefix: str
+    site: str
+
+    @property
+    def status(self) -> str:
+        return f"{self.prefix}/{self.site}/status"
+
+    def alerts(self, unit: str | None) -> str:
+        return f"{self.prefix}/{self.site}/units/{unit or NO_UNIT}/alerts"
+
+    def queue(self, name: str) -> str:
+        return f"{self.prefix}/{self.site}/queues/{name}/state"
+
+    def all_alerts(self, unit: str | None = None) -> str:
+        return self.alerts(unit) if unit else f"{self.prefix}/{self.site}/units/+/alerts"
+
+
+def topics_for(settings: Settings) -> Topics:
+    return Topics(settings.mqtt.topic_prefix, settings.site)
+
+
+def client_for(
+    m: MqttSettings, identifier: str, will: aiomqtt.Will | None = None
+) -> aiomqtt.Client:
+    tls: aiomqtt.TLSParameters | None = None
+    if m.tls:
+        tls = aiomqtt.TLSParameters(
+            ca_certs=str(m.tls_ca_file) if m.tls_ca_file else None,
+            cert_reqs=ssl.CERT_REQUIRED,
+        )
+    return aiomqtt.Client(
+        hostname=m.host,
+        port=m.port,
+        username=m.username,
+        password=m.password(),
+        identifier=identifier,
+        keepalive=m.keepalive_seconds,
+        will=will,
+        tls_params=tls,
+        clean_session=True,
+        timeout=10,
+    )
+
+
+class AlertRelay:
+    """Publishes the outbox and the queue state while the broker is up."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: AsyncEngine,
+        queue_state: Callable[[], dict[str, dict[str, Any]]] | None = None,
+        poll_seconds: float = 0.5,
+    ) -> None:
+        self.m = settings.mqtt
+        self.topics = topics_for(settings)
+        self.store = store
+        self.queue_state = queue_state
+        self.poll = poll_seconds
+        self.identifier = self.m.client_id or f"pbxwatch-{settings.site}"
+        self.published = 0
+        self.backlog = 0
+        self.connected = False
+        self._last_state: dict[str, str] = {}
+        self._last_state_at = 0.0
+
+    async def run(self) -> None:
+        """Connect, publish, reconnect with backoff; until cancelled."""
+        attempt = 0
+        will = aiomqtt.Will(self.topics.status, b"offline", qos=1, retain=True)
+        while True:
+            try:
+                async with client_for(self.m, self.identifier, will) as client:
+                    attempt = 0
+                    self.connected = True
+                    log.info("MQTT connected to %s:%d", self.m.host, self.m.port)
+                    await client.publish(self.topics.status, b"online", qos=1, retain=True)
+                    self._last_state.clear()  # the broker may have lost retained state
+                    await self._serve(client)
+            except aiomqtt.MqttError as exc:
+                self.connected = False
+                delay = backoff_delay(
+                    attempt, self.m.reconnect_initial_seconds, self.m.reconnect_max_seconds
+                )
+                attempt += 1
+                log.warning("MQTT: %s; %d alerts waiting; retrying in %.1f s",
+                            exc, self.backlog, delay)  # fmt: skip
+                await asyncio.sleep(delay)
+
+    async def _serve(self, client: aiomqtt.Client) -> None:
+        while True:
+            try:
+                sent = await self._publish_outbox(client)
+            except (SQLAlchemyError, OSError) as exc:
+                log.warning("outbox unreadable (database down?): %s", exc)
+                sent = 0
+            await self._publish_queues(client)
+            if sent < BATCH:
+                await asyncio.sleep(self.poll)
+
+    async def _publish_outbox(self, client: aiomqtt.Client) -> int:
+        t = models.AlertRow
+        async with self.store.connect() as conn:
+            self.backlog = int(
+                await conn.scalar(select(func.count()).where(t.sent_at.is_(None))) or 0
+            )
+            rows = (
+                await conn.execute(
+                    select(t.alert_id, t.unit, t.payload)
+                    .where(t.sent_at.is_(None))
+                    .order_by(t.created_at, t.alert_id)
+                    .limit(BATCH)
+                )
+            ).all()
+        for row in rows:
+            # QoS 1: returns once the broker's PUBACK arrived
+            await client.publish(self.topics.alerts(row.unit), row.payload.encode(), qos=1,
+                                 timeout=15)  # fmt: skip
+            async with self.store.begin() as conn:
+                await conn.execute(
+                    update(t)
+                    .where(t.alert_id == row.alert_id)
+                    .values(sent_at=time.time(), attempts=t.attempts + 1)
+                )
+            self.published += 1
+            self.backlog = max(0, self.backlog - 1)
+        return len(rows)
+
+    async def _publish_queues(self, client: aiomqtt.Client) -> None:
+        if self.queue_state is None:
+            return
+        now = time.monotonic()
+        if now - self._last_state_at < self.m.queue_state_seconds and self._last_state:
+            return
+        self._last_state_at = now
+        for name, state in self.queue_state().items():
+            body = json.dumps(state, ensure_ascii=False, sort_keys=True)
+            same = {k: v for k, v in state.items() if k != "at"}
+            key = json.dumps(same, sort_keys=True)
+            if self._last_state.get(name) == key:
+                continue
+            await client.publish(self.topics.queue(name), body.encode(), qos=1, retain=True,
+                                 timeout=15)  # fmt: skip
+            self._last_state[name] = key
+
+
+async def tail(settings: Settings, unit: str | None, as_json: bool, queues: bool,
+               out: Callable[[str], None] = print) -> None:  # fmt: skip
+    """``pbxwatch alerts tail``: print alerts (and queue state) as they come."""
+    topics = topics_for(settings)
+    ident = f"pbxwatch-tail-{int(time.time() * 1000) % 10**9}"
+    async with client_for(settings.mqtt, ident) as client:
+        await client.subscribe(topics.all_alerts(unit), qos=1)
+        if queues:
+            await client.subscribe(topics.queue("+"), qos=1)
+        async for message in client.messages:
+            text = message.payload.decode() if isinstance(message.payload, bytes) else ""
+            if as_json:
+                out(text)
+                continue
+            with contextlib.suppress(ValueError):
+                out(_pretty(str(message.topic), json.loads(text)))
+
+
+def _pretty(topic: str, body: dict[str, Any]) -> str:
+    if "alert_id" in body:
+        when = str(body.get("created_at", ""))[11:16]
+        mark = (
+            "OK "
+            if body.get("state") == "resolved"
+            else {"warning": "!! ", "critical": "!!!"}.get(str(body.get("severity")), "   ")
+        )
+        return (f"{when} {mark} [{body.get('unit_name') or body.get('unit')}] "
+                f"{body.get('text', {}).get('sv')}  ({body.get('alert_id')})")  # fmt: skip
+    m = body.get("members", {})
+    flag = "  UNSTAFFED" if body.get("unstaffed") else ""
+    return (f"queue {body.get('queue')}: {body.get('waiting')} waiting "
+            f"(longest {body.get('longest_wait_seconds')} s), {m.get('available')} available, "
+            f"{m.get('in_call')} in call, {m.get('paused')} paused{flag}")  # fmt: skip

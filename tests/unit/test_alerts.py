@@ -1,0 +1,95 @@
+"""Alerts made from the core's records: ids, texts, masking, rate limits."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+from pbxwatch.core.alerts import AlertMaker
+from pbxwatch.core.callbacks import Callback, CallbackEvent
+from pbxwatch.core.incidents import Incident
+from pbxwatch.settings import Settings
+
+TZ = ZoneInfo("Europe/Stockholm")
+T = dt.datetime(2026, 11, 24, 9, 12, tzinfo=TZ).timestamp()
+
+
+def _maker(settings: Settings, show_numbers: bool = False) -> AlertMaker:
+    directory = settings.directory_model()
+    if show_numbers:
+        unit = directory.units["socialtjanst"]
+        directory.units["socialtjanst"] = dataclasses.replace(unit, show_caller_numbers=True)
+    return AlertMaker(directory, TZ, digest_seconds=1800)
+
+
+def _callback() -> Callback:
+    deadline = dt.datetime(2026, 11, 24, 17, 0, tzinfo=TZ).timestamp()
+    return Callback("callback:c1:1001@default", "c1", "1001@default", "1001", "socialtjanst",
+                    "0701234567", "+46701234567", T, deadline)  # fmt: skip
+
+
+def test_callback_reminders_say_who_when_and_the_deadline(lab_settings: Settings) -> None:
+    maker = _maker(lab_settings)
+    cb = _callback()
+    [soon] = maker.on_records([CallbackEvent("callback_due_soon", cb, T + 3600)], T + 3600)
+    assert soon.alert_id == "callback_due_soon:callback:c1:1001@default"
+    assert soon.text_sv == (
+        "Röstmeddelande till Anna Lindqvist 09:12 har inte ringts tillbaka; tidsgräns 17:00"
+    )
+    assert soon.text_en.startswith("Voicemail for Anna Lindqvist left at 09:12")
+    assert soon.unit_name == "Socialtjänst"
+    assert soon.data["caller"] == "+4670*****67"  # masked unless the unit allows numbers
+    [late] = maker.on_records([CallbackEvent("callback_overdue", cb, cb.deadline + 60)], T)
+    assert late.severity == "warning"
+    assert "tidsgränsen 17:00 har passerat" in late.text_sv
+    payload = late.payload()
+    assert set(payload) == {"alert_id", "kind", "state", "unit", "unit_name", "severity",
+                            "created_at", "text", "data"}  # fmt: skip
+    assert payload["created_at"].startswith("2026-11-24T17:01")
+
+
+def test_numbers_shown_where_the_unit_allows(lab_settings: Settings) -> None:
+    maker = _maker(lab_settings, show_numbers=True)
+    [soon] = maker.on_records([CallbackEvent("callback_due_soon", _callback(), T)], T)
+    assert soon.data["caller"] == "+46701234567"
+
+
+def _miss(at: float, ext: str = "1002") -> Incident:
+    return Incident(f"missing_forward:c{at}", "missing_forward", "resolved", at, at,
+                    unit="socialtjanst", call_id=f"c{at}", extension=ext,
+                    details={"landed_in": "voicemail"})  # fmt: skip
+
+
+def test_missing_forwards_first_at_once_then_a_digest_per_window(lab_settings: Settings) -> None:
+    maker = _maker(lab_settings)
+    w0 = T - T % 1800
+    first = maker.on_records([_miss(T)], T)
+    assert [a.alert_id for a in first] == [f"missing_forward:socialtjanst:{w0:.0f}"]
+    assert "Erik Öberg" in first[0].text_sv
+    assert "inte hänvisad" in first[0].text_sv
+    assert maker.on_records([_miss(T + 60, "1007"), _miss(T + 120)], T + 120) == []
+    [digest] = maker.tick(w0 + 1800)
+    assert digest.alert_id == f"missing_forward:socialtjanst:{w0:.0f}:digest"
+    assert len(digest.data["misses"]) == 2
+    assert "Ytterligare 2 samtal" in digest.text_sv
+    assert maker.tick(w0 + 3600) == []  # nothing more to say
+
+
+def test_lasting_conditions_open_and_resolve_under_matching_ids(lab_settings: Settings) -> None:
+    maker = _maker(lab_settings)
+    opened = Incident("group_unstaffed:bygglov:1.000", "group_unstaffed", "open", T,
+                      unit="bygglov", queue="bygglov")  # fmt: skip
+    closed = Incident("group_unstaffed:bygglov:1.000", "group_unstaffed", "resolved", T,
+                      T + 900, unit="bygglov", queue="bygglov")  # fmt: skip
+    [a] = maker.on_records([opened], T)
+    [b] = maker.on_records([closed], T + 900)
+    assert (a.alert_id, a.state) == ("group_unstaffed:bygglov:1.000:open", "firing")
+    assert (b.alert_id, b.state) == ("group_unstaffed:bygglov:1.000:resolved", "resolved")
+    assert "Ingen är tillgänglig på gruppnumret bygglov sedan 09:12" in a.text_sv
+    absent = Incident("unforwarded_absence:1002:1.000", "unforwarded_absence", "open", T,
+                      unit="socialtjanst", extension="1002")  # fmt: skip
+    [c] = maker.on_records([absent], T)
+    assert (
+        c.text_en == "Erik Öberg's phone has been unreachable since 09:12 and no diversion is set"
+    )
