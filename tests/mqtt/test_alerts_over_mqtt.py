@@ -219,3 +219,28 @@ async def test_retained_queue_state_matches_the_core(
         keep = ("waiting", "members", "offered", "answered", "abandoned", "unstaffed",
                 "answered_within_service_level")  # fmt: skip
         assert {k: got[name][k] for k in keep} == {k: snap[k] for k in keep}, name
+
+
+async def test_alerts_tail_prints_a_unit_chiefs_view(
+    lab_settings: Settings, tmp_path: Path, broker: Mosquitto
+) -> None:
+    import subprocess
+
+    pbx = Pbx(tmp_path, broker)
+    alert = next(a for a in expected_alerts(lab_settings).values()
+                 if a["kind"] == "group_unstaffed")  # fmt: skip
+    cmd = pbxwatch("alerts", "tail", "--config", str(pbx.config), "--unit", "bygglov")
+    tail = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        await asyncio.sleep(2.0)  # subscribed
+        async with aiomqtt.Client("127.0.0.1", broker.port, identifier="pub") as client:
+            await client.publish("pbxwatch/exempelkommun/units/bygglov/alerts",
+                                 json.dumps(alert).encode(), qos=1)  # fmt: skip
+        assert tail.stdout is not None
+        line = await asyncio.wait_for(asyncio.to_thread(tail.stdout.readline), 15)
+    finally:
+        tail.terminate()
+        tail.wait(timeout=10)
+    assert "[Bygglov]" in line
+    assert alert["text"]["sv"] in line
+    assert alert["alert_id"] in line
