@@ -26,6 +26,7 @@ from pbxwatch.core.callbacks import CallbackEvent
 from pbxwatch.core.directory import Directory
 from pbxwatch.core.incidents import Incident
 from pbxwatch.core.numbers import mask
+from pbxwatch.core.records import iso
 
 AlertKind = Literal[
     "callback_due_soon",
@@ -107,7 +108,7 @@ class AlertMaker:
         return replace(
             alert,
             unit_name=unit.name if unit else None,
-            created_iso=dt.datetime.fromtimestamp(alert.created_at, self.tz).isoformat(),
+            created_iso=iso(alert.created_at, self.tz) or "",
         )
 
     def tick(self, now: float) -> list[Alert]:
@@ -162,8 +163,8 @@ class AlertMaker:
                 if cb.owner in self.directory.people
                 else None,
                 "caller": self._caller(cb.number, cb.unit),
-                "left_at": dt.datetime.fromtimestamp(cb.left_at, tz).isoformat(),
-                "deadline": dt.datetime.fromtimestamp(cb.deadline, tz).isoformat(),
+                "left_at": iso(cb.left_at, tz),
+                "deadline": iso(cb.deadline, tz),
             },
         )
 
@@ -183,8 +184,7 @@ class AlertMaker:
         if w is None or w.start != start:
             w = self._windows[unit] = _Window(start)
         miss = {"extension": inc.extension, "name": self._person(inc.extension),
-                "call_id": inc.call_id, "at": dt.datetime.fromtimestamp(
-                    inc.started_at, self.tz).isoformat(),
+                "call_id": inc.call_id, "at": iso(inc.started_at, self.tz),
                 "landed_in": inc.details.get("landed_in")}  # fmt: skip
         if w.first_sent:
             w.more.append(miss)
@@ -201,8 +201,8 @@ class AlertMaker:
                     "telefonen var inte hänvisad",
             text_en=f"A call to {who} at {at} rang unanswered and went to {where_en}: "
                     "no diversion was set",
-            data={"misses": [miss], "window_start": dt.datetime.fromtimestamp(
-                start, self.tz).isoformat(), "window_minutes": self.digest / 60},
+            data={"misses": [miss], "window_start": iso(start, self.tz),
+                  "window_minutes": self.digest / 60},
         )]  # fmt: skip
 
     def _digest(self, unit: str, w: _Window) -> Alert:
@@ -217,8 +217,8 @@ class AlertMaker:
                     f"({', '.join(names)})",
             text_en=f"{n} more calls to phones without a diversion until {until} "
                     f"({', '.join(names)})",
-            data={"misses": w.more, "window_start": dt.datetime.fromtimestamp(
-                w.start, self.tz).isoformat(), "window_minutes": self.digest / 60},
+            data={"misses": w.more, "window_start": iso(w.start, self.tz),
+                  "window_minutes": self.digest / 60},
         )  # fmt: skip
 
     def _absence(self, inc: Incident) -> Alert:
@@ -255,7 +255,5 @@ class AlertMaker:
             text_sv=sv,
             text_en=en,
             data={**data, "incident_id": inc.incident_id,
-                  "since": dt.datetime.fromtimestamp(inc.started_at, self.tz).isoformat(),
-                  "until": None if inc.ended_at is None
-                  else dt.datetime.fromtimestamp(inc.ended_at, self.tz).isoformat()},
+                  "since": iso(inc.started_at, self.tz), "until": iso(inc.ended_at, self.tz)},
         )  # fmt: skip

@@ -120,23 +120,24 @@ class Engine:
         out.extend(self._finished(self.calls.sweep(self.now)))
         if self.now - self._last_tick >= 1.0:
             out.extend(self._tick_books())
-        out.extend(self.callbacks.drain_changes())
-        out.extend(self.alerts.on_records(out, self.now))
-        return out
+        return self._with_consequences(out)
 
     def tick(self, now: float) -> list[Record]:
         """Let PBX time pass without an event (a live clock tick)."""
         self.now = max(self.now, now)
         out: list[Record] = list(self._finished(self.calls.sweep(self.now)))
         out.extend(self._tick_books())
-        out.extend(self.callbacks.drain_changes())
-        out.extend(self.alerts.on_records(out, self.now))
-        return out
+        return self._with_consequences(out)
 
     def flush(self) -> list[Record]:
         """End of a replay: finish every open call."""
         out: list[Record] = list(self._finished(self.calls.flush()))
         out.extend(self._tick_books())
+        return self._with_consequences(out)
+
+    def _with_consequences(self, out: list[Record]) -> list[Record]:
+        """Every way in (event, tick, flush) ends the same: the callbacks that
+        changed, then the alerts the records raise."""
         out.extend(self.callbacks.drain_changes())
         out.extend(self.alerts.on_records(out, self.now))
         return out
