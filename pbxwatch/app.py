@@ -211,9 +211,5 @@ def _observe(
     if relay is not None:
         health.outbox_backlog = relay.backlog
         health.outbox_published = relay.published
-    st = writer.stats
     health.store_backlog = writer.backlog
-    health.store_rows_written = st.rows_written
-    health.store_write_errors = st.write_errors
-    health.store_spilled_rows = st.spilled_rows
-    health.store_batch_seconds = st.last_batch_seconds
+    health.store = writer.stats

@@ -36,6 +36,7 @@ from pbxwatch.core.incidents import Incident
 from pbxwatch.core.queues import member_state
 from pbxwatch.core.records import CallRecord, Outcome
 from pbxwatch.settings import MetricsSettings, Settings
+from pbxwatch.store.writer import WriterStats
 
 log = logging.getLogger(__name__)
 
@@ -59,27 +60,19 @@ class Health:
     last_event_time: float | None = None
     event_lag_seconds: float = 0.0
     store_backlog: int = 0
-    store_rows_written: int = 0
-    store_write_errors: int = 0
-    store_spilled_rows: int = 0
-    store_batch_seconds: float = 0.0
+    store: WriterStats = field(default_factory=WriterStats)
     outbox_backlog: int = 0
     outbox_published: int = 0
-
-
-@dataclass
-class _Snapshot:
-    families: list[Metric] = field(default_factory=list)
 
 
 class _StateCollector(Collector):
     """Serves the families built by the last ``refresh()``."""
 
     def __init__(self) -> None:
-        self.snapshot = _Snapshot()
+        self.families: list[Metric] = []
 
     def collect(self) -> Iterator[Metric]:
-        yield from self.snapshot.families  # one reference read: swapped whole
+        yield from self.families  # one reference read: the list is swapped whole
 
 
 class Metrics:
@@ -225,7 +218,7 @@ class Metrics:
         families = list(self._callback_state(engine, now))
         families += self._queue_state(engine, now)
         families += self._health(engine, health)
-        self._state.snapshot = _Snapshot(families)
+        self._state.families = families
 
     def _callback_state(self, engine: Engine, now: float) -> Iterable[Metric]:
         pending = dict.fromkeys(self.units, 0)
@@ -331,22 +324,22 @@ class Metrics:
             gauge("pbxwatch_calls_in_progress", "Calls being followed now.", engine.tracked_calls),
             gauge("pbxwatch_store_backlog_rows", "Rows waiting to be written.", h.store_backlog),
             counter(
-                "pbxwatch_store_rows_written", "Rows written to the database.", h.store_rows_written
+                "pbxwatch_store_rows_written", "Rows written to the database.", h.store.rows_written
             ),
             counter(
                 "pbxwatch_store_write_errors",
                 "Failed database batches (retried).",
-                h.store_write_errors,
+                h.store.write_errors,
             ),
             counter(
                 "pbxwatch_store_spilled_rows",
                 "Rows spilled to disk past capacity.",
-                h.store_spilled_rows,
+                h.store.spilled_rows,
             ),
             gauge(
                 "pbxwatch_store_batch_seconds",
                 "Duration of the last database batch.",
-                h.store_batch_seconds,
+                h.store.last_batch_seconds,
             ),
             gauge(
                 "pbxwatch_alert_outbox_backlog", "Alerts waiting to be published.", h.outbox_backlog
