@@ -42,6 +42,17 @@ class ConfigError(Exception):
     """The configuration cannot be used; the message names file and key."""
 
 
+def read_secret(key: str, env: str | None, file: Path | None) -> str | None:
+    """A secret from its file (first) or its environment variable, read when
+    needed and never from the YAML; ``None`` when neither gives one."""
+    if file is not None:
+        try:
+            return file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"{key}_file: cannot read {file}: {exc}") from exc
+    return (os.environ.get(env) or None) if env else None
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -64,13 +75,7 @@ class AmiSettings(_Model):
 
     def secret(self) -> SecretStr:
         """Read the secret now, from the file if given, else the environment."""
-        if self.secret_file is not None:
-            try:
-                return SecretStr(self.secret_file.read_text(encoding="utf-8").strip())
-            except OSError as exc:
-                msg = f"ami.secret_file: cannot read {self.secret_file}: {exc}"
-                raise ConfigError(msg) from exc
-        value = os.environ.get(self.secret_env)
+        value = read_secret("ami.secret", self.secret_env, self.secret_file)
         if not value:
             raise ConfigError(
                 f"ami.secret_env: environment variable {self.secret_env} is not set "
@@ -140,14 +145,7 @@ class MqttSettings(_Model):
     )
 
     def password(self) -> str | None:
-        if self.password_env and os.environ.get(self.password_env):
-            return os.environ[self.password_env]
-        if self.password_file is not None:
-            try:
-                return self.password_file.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ConfigError(f"mqtt.password_file: {exc}") from exc
-        return None
+        return read_secret("mqtt.password", self.password_env, self.password_file)
 
 
 class DiversionSettings(_Model):
@@ -196,14 +194,11 @@ class StorageSettings(_Model):
         from pbxwatch.store.db import default_url
 
         url = self.url or default_url(self.data_dir)
-        if self.password_env and os.environ.get(self.password_env):
+        password = read_secret("storage.password", self.password_env, None)
+        if password:
             from sqlalchemy.engine import make_url
 
-            return (
-                make_url(url)
-                .set(password=os.environ[self.password_env])
-                .render_as_string(hide_password=False)
-            )
+            return make_url(url).set(password=password).render_as_string(hide_password=False)
         return url
 
 
