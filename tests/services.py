@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -77,7 +78,7 @@ class Mosquitto:
         )
 
     def start(self) -> None:
-        binary = next((b for b in ("mosquitto", "/usr/sbin/mosquitto") if _exists(b)), None)
+        binary = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin")
         if binary is None:
             raise RuntimeError("mosquitto missing: run scripts/test.sh (it installs it)")
         log = (self.dir / "mosquitto.log").open("ab")
@@ -90,9 +91,3 @@ class Mosquitto:
             self.proc.terminate()
             self.proc.wait(timeout=10)
         self.proc = None
-
-
-def _exists(binary: str) -> bool:
-    import shutil
-
-    return shutil.which(binary) is not None or Path(binary).exists()

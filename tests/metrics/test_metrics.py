@@ -17,6 +17,7 @@ from pbxwatch.pipeline import Pipeline, build_engine
 from pbxwatch.replay import replay_file
 from pbxwatch.settings import Settings
 from tests.conftest import RECORDINGS
+from tests.metrics.samples import total
 from tests.truth import expected, load_truth
 
 IDS = [r.stem for r in RECORDINGS]
@@ -73,16 +74,6 @@ def replayed(settings: Settings, recording: Path) -> tuple[Metrics, Pipeline]:
     return metrics, pipeline
 
 
-def total(metrics: Metrics, sample: str, **labels: str) -> float:
-    """Sum of the samples named ``sample`` whose labels include ``labels``."""
-    return sum(
-        s.value
-        for family in metrics.registry.collect()
-        for s in family.samples
-        if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items())
-    )
-
-
 def test_every_family_with_its_type_and_labels(lab_settings: Settings) -> None:
     metrics, _ = replayed(lab_settings, RECORDINGS[0])
     found: dict[str, tuple[str, tuple[str, ...]]] = {}
@@ -117,29 +108,29 @@ def test_values_against_the_truth(lab_settings: Settings, recording: Path) -> No
     inbound = [t for t in truth["calls"] if expected(t)["direction"] == "inbound"]
     by_kind_outcome = Counter((expected(t)["target_kind"], expected(t)["outcome"]) for t in inbound)
     for (kind, outcome), n in by_kind_outcome.items():
-        got = total(metrics, "pbxwatch_calls_total", direction="inbound", target_kind=kind,
+        got = total(metrics.registry, "pbxwatch_calls_total", direction="inbound", target_kind=kind,
                     outcome=outcome)  # fmt: skip
         assert got == n, (kind, outcome)
-    assert total(metrics, "pbxwatch_calls_total", direction="inbound") == len(inbound)
+    assert total(metrics.registry, "pbxwatch_calls_total", direction="inbound") == len(inbound)
     resolved = [t.get("resolved") or {} for t in truth["calls"]]
-    assert total(metrics, "pbxwatch_unanswered_rings_total") == sum(
+    assert total(metrics.registry, "pbxwatch_unanswered_rings_total") == sum(
         len(r.get("unanswered_rings", [])) for r in resolved
     )
-    assert total(metrics, "pbxwatch_missing_forwards_total") == sum(
+    assert total(metrics.registry, "pbxwatch_missing_forwards_total") == sum(
         bool(t["expected"].get("missed_without_absence_diversion")) for t in truth["calls"]
     )
-    assert total(metrics, "pbxwatch_calls_diverted_total") == sum(
+    assert total(metrics.registry, "pbxwatch_calls_diverted_total") == sum(
         expected(t).get("diverted", False) for t in inbound
     )
-    assert total(metrics, "pbxwatch_voicemail_messages_total") == sum(
+    assert total(metrics.registry, "pbxwatch_voicemail_messages_total") == sum(
         bool(r.get("voicemail_message")) for r in resolved
     )
     answered = [t for t in inbound if "answer_seconds" in expected(t)]
-    assert total(metrics, "pbxwatch_answer_seconds_count") == len(answered)
-    assert total(metrics, "pbxwatch_answer_seconds_sum") == pytest.approx(
+    assert total(metrics.registry, "pbxwatch_answer_seconds_count") == len(answered)
+    assert total(metrics.registry, "pbxwatch_answer_seconds_sum") == pytest.approx(
         sum(expected(t)["answer_seconds"] for t in answered), abs=len(answered) * 1.0
     )
-    assert total(metrics, "pbxwatch_rings_before_answer_count") == len(answered)
+    assert total(metrics.registry, "pbxwatch_rings_before_answer_count") == len(answered)
 
 
 @pytest.mark.parametrize("recording", RECORDINGS, ids=IDS)

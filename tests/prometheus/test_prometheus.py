@@ -185,7 +185,9 @@ def test_every_rule_has_data(live: Prometheus, rule: dict[str, Any]) -> None:
         assert live.result(rule["record"]), f"{rule['record']} was never recorded"
         return
     live.result(expr)  # evaluates (empty while it does not fire)
-    for name, labels in SELECTOR.findall(expr):
+    selectors = SELECTOR.findall(expr)
+    assert selectors, f"alert {rule['alert']}: no series found in {expr}"
+    for name, labels in selectors:
         assert live.result(name + labels), f"alert {rule['alert']}: no data for {name}{labels}"
 
 

@@ -12,7 +12,6 @@ import json
 import math
 import statistics
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,8 @@ from pbxwatch.settings import Settings
 from pbxwatch.sim.day import SimDay, recording_bytes, simulate_day
 from pbxwatch.store.session import writer_for
 from tests.conftest import LAB_CONFIG
+from tests.metrics.samples import total
+from tests.services import pbxwatch
 from tests.sim.expect import (
     DAY,
     INBOUND_KINDS,
@@ -172,40 +173,34 @@ async def test_metrics_agree_with_the_report(
     """The report from the database and the counters of the same replay."""
     reg = loaded.metrics.registry
 
-    def value(name: str, **labels: str) -> float:
-        return sum(
-            s.value for f in reg.collect() for s in f.samples
-            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
-        )  # fmt: skip
-
     for unit in UNITS:
         f = (await build(store, loaded.settings, unit, DAY, DAY, day.end)).figures
         u = {"unit": unit}
         inbound = {**u, "direction": "inbound"}
-        assert value("pbxwatch_calls_total", **inbound) == f.offered, unit
-        assert value("pbxwatch_calls_total", **inbound, outcome="answered") == f.answered
-        abandoned = value("pbxwatch_calls_total", **inbound, outcome="abandoned")
-        assert abandoned - value("pbxwatch_short_abandons_total", **u) == f.abandoned
-        assert value("pbxwatch_answer_seconds_count", **u) == f.answered
-        assert value("pbxwatch_unanswered_rings_total", **u) == f.unanswered_rings
-        assert value("pbxwatch_missing_forwards_total", **u) == f.missing_forwards
-        assert value("pbxwatch_calls_diverted_total", **u) == f.diverted
-        assert value("pbxwatch_person_calls_not_reached_total", **u) == (
+        assert total(reg, "pbxwatch_calls_total", **inbound) == f.offered, unit
+        assert total(reg, "pbxwatch_calls_total", **inbound, outcome="answered") == f.answered
+        abandoned = total(reg, "pbxwatch_calls_total", **inbound, outcome="abandoned")
+        assert abandoned - total(reg, "pbxwatch_short_abandons_total", **u) == f.abandoned
+        assert total(reg, "pbxwatch_answer_seconds_count", **u) == f.answered
+        assert total(reg, "pbxwatch_unanswered_rings_total", **u) == f.unanswered_rings
+        assert total(reg, "pbxwatch_missing_forwards_total", **u) == f.missing_forwards
+        assert total(reg, "pbxwatch_calls_diverted_total", **u) == f.diverted
+        assert total(reg, "pbxwatch_person_calls_not_reached_total", **u) == (
             f.calls_to_person_not_reached
         )
-        assert value("pbxwatch_voicemail_messages_total", **u) == f.voicemail_messages
+        assert total(reg, "pbxwatch_voicemail_messages_total", **u) == f.voicemail_messages
         assert (
-            value("pbxwatch_callbacks_resolved_total", **u, result="on_time")
+            total(reg, "pbxwatch_callbacks_resolved_total", **u, result="on_time")
             == (f.callbacks["called_back"])
         )
         assert (
-            value("pbxwatch_callbacks_resolved_total", **u, result="late")
+            total(reg, "pbxwatch_callbacks_resolved_total", **u, result="late")
             == (f.callbacks["called_back_late"])
         )
-        assert value("pbxwatch_callbacks_overdue", **u) == f.callbacks["overdue"]
-        assert value("pbxwatch_callbacks_pending", **u) == f.callbacks["pending"]
-        assert value("pbxwatch_listen_seconds_count", **u) == f.listened
-        assert value("pbxwatch_queue_unstaffed_seconds_total", **u) == pytest.approx(
+        assert total(reg, "pbxwatch_callbacks_overdue", **u) == f.callbacks["overdue"]
+        assert total(reg, "pbxwatch_callbacks_pending", **u) == f.callbacks["pending"]
+        assert total(reg, "pbxwatch_listen_seconds_count", **u) == f.listened
+        assert total(reg, "pbxwatch_queue_unstaffed_seconds_total", **u) == pytest.approx(
             f.unstaffed_seconds, abs=1.0
         )
 
@@ -220,7 +215,7 @@ async def test_a_period_without_the_day_is_empty(loaded: Loaded, store: AsyncEng
 
 def _cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pbxwatch", "report", "--config", str(config), *args],
+        pbxwatch("report", "--config", str(config), *args),
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
 

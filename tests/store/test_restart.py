@@ -9,7 +9,6 @@ import datetime as dt
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from pbxwatch.sim.day import recording_bytes, simulate_day
 from pbxwatch.store import models
 from pbxwatch.store.db import make_engine, upgrade
 from tests.conftest import LAB_CONFIG
+from tests.services import pbxwatch
 
 
 def _recording(settings: Settings, path: Path) -> int:
@@ -43,7 +43,7 @@ def _config(url: str | None, tmp: Path) -> Path:
 
 
 def _replay(config: Path, recording: Path, *more: str) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "pbxwatch", "replay", "--config", str(config), str(recording)]
+    cmd = pbxwatch("replay", "--config", str(config), str(recording))
     return subprocess.Popen([*cmd, *more], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
