@@ -3,19 +3,30 @@
 Each script mirrors a call type of the lab recordings (``../shared/
 ami-recordings``): a direct call through ``Dial(IAX2/<ext>,20)``, voicemail
 with the ``u``/``b`` greeting, the contact-centre queue that rings one
-agent at a time, a group number that rings every member through
-``Local/<ext>@grp-member`` channels, outbound calls through the trunk and
-``*97`` (VoiceMailMain).  ``tests/sim/test_sequences.py`` compares the
-sequences with the recordings.
+agent at a time (and an agent's blind transfer), a group number that rings
+every member through ``Local/<ext>@grp-member`` channels (with the Local
+pair optimised away once a member answers), outbound calls through the
+trunk and ``*97`` (VoiceMailMain).  ``tests/sim/test_sequences.py`` checks
+every simulated call's per-channel sequences against the recordings.
+
+Two rules of the bridging core shape every ending: the channel that runs
+dialplan (the caller's) ends with ``HangupRequest``, ``SoftHangupRequest``,
+``HangupRequest``, ``Hangup``; a dialled channel with ``HangupRequest``,
+``Hangup`` only.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
 from pbxwatch.settings import Settings
-from pbxwatch.sim.emitter import Emitter, SimChannel
+from pbxwatch.sim.emitter import Emitter, Member, SimBridge, SimChannel
+
+#: QueueMemberStatus codes of device states (ast_device_state)
+_MEMBER_STATUS = {"UNKNOWN": 0, "NOT_INUSE": 1, "INUSE": 2, "RINGING": 6}
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +53,25 @@ class Pbx:
     @property
     def contact_centre(self) -> SimQueue | None:
         return next((q for q in self.queues.values() if q.kind == "contact_centre"), None)
+
+    def member(self, queue: SimQueue, ext: str) -> Member:
+        """Group numbers ring members through Local channels (dynamic
+        members); the contact centre rings the phones (static members)."""
+        device = self.devices[ext]
+        if queue.kind == "group":
+            return Member(queue.name, self.names[ext], f"Local/{ext}@grp-member", device,
+                          "dynamic")  # fmt: skip
+        return Member(queue.name, self.names[ext], device, device, "static")
+
+    def memberships(self, ext: str) -> list[Member]:
+        return [self.member(q, ext) for q in self.queues.values() if ext in q.members]
+
+    def idle(self, ext: str) -> str:
+        """An idle IAX2 phone reports UNKNOWN, not NOT_INUSE (the lab's phones)."""
+        return "UNKNOWN" if self.devices[ext].startswith("IAX2/") else "NOT_INUSE"
+
+    def hint(self, ext: str) -> str:
+        return f"{self.devices[ext]},{self.presentities[ext]}"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Pbx:
@@ -79,7 +109,7 @@ class QueueAttempt:
 @dataclass(frozen=True, slots=True)
 class _Offer:
     ext: str
-    interface: str
+    member: Member
     leg: SimChannel  # the channel the queue dialled (the phone, or Local ;1)
     dialer: SimChannel  # the channel that dialled the phone (the caller, or Local ;2)
     phone: SimChannel
@@ -92,13 +122,27 @@ class Scripts:
         self.pbx = pbx
         self.em = em
         self.answered_at: float | None = None  # first answer by a person since take_answer()
+        self._optimizations = 0
 
     def take_answer(self) -> float | None:
         """When a person first answered in the call just written."""
         at, self.answered_at = self.answered_at, None
         return at
 
-    # ------------------------------------------------------------ inbound
+    # ------------------------------------------------------------ states
+
+    def phone_state(self, t: float, ext: str, state: str) -> None:
+        """A desk phone changes state: its hint, its device and every queue
+        membership that follows the device."""
+        text = {"RINGING": "Ringing", "INUSE": "InUse"}.get(state, "Idle")
+        state = self.pbx.idle(ext) if text == "Idle" else state
+        self.em.extension_status(t, ext, self.pbx.hint(ext), text)
+        self.em.device_state(t, self.pbx.devices[ext], state)
+        for m in self.pbx.memberships(ext):
+            self.em.member_event(t, "QueueMemberStatus", m, _MEMBER_STATUS[state],
+                                 in_call=state == "INUSE")  # fmt: skip
+
+    # ------------------------------------------------------------ building blocks
 
     def inbound(self, t: float, caller: str, did: str) -> SimChannel:
         trunk = self.em.channel(self.pbx.trunk, t)
@@ -108,56 +152,109 @@ class Scripts:
         return trunk
 
     def to_extension(self, trunk: SimChannel, t: float, ext: str) -> None:
-        trunk.context, trunk.exten = "ext-local", ext
+        trunk.context, trunk.exten, trunk.priority = "ext-local", ext, 0
         self.em.newexten(t, trunk, "Set", "PRES=available")
         self.em.varset(t, trunk, "PRES", "available")
 
-    def ring_phone(self, t: float, src: SimChannel, ext: str, dial_app: bool = True) -> SimChannel:
-        device = self.pbx.devices[ext]
+    def ring_phone(self, t: float, src: SimChannel, ext: str, *, dial_app: bool = True,
+                   ringing: bool = True) -> SimChannel:  # fmt: skip
+        """``Dial(<device>)`` from dialplan: the phone leg is created
+        (``default``/``s``), takes its caller id, rings.  ``ringing`` False:
+        the phone answers busy before it rings (no ``DialState``)."""
+        device, em = self.pbx.devices[ext], self.em
         if dial_app:
-            self.em.newexten(t, src, "Dial", f"{device},20")
-        phone = self.em.channel(device, t, src.linkedid)
-        self.em.newchannel(t, phone)
+            em.newexten(t, src, "Dial", f"{device},20")
+        phone = em.channel(device, t, src.linkedid)
+        em.newchannel(t, phone)
         phone.cid_num, phone.connected_num, phone.context, phone.exten = (
-            ext, src.cid_num, "from-phones", ext,
+            ext, src.cid_num, "", ext,
         )  # fmt: skip
-        self.em.newstate(t, phone, "Ringing")
-        self.em.dial_begin(t, src, phone, ext)
-        self.em.device_state(t, device, "RINGING")
-        self.em.dial_state(t, src, phone, "RINGING")
+        em.new_callerid(t, phone)
+        em.new_connected_line(t, phone)
+        phone.context = "from-phones"
+        em.newstate(t, phone, "Ringing")
+        em.dial_begin(t, src, phone, device.split("/", 1)[1])
+        if ringing:
+            self.phone_state(t, ext, "RINGING")
+            em.dial_state(t, src, phone, "RINGING")
         return phone
 
-    def talk(self, t: float, a: SimChannel, b: SimChannel, seconds: float) -> float:
-        """Bridge two channels, talk, the first one hangs up; returns the end."""
-        bridge = f"bridge-{a.uniqueid}-{b.uniqueid}"
-        self.em.emit(t, "BridgeCreate", "call,all", BridgeUniqueid=bridge, BridgeType="basic")
-        self.em.bridge(t, bridge, "BridgeEnter", b, 1)
-        self.em.bridge(t, bridge, "BridgeEnter", a, 2)
+    def ring_agent(self, t: float, caller: SimChannel, ext: str) -> SimChannel:
+        """app_queue dials a static member's phone itself: no caller id of
+        its own, exten ``s``."""
+        em = self.em
+        phone = em.channel(self.pbx.devices[ext], t, caller.linkedid)
+        em.newchannel(t, phone)
+        phone.connected_num, phone.context = caller.cid_num, "from-phones"
+        em.newstate(t, phone, "Ringing")
+        em.new_connected_line(t, phone)
+        return phone
+
+    @contextmanager
+    def bridged(self, t: float, *chans: SimChannel) -> Iterator[SimBridge]:
+        bridge = self.em.bridge_of()
+        self.em.bridge_create(t, bridge)
+        for ch in chans:
+            self.em.bridge_enter(t, bridge, ch)
+        yield bridge
+
+    def talk(self, t: float, caller: SimChannel, callee: SimChannel, seconds: float, *,
+             callee_hangs_up: bool = False, bridge: SimBridge | None = None) -> float:  # fmt: skip
+        """Bridge caller (running dialplan) and callee, talk, one hangs up."""
+        em = self.em
+        if bridge is None:
+            bridge = em.bridge_of()
+            em.bridge_create(t, bridge)
+            em.bridge_enter(t, bridge, callee)
+            em.bridge_enter(t, bridge, caller)
         end = t + seconds
-        self.em.emit(end, "HangupRequest", "call,all", a.snapshot(), Cause="16")
-        self.em.bridge(end, bridge, "BridgeLeave", a, 1)
-        self.em.hangup(end, a, 16, request=False)
-        self.em.bridge(end, bridge, "BridgeLeave", b, 0)
-        self.em.emit(end, "BridgeDestroy", "call,all", BridgeUniqueid=bridge)
-        self.em.hangup(end, b, 16)
+        if callee_hangs_up:
+            em.hangup_request(end, callee)
+            em.bridge_leave(end, bridge, callee)
+            em.bridge_leave(end, bridge, caller)
+            em.bridge_destroy(end, bridge)
+            em.hangup_request(end, callee)
+            em.hangup(end, callee, 16)
+            em.end_in_dialplan(end, caller)
+            return end
+        em.hangup_request(end, caller)
+        em.bridge_leave(end, bridge, caller)
+        em.end_in_dialplan(end, caller)
+        em.bridge_leave(end, bridge, callee)
+        em.bridge_destroy(end, bridge)
+        em.hangup_request(end, callee)
+        em.hangup(end, callee, 16)
         return end
 
-    def answer(self, t: float, src: SimChannel, phone: SimChannel) -> None:
+    def answer(self, t: float, src: SimChannel, phone: SimChannel, ext: str) -> None:
         if self.answered_at is None:
             self.answered_at = t
         self.em.newstate(t, phone, "Up")
         self.em.dial_end(t, src, phone, "ANSWER")
         if src.state != "Up":
             self.em.newstate(t, src, "Up")
-        self.em.device_state(t, self.pbx.devices.get(phone.cid_num, phone.name), "INUSE")
+        self.phone_state(t, ext, "INUSE")
 
-    def direct_answered(self, t: float, caller: str, ext: str, ring: float, talk: float) -> float:
+    def stop_ringing(self, t: float, src: SimChannel, phone: SimChannel, ext: str,
+                     status: str, cause: int) -> None:  # fmt: skip
+        """The PBX stops ringing a phone: no answer (cause 0), cancelled
+        (16), answered elsewhere (26) or busy (17)."""
+        self.em.dial_end(t, src, phone, status)
+        self.em.hangup_request(t, phone, None if cause == 0 else cause)
+        self.em.hangup(t, phone, cause)
+        if status != "BUSY":  # a busy phone is in another call: its state stays
+            self.phone_state(t, ext, "idle")
+
+    # ------------------------------------------------------------ direct calls
+
+    def direct_answered(self, t: float, caller: str, ext: str, ring: float, talk: float,
+                        *, callee_hangs_up: bool = False) -> float:  # fmt: skip
         trunk = self.inbound(t, caller, self.pbx.dids[ext])
         self.to_extension(trunk, t, ext)
         phone = self.ring_phone(t, trunk, ext)
-        self.answer(t + ring, trunk, phone)
-        end = self.talk(t + ring, trunk, phone, talk)
-        self.em.device_state(end, self.pbx.devices[ext], "NOT_INUSE")
+        self.answer(t + ring, trunk, phone, ext)
+        end = self.talk(t + ring, trunk, phone, talk, callee_hangs_up=callee_hangs_up)
+        self.phone_state(end, ext, "idle")
         return end
 
     def direct_abandoned(self, t: float, caller: str, ext: str, after: float) -> float:
@@ -165,11 +262,9 @@ class Scripts:
         self.to_extension(trunk, t, ext)
         phone = self.ring_phone(t, trunk, ext)
         end = t + after
-        self.em.emit(end, "HangupRequest", "call,all", trunk.snapshot(), Cause="16")
-        self.em.dial_end(end, trunk, phone, "CANCEL")
-        self.em.hangup(end, phone, 16)
-        self.em.hangup(end, trunk, 16)
-        self.em.device_state(end, self.pbx.devices[ext], "NOT_INUSE")
+        self.em.hangup_request(end, trunk)
+        self.stop_ringing(end, trunk, phone, ext, "CANCEL", 16)
+        self.em.end_in_dialplan(end, trunk)
         return end
 
     def direct_unanswered(
@@ -187,11 +282,12 @@ class Scripts:
         """Rung unanswered (20 s) or busy, then voicemail or the contact centre."""
         trunk = self.inbound(t, caller, self.pbx.dids[ext])
         self.to_extension(trunk, t, ext)
-        phone = self.ring_phone(t, trunk, ext)
+        phone = self.ring_phone(t, trunk, ext, ringing=not busy)
         t2 = t if busy else t + 20.0
-        self.em.dial_end(t2, trunk, phone, "BUSY" if busy else "NOANSWER")
-        self.em.hangup(t2, phone, 17 if busy else 0)
-        self.em.device_state(t2, self.pbx.devices[ext], "NOT_INUSE")
+        if busy:
+            self.stop_ringing(t2, trunk, phone, ext, "BUSY", 17)
+        else:
+            self.stop_ringing(t2, trunk, phone, ext, "NOANSWER", 0)
         return self._not_reached(t2, trunk, ext, then, "b" if busy else "u", message, queue, talk)
 
     def direct_diverted(
@@ -233,34 +329,37 @@ class Scripts:
         self.em.newexten(t, trunk, "VoiceMail", f"{mailbox},{flag}")
         self.em.newstate(t, trunk, "Up")
         end = t + (message if message is not None else 6.0)
-        self.em.emit(end, "HangupRequest", "call,all", trunk.snapshot(), Cause="16")
+        self.em.hangup_request(end, trunk)
         if message is not None:
             self.em.message_waiting(end, trunk, mailbox, +1)
-        self.em.hangup(end, trunk, 16)
+            self.em.device_state(end, f"MWI:{mailbox}", "INUSE")
+        self.em.end_in_dialplan(end, trunk)
         return end
 
     # ------------------------------------------------------------ queues
 
     def contact_centre(
-        self, t: float, trunk: SimChannel, attempts: list[QueueAttempt], talk: float
-    ) -> float:
+        self, t: float, trunk: SimChannel, attempts: list[QueueAttempt], talk: float,
+        transfer_to: str | None = None,
+    ) -> float:  # fmt: skip
         cc = self.pbx.contact_centre
         assert cc is not None, "no contact_centre queue with a DID and members"
-        trunk.context, trunk.exten = "kontaktcenter", "s"
+        trunk.context, trunk.exten, trunk.priority = "kontaktcenter", "s", 0
         self.em.newexten(t, trunk, "Answer", "")
         if trunk.state != "Up":
             self.em.newstate(t, trunk, "Up")
         self.em.newexten(t, trunk, "Playback", "hello-world")
-        return self.queue(t + 1.4, trunk, cc, attempts, talk, one_at_a_time=True)
+        return self.queue(t + 1.4, trunk, cc, attempts, talk, transfer_to=transfer_to)
 
     def queue_call(
-        self, t: float, caller: str, queue: SimQueue, attempts: list[QueueAttempt], talk: float
-    ) -> float:
+        self, t: float, caller: str, queue: SimQueue, attempts: list[QueueAttempt], talk: float,
+        transfer_to: str | None = None,
+    ) -> float:  # fmt: skip
         trunk = self.inbound(t, caller, queue.did)
         if queue.kind == "contact_centre":
-            return self.contact_centre(t, trunk, attempts, talk)
-        trunk.context, trunk.exten = f"grp-{queue.name}", "s"
-        return self.queue(t, trunk, queue, attempts, talk, one_at_a_time=False)
+            return self.contact_centre(t, trunk, attempts, talk, transfer_to)
+        trunk.context, trunk.exten, trunk.priority = f"grp-{queue.name}", "s", 0
+        return self.queue(t, trunk, queue, attempts, talk)
 
     def queue(
         self,
@@ -269,80 +368,224 @@ class Scripts:
         queue: SimQueue,
         attempts: list[QueueAttempt],
         talk: float,
-        *,
-        one_at_a_time: bool,
+        transfer_to: str | None = None,
     ) -> float:
-        em = self.em
-        em.newexten(t, caller, "Queue", f"{queue.name},,,,300" if one_at_a_time
-                    else f"{queue.name},r,,,45")  # fmt: skip
+        """app_queue: the contact centre offers one agent at a time; a group
+        number rings every member at once through Local channels."""
+        em, group = self.em, queue.kind == "group"
+        em.newexten(t, caller, "Queue", f"{queue.name},r,,,45" if group
+                    else f"{queue.name},,,,300")  # fmt: skip
+        em.device_state(t, f"Queue:{queue.name}", "RINGING")
         em.queue_event(t, "QueueCallerJoin", caller, queue.name, Position="1", Count="1")
+        if not group:
+            em.moh(t, caller, start=True)
+        if group:  # every member at once: all Local pairs first, then the phones
+            pairs = [self._local_pair(t, caller, queue, a.ext) for a in attempts]
+            offers = [self._ring_member(t, caller, *pair) for pair in pairs]
+        else:
+            offers = [self._offer_agent(t + a.start, caller, queue, a.ext) for a in attempts]
         end = t
-        answered: tuple[_Offer, float] | None = None
-        for a in attempts:
-            ts, te = t + a.start, t + a.start + a.seconds
-            offer = self._offer(ts, caller, a.ext, local=not one_at_a_time)
-            name = self.pbx.names.get(a.ext, a.ext)
-            em.agent_event(ts, "AgentCalled", caller, offer.leg, queue.name, offer.interface, name)
-            em.member_status(ts, queue.name, offer.interface, name, 6)
-            if a.result == "answer":
-                self.answer(te, offer.dialer, offer.phone)
-                if offer.leg is not offer.phone:
-                    em.newstate(te, offer.leg, "Up")
-                    em.dial_end(te, caller, offer.leg, "ANSWER")
-                em.member_status(te, queue.name, offer.interface, name, 2, in_call=True)
-                answered = (offer, a.start + a.seconds)
-                continue
+        for a, offer in zip(attempts, offers, strict=True):
+            te = t + a.start + a.seconds
             if a.result == "noanswer":
-                ring_ms = str(int(a.seconds * 1000))
-                em.agent_event(te, "AgentRingNoAnswer", caller, offer.leg, queue.name,
-                               offer.interface, name, RingTime=ring_ms)  # fmt: skip
-                em.dial_end(te, caller, offer.leg, "NOANSWER")
-            em.dial_end(te, caller, offer.leg, "CANCEL")
-            cause = {"elsewhere": 26, "noanswer": 0}.get(a.result, 16)
-            if offer.leg is not offer.phone:
-                em.dial_end(te, offer.dialer, offer.phone, "CANCEL")
-                em.hangup(te, offer.leg, cause)
-                em.hangup(te, offer.dialer, cause)
-            em.hangup(te, offer.phone, cause)
-            em.device_state(te, self.pbx.devices[a.ext], "NOT_INUSE")
-            em.member_status(te, queue.name, offer.interface, name, 1)
+                self._ring_out(te, caller, queue, offer)
+            elif a.result == "cancel":  # the caller gives up while it rings
+                ringing = [o for x, o in zip(attempts, offers, strict=True) if x.result == "cancel"]
+                self._abandon(te, caller, queue, t, ringing)
+                return te
             end = max(end, te)
+        answered = next((i for i, a in enumerate(attempts) if a.result == "answer"), None)
         if answered is None:
-            em.queue_event(end, "QueueCallerAbandon", caller, queue.name, Position="1",
-                           OriginalPosition="1", HoldTime=str(int(end - t)))  # fmt: skip
             em.queue_event(end, "QueueCallerLeave", caller, queue.name, Position="1", Count="0")
-            em.hangup(end, caller, 16)
+            em.end_in_dialplan(end, caller)
             return end
-        offer, waited = answered
-        ta = t + waited
-        name = self.pbx.names.get(offer.ext, offer.ext)
+        a, offer = attempts[answered], offers[answered]
+        ta = t + a.start + a.seconds
+        others = [o for x, o in zip(attempts, offers, strict=True) if x.result == "elsewhere"]
+        if group:
+            return self._group_answered(ta, caller, queue, offer, others, a, talk)
+        return self._agent_answered(ta, caller, queue, offer, a, talk, transfer_to)
+
+    def _offer_agent(self, t: float, caller: SimChannel, queue: SimQueue, ext: str) -> _Offer:
+        """The contact centre rings one agent's phone."""
+        em, member = self.em, self.pbx.member(queue, ext)
+        phone = self.ring_agent(t, caller, ext)
+        em.agent_event(t, "AgentCalled", caller, phone, queue.name, member.interface, member.name)
+        em.dial_begin(t, caller, phone, self.pbx.devices[ext].split("/", 1)[1])
+        self.phone_state(t, ext, "RINGING")
+        em.dial_state(t, caller, phone, "RINGING")
+        return _Offer(ext, member, phone, caller, phone)
+
+    def _local_pair(self, t: float, caller: SimChannel, queue: SimQueue, ext: str
+                    ) -> tuple[str, Member, SimChannel, SimChannel]:  # fmt: skip
+        """A group number dials ``Local/<ext>@grp-member``: the pair is made."""
+        em, member = self.em, self.pbx.member(queue, ext)
+        one, two = em.local_pair(f"{ext}@grp-member", t, caller.linkedid)
+        one.context, one.exten, two.context, two.exten = "grp-member", ext, "grp-member", ext
+        em.newchannel(t, one)
+        em.newchannel(t, two)
+        one.cid_num = "s"
+        em.new_callerid(t, one)
+        two.cid_num, two.connected_num = caller.cid_num, "s"
+        em.new_callerid(t, two)
+        em.new_connected_line(t, two)
+        em.local_bridge(t, one, two)
+        em.agent_event(t, "AgentCalled", caller, one, queue.name, member.interface, member.name)
+        em.dial_begin(t, caller, one, f"{ext}@grp-member")
+        return ext, member, one, two
+
+    def _ring_member(self, t: float, caller: SimChannel, ext: str, member: Member,
+                     one: SimChannel, two: SimChannel) -> _Offer:  # fmt: skip
+        """The Local pair's second half dials the member's phone."""
+        em = self.em
+        two.priority = 3
+        em.newexten(t, two, "Dial", self.pbx.devices[ext])
+        phone = self.ring_phone(t, two, ext, dial_app=False)
+        one.connected_num, one.exten = caller.cid_num, "s"
+        em.newstate(t, one, "Ringing")
+        em.new_connected_line(t, one)
+        em.device_state(t, member.interface, "INUSE")
+        em.dial_state(t, caller, one, "RINGING")
+        return _Offer(ext, member, one, two, phone)
+
+    def _ring_out(self, t: float, caller: SimChannel, queue: SimQueue, offer: _Offer) -> None:
+        """An agent lets it ring out (the member timeout)."""
+        m = offer.member
+        self.em.agent_event(t, "AgentRingNoAnswer", caller, offer.leg, queue.name, m.interface,
+                            m.name, RingTime="15000")  # fmt: skip
+        self.em.dial_end(t, caller, offer.leg, "NOANSWER")
+        self.stop_ringing(t, caller, offer.leg, offer.ext, "CANCEL", 0)
+
+    def _drop_local(self, t: float, caller: SimChannel, offer: _Offer, cause: int) -> None:
+        """A Local member leg that did not get the call goes away."""
+        em = self.em
+        em.hangup_request(t, offer.dialer, cause)
+        em.hangup(t, offer.leg, cause)
+        self.stop_ringing(t, offer.dialer, offer.phone, offer.ext, "CANCEL", cause)
+        em.hangup_request(t, offer.dialer, 16, soft=True)
+        em.hangup(t, offer.dialer, cause)
+
+    def _abandon(self, t: float, caller: SimChannel, queue: SimQueue, joined: float,
+                 ringing: list[_Offer]) -> None:  # fmt: skip
+        em = self.em
+        em.hangup_request(t, caller)
+        if queue.kind != "group":
+            em.moh(t, caller, start=False)
+        for offer in ringing:
+            em.dial_end(t, caller, offer.leg, "CANCEL")
+            if offer.leg is offer.phone:
+                self.stop_ringing(t, caller, offer.phone, offer.ext, "CANCEL", 0)
+            else:
+                self._drop_local(t, caller, offer, 16)
+        em.queue_event(t, "QueueCallerAbandon", caller, queue.name, Position="1",
+                       OriginalPosition="1", HoldTime=str(int(t - joined)))  # fmt: skip
+        em.device_state(t, f"Queue:{queue.name}", "NOT_INUSE")
+        em.queue_event(t, "QueueCallerLeave", caller, queue.name, Position="1", Count="0")
+        em.end_in_dialplan(t, caller)
+
+    def _agent_answered(self, ta: float, caller: SimChannel, queue: SimQueue, offer: _Offer,
+                        a: QueueAttempt, talk: float, transfer_to: str | None,
+                        ) -> float:  # fmt: skip
+        em, m = self.em, offer.member
+        self.answer(ta, caller, offer.phone, offer.ext)
+        em.moh(ta, caller, start=False)
         em.queue_event(ta, "QueueCallerLeave", caller, queue.name, Position="1", Count="0")
-        em.agent_event(ta, "AgentConnect", caller, offer.leg, queue.name, offer.interface, name,
-                       HoldTime=str(int(waited)), RingTime=str(int(waited)))  # fmt: skip
-        end = self.talk(ta, caller, offer.leg, talk)
-        if offer.leg is not offer.phone:  # the Local pair and the phone behind it
-            em.hangup(end, offer.dialer, 16)
-            em.hangup(end, offer.phone, 16)
-        em.agent_event(end, "AgentComplete", caller, offer.leg, queue.name, offer.interface,
-                       name, HoldTime=str(int(waited)), TalkTime=str(int(talk)),
-                       Reason="caller")  # fmt: skip
-        em.device_state(end, self.pbx.devices[offer.ext], "NOT_INUSE")
-        em.member_status(end, queue.name, offer.interface, name, 1)
+        em.device_state(ta, f"Queue:{queue.name}", "NOT_INUSE")
+        waited = str(int(a.start + a.seconds))
+        em.agent_event(ta, "AgentConnect", caller, offer.phone, queue.name, m.interface, m.name,
+                       HoldTime=waited, RingTime=str(int(a.seconds)))  # fmt: skip
+        if transfer_to is None:
+            end = ta + talk
+            with self.bridged(ta, offer.phone, caller) as bridge:
+                em.hangup_request(end, caller)
+                em.agent_event(end, "AgentComplete", caller, offer.phone, queue.name, m.interface,
+                               m.name, HoldTime=waited, TalkTime=str(int(talk)),
+                               Reason="caller")  # fmt: skip
+                em.bridge_leave(end, bridge, caller)
+                em.end_in_dialplan(end, caller)
+                em.bridge_leave(end, bridge, offer.phone)
+                em.bridge_destroy(end, bridge)
+                em.hangup_request(end, offer.phone)
+                em.hangup(end, offer.phone, 16)
+            self.phone_state(end, offer.ext, "idle")
+            return end
+        return self._blind_transfer(ta, caller, queue, offer, waited, transfer_to, talk)
+
+    def _blind_transfer(self, ta: float, caller: SimChannel, queue: SimQueue, offer: _Offer,
+                        waited: str, to: str, talk: float) -> float:  # fmt: skip
+        """The agent presses the phone's transfer key and dials ``to``."""
+        em, m = self.em, offer.member
+        tx = ta + 8.0
+        with self.bridged(ta, offer.phone, caller) as bridge:
+            em.unhold(tx, offer.phone)
+            caller.context, caller.exten, caller.priority = "from-phones", to, 1
+            em.blind_transfer(tx, bridge, offer.phone, caller, "from-phones", to)
+            em.agent_event(tx, "AgentComplete", caller, offer.phone, queue.name, m.interface,
+                           m.name, HoldTime=waited, TalkTime=str(int(tx - ta)),
+                           Reason="transfer")  # fmt: skip
+            em.bridge_leave(tx, bridge, offer.phone)
+            em.hangup_request(tx, offer.phone)
+            em.hangup(tx, offer.phone, 16)
+            em.bridge_leave(tx, bridge, caller)
+            em.bridge_destroy(tx, bridge)
+        self.phone_state(tx, offer.ext, "idle")
+        self.to_extension(caller, tx, to)
+        phone = self.ring_phone(tx, caller, to)
+        self.answer(tx + 4.0, caller, phone, to)
+        end = self.talk(tx + 4.0, caller, phone, talk, callee_hangs_up=True)
+        self.phone_state(end, to, "idle")
         return end
 
-    def _offer(self, t: float, caller: SimChannel, ext: str, *, local: bool) -> _Offer:
-        """Start ringing one member, directly or through a Local pair."""
-        if not local:
-            phone = self.ring_phone(t, caller, ext, dial_app=False)
-            return _Offer(ext, self.pbx.devices[ext], phone, caller, phone)
-        one, two = self.em.local_pair(f"{ext}@grp-member", t, caller.linkedid)
-        two.context, two.exten = "grp-member", ext
-        self.em.newchannel(t, one)
-        self.em.newchannel(t, two)
-        self.em.dial_begin(t, caller, one, f"{ext}@grp-member")
-        phone = self.ring_phone(t, two, ext)
-        self.em.dial_state(t, caller, one, "RINGING")
-        return _Offer(ext, f"Local/{ext}@grp-member", one, two, phone)
+    def _group_answered(self, ta: float, caller: SimChannel, queue: SimQueue, offer: _Offer,
+                        others: list[_Offer], a: QueueAttempt, talk: float) -> float:  # fmt: skip
+        """A member answers: the others stop (cause 26), the caller is
+        answered and bridged to the Local half, and the Local pair optimises
+        itself away so the phone ends up bridged with the caller."""
+        em, m, one, two = self.em, offer.member, offer.leg, offer.dialer
+        self.answer(ta, two, offer.phone, offer.ext)
+        inner = em.bridge_of()
+        em.bridge_create(ta, inner)
+        em.bridge_enter(ta, inner, offer.phone)
+        em.newstate(ta, one, "Up")
+        em.dial_end(ta, caller, one, "ANSWER")
+        for other in others:
+            em.dial_end(ta, caller, other.leg, "CANCEL")
+            self._drop_local(ta, caller, other, 26)
+        em.queue_event(ta, "QueueCallerLeave", caller, queue.name, Position="1", Count="0")
+        em.device_state(ta, f"Queue:{queue.name}", "NOT_INUSE")
+        waited = str(int(a.seconds))
+        em.agent_event(ta, "AgentConnect", caller, one, queue.name, m.interface, m.name,
+                       HoldTime=waited, RingTime=waited)  # fmt: skip
+        em.bridge_enter(ta, inner, two)
+        em.newstate(ta, caller, "Up")
+        outer = em.bridge_of()
+        em.bridge_create(ta, outer)
+        em.bridge_enter(ta, outer, one)
+        em.bridge_enter(ta, outer, caller)
+        self._optimizations += 1
+        em.local_optimization(ta, one, two, offer.phone, self._optimizations)
+        em.bridge_leave(ta, inner, offer.phone)
+        em.bridge_leave(ta, outer, one)
+        em.bridge_enter(ta, outer, offer.phone, swap=one)
+        em.hangup_request(ta, two)
+        em.bridge_leave(ta, inner, two)
+        em.hangup(ta, one, 16)
+        em.bridge_destroy(ta, inner)
+        em.hangup_request(ta, two, soft=True)
+        em.hangup(ta, two, 16)
+        end = ta + talk
+        em.hangup_request(end, caller)
+        em.agent_event(end, "AgentComplete", caller, offer.phone, queue.name, m.interface,
+                       m.name, HoldTime=waited, TalkTime=str(int(talk)),
+                       Reason="caller")  # fmt: skip
+        em.bridge_leave(end, outer, caller)
+        em.bridge_leave(end, outer, offer.phone)
+        em.hangup_request(end, offer.phone)
+        em.bridge_destroy(end, outer)
+        em.hangup(end, offer.phone, 16)
+        em.end_in_dialplan(end, caller)
+        self.phone_state(end, offer.ext, "idle")
+        return end
 
     # ------------------------------------------------------------ from phones
 
@@ -358,20 +601,26 @@ class Scripts:
         em.newexten(t, phone, "Dial", f"{self.pbx.trunk}/{number},120,f({did})")
         out = em.channel(self.pbx.trunk, t, phone.linkedid)
         em.newchannel(t, out)
-        out.cid_num, out.context, out.exten = number, "from-pstn", number
+        out.cid_num, out.connected_num, out.context, out.exten = number, did, "", number
+        em.new_callerid(t, out)
+        em.new_connected_line(t, out)
+        out.context = "from-pstn"
         em.newstate(t, out, "Ringing")
         em.dial_begin(t, phone, out, f"pstn/{number}")
         if result == "busy":
             em.dial_end(t + 1, phone, out, "BUSY")
+            em.hangup_request(t + 1, out, 17)
             em.hangup(t + 1, out, 17)
-            em.hangup(t + 1, phone, 16)
+            em.end_in_dialplan(t + 1, phone)
             return t + 1
+        em.dial_state(t, phone, out, "RINGING")
         if result == "noanswer":
             end = t + seconds
-            em.emit(end, "HangupRequest", "call,all", phone.snapshot(), Cause="16")
+            em.hangup_request(end, phone)
             em.dial_end(end, phone, out, "CANCEL")
+            em.hangup_request(end, out)
             em.hangup(end, out, 16)
-            em.hangup(end, phone, 16, request=False)
+            em.end_in_dialplan(end, phone)
             return end
         em.newstate(t + 5, out, "Up")
         em.dial_end(t + 5, phone, out, "ANSWER")
@@ -379,7 +628,7 @@ class Scripts:
         return self.talk(t + 5, phone, out, seconds)
 
     def listen(self, t: float, ext: str, seconds: float = 20.0) -> float:
-        """``*97``: VoiceMailMain; the messages move to Old when it hangs up."""
+        """``*97``: VoiceMailMain, press 1; the messages move to Old when it hangs up."""
         em = self.em
         phone = em.channel(self.pbx.devices[ext], t)
         phone.state, phone.cid_num, phone.context, phone.exten = "Ring", ext, "from-phones", "*97"
@@ -387,8 +636,10 @@ class Scripts:
         mailbox = self.pbx.mailboxes[ext]
         em.newexten(t, phone, "VoiceMailMain", f"{mailbox},s")
         em.newstate(t, phone, "Up")
+        em.dtmf(t + 3, phone, "1")
         end = t + seconds
-        em.emit(end, "HangupRequest", "call,all", phone.snapshot(), Cause="16")
+        em.hangup_request(end, phone)
         em.message_waiting(end, phone, mailbox, 0)
-        em.hangup(end, phone, 16, request=False)
+        em.device_state(end, f"MWI:{mailbox}", "NOT_INUSE")
+        em.end_in_dialplan(end, phone)
         return end

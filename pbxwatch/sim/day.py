@@ -48,6 +48,39 @@ class SimCall:
     diverted: bool = False
     callback_for: int | None = None  # index of the call whose message this calls back
     answered_at: float | None = None  # when a person answered
+    queue_kind: str | None = None  # "group" or "contact_centre" for calls to a queue's number
+    transferred_to: str | None = None  # the extension an agent blind-transferred the call to
+
+    @property
+    def classification(self) -> str:
+        """The call's type in the vocabulary of the lab recordings' truth
+        files (``expected.classification``)."""
+        cc = self.answered_by is not None or (self.outcome == "abandoned" and self.kind in
+                                              ("direct_unanswered", "direct_diverted"))  # fmt: skip
+        voicemail = "voicemail" if self.outcome == "voicemail" else "voicemail_no_message"
+        cc_end = "contact_center_" + ("answered" if self.answered_by else "abandoned")
+        match self.kind:
+            case "direct_answered":
+                return "answered"
+            case "direct_abandoned":
+                return "abandoned_while_ringing"
+            case "direct_busy":
+                return f"busy_to_{voicemail}"
+            case "direct_unanswered":
+                return f"ring_no_answer_to_{cc_end if cc else voicemail}"
+            case "direct_diverted":
+                return f"absent_to_{cc_end if cc else voicemail}"
+            case "queue":
+                if self.transferred_to:
+                    return "queue_answered_then_transferred"
+                kind = "group" if self.queue_kind == "group" else "queue"
+                return f"{kind}_{'answered' if self.answered_by else 'abandoned'}"
+            case "outbound":
+                answered = self.outcome == "answered"
+                if self.callback_for is not None:
+                    return "callback_made" if answered else "callback_attempt_noanswer"
+                return "outbound_answered" if answered else "outbound_not_answered"
+        return "voicemail_listened"
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,10 +169,9 @@ class _Planner:
 
     def staff_queues(self, t: float) -> None:
         for q in self.pbx.queues.values():
-            local = q.kind == "group"
             for ext in q.members:
-                iface = f"Local/{ext}@grp-member" if local else self.pbx.devices[ext]
-                self.em.member_status(t, q.name, iface, self.pbx.names[ext], 1)
+                idle = 0 if self.pbx.idle(ext) == "UNKNOWN" else 1
+                self.em.member_event(t, "QueueMemberStatus", self.pbx.member(q, ext), idle)
 
     def plan_team_breaks(self) -> None:
         """Every group number's members pause together: nobody available."""
@@ -148,10 +180,10 @@ class _Planner:
             if q.kind != "group":
                 continue
             for i, ext in enumerate(q.members):
-                iface, name = f"Local/{ext}@grp-member", self.pbx.names[ext]
-                self.em.member_pause(start - 60 * (len(q.members) - 1 - i), q.name, iface, name,
-                                     True, "Rast")  # fmt: skip
-                self.em.member_pause(end + 60 * i, q.name, iface, name, False)
+                m, idle = self.pbx.member(q, ext), 0 if self.pbx.idle(ext) == "UNKNOWN" else 1
+                self.em.member_event(start - 60 * (len(q.members) - 1 - i), "QueueMemberPause",
+                                     m, idle, paused=True, reason="Rast")  # fmt: skip
+                self.em.member_event(end + 60 * i, "QueueMemberPause", m, idle)
             self.unstaffed.append((q.name, start, end))
 
     def on_break(self, q: SimQueue, t: float) -> bool:
@@ -193,7 +225,9 @@ class _Planner:
         roll = rng.random()
         if roll < 0.6:
             ring = rng.uniform(2, 18)
-            end = sc.direct_answered(t, caller, ext, ring, rng.uniform(30, 400))
+            end = sc.direct_answered(
+                t, caller, ext, ring, rng.uniform(30, 400), callee_hangs_up=rng.random() < 0.3
+            )
             self.calls.append(SimCall("direct_answered", t, end, caller, ext, "answered", ext,
                                       answered_at=sc.take_answer()))  # fmt: skip
         elif roll < 0.72:
@@ -252,8 +286,9 @@ class _Planner:
             who = free[0]
             attempts.append(QueueAttempt(who, at, self.rng.uniform(3, 12), "answer"))
             self.occupy(who, t, t + 600)
-        else:
-            attempts.append(QueueAttempt(free[0], at, self.rng.uniform(3, 14), "cancel"))
+        else:  # the first agent rings out (15 s); the caller gives up on the next
+            attempts.append(QueueAttempt(free[0], at, 15.0, "noanswer"))
+            attempts.append(QueueAttempt(free[-1], at + 17.0, self.rng.uniform(3, 14), "cancel"))
         for a in attempts:
             self.occupy(a.ext, t, t + a.start + a.seconds + 1)
         return attempts, who
@@ -263,14 +298,17 @@ class _Planner:
             return
         answer = self.rng.random() < 0.8
         caller = self.number()
+        transfer_to: str | None = None
         if q.kind == "contact_centre":
             attempts, who = self.cc_attempts(t, answer=answer)
             if not attempts:
                 return
             attempts = [QueueAttempt(a.ext, a.start - 1.4, a.seconds, a.result) for a in attempts]
+            if who is not None and self.rng.random() < 0.15:
+                transfer_to = self.transfer_target(t)
         else:
             free = [e for e in q.members if self.free(e, t)]
-            if not free:
+            if len(free) < len(q.members):  # ringall: a member in a call is skipped
                 return
             wait = self.rng.uniform(3, 20)
             who = self.rng.choice(free) if answer else None
@@ -280,14 +318,23 @@ class _Planner:
                 for e in free
             ]  # fmt: skip
         talk = self.rng.uniform(40, 300)
-        end = self.scripts.queue_call(t, caller, q, attempts, talk)
+        end = self.scripts.queue_call(t, caller, q, attempts, talk, transfer_to)
         for a in attempts:
             self.occupy(a.ext, t, end if a.result == "answer" else t + a.start + a.seconds + 1)
+        if transfer_to is not None:
+            self.occupy(transfer_to, t, end)
         rings = tuple(a.ext for a in attempts if a.result in ("noanswer", "cancel"))
         self.calls.append(SimCall("queue", t, end, caller, q.name,
                                   "answered" if who else "abandoned", who,
-                                  unanswered_rings=rings,
-                                  answered_at=self.scripts.take_answer()))  # fmt: skip
+                                  unanswered_rings=rings, queue_kind=q.kind,
+                                  answered_at=self.scripts.take_answer(),
+                                  transferred_to=transfer_to))  # fmt: skip
+
+    def transfer_target(self, t: float) -> str | None:
+        """Someone free for the whole transferred call (and without hänvisning)."""
+        free = [e for e in self.direct_people
+                if self.free(e, t, t + 700) and self.diverted(e, t) is None]  # fmt: skip
+        return self.rng.choice(free) if free else None
 
     def outbound(self, t: float, ext: str, number: str, callback_for: int | None) -> bool:
         if not self.free(ext, t, t + 300):

@@ -64,6 +64,7 @@ def test_it_is_a_whole_day(day: SimDay) -> None:
     assert all(kinds[k] > 0 for k in ("direct_answered", "direct_unanswered", "direct_busy",
                                       "direct_abandoned", "direct_diverted", "queue", "outbound",
                                       "listen"))  # fmt: skip
+    assert any(c.transferred_to for c in day.calls)
 
 
 def test_every_call_found_with_its_outcome(day: SimDay, records: list[dict[str, Any]]) -> None:
@@ -74,6 +75,7 @@ def test_every_call_found_with_its_outcome(day: SimDay, records: list[dict[str, 
         if call.kind != "outbound":  # pbxwatch names the number that answered
             assert rec["answered_by"] == call.answered_by, call
         assert rec["diverted"] == call.diverted, call
+        assert rec["transferred_to"] == call.transferred_to, call
         if call.mailbox:
             assert rec["voicemail_mailbox"] == call.mailbox
 

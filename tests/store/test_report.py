@@ -93,6 +93,7 @@ def expected(settings: Settings, day: SimDay, unit: str, now: float) -> dict[str
     cc_queues = {n for n, q in d.queues.items() if q.kind == "contact_centre" and q.unit == unit}
     agents = {m for n in cc_queues for m in d.queues[n].members}
     cc_answered = [c for c in inbound if c.answered_by in agents]
+    cc_direct = [c for c in cc_answered if c.transferred_to is None]
     due = by_state["called_back"] + by_state["called_back_late"] + by_state["overdue"]
     return {
         "offered": len(mine),
@@ -119,8 +120,8 @@ def expected(settings: Settings, day: SimDay, unit: str, now: float) -> dict[str
         "listen_seconds_median": _med(heard),
         "unstaffed_seconds": sum(e - s for q, s, e in day.unstaffed if d.queues[q].unit == unit),
         "contact_centre_answered": len(cc_answered),
-        "contact_centre_direct": len(cc_answered),  # the simulator never transfers
-        "direct_resolution": 1.0 if cc_answered else None,
+        "contact_centre_direct": len(cc_direct),
+        "direct_resolution": round(len(cc_direct) / len(cc_answered), 4) if cc_answered else None,
     }
 
 
