@@ -14,7 +14,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -32,6 +32,7 @@ from pbxwatch.core.numbers import mask
 from pbxwatch.metrics import Health, Metrics, serve
 from pbxwatch.mqtt import AlertRelay
 from pbxwatch.pipeline import JsonLinesSink, Pipeline, build_engine
+from pbxwatch.resync import resync_forever
 from pbxwatch.settings import ConfigError, Settings
 from pbxwatch.store.retention import purge
 from pbxwatch.store.session import open_store, restore, writer_for
@@ -62,7 +63,12 @@ class PbxClock:
 
 
 class LogSink:
-    """Log each finished call and each incident in one line, numbers masked."""
+    """Log each finished call and each incident in one line, numbers masked.
+    Without a broker (``alerts_to_log``) an alert is logged with its text,
+    the only place a unit chief's alert then goes."""
+
+    def __init__(self, *, alerts_to_log: bool = False) -> None:
+        self.alerts_to_log = alerts_to_log
 
     def __call__(self, rec: Record) -> None:
         if isinstance(rec, Incident):
@@ -80,7 +86,11 @@ class LogSink:
             log.info("diversion ended: ext=%s %s %s", rec.extension, rec.source, rec.state)
             return
         if isinstance(rec, Alert):
-            log.info("alert %s (%s, unit %s) queued", rec.alert_id, rec.state, rec.unit)
+            if self.alerts_to_log:
+                log.warning("ALERT %s %s (unit %s): %s", rec.kind, rec.state, rec.unit,
+                            rec.text_en)  # fmt: skip
+            else:
+                log.info("alert %s (%s, unit %s) queued", rec.alert_id, rec.state, rec.unit)
             return
         log.info(
             "call %s %s %s->%s/%s: %s%s",
@@ -107,7 +117,17 @@ async def purge_forever(store: AsyncEngine, settings: Settings) -> None:
         await asyncio.sleep(every)
 
 
-async def run_live(settings: Settings, *, json_out: bool = False) -> int:
+#: called once a second with the pipeline and the PBX time (the demo's summary)
+Observer = Callable[[Pipeline, float], None]
+
+
+async def run_live(
+    settings: Settings,
+    *,
+    json_out: bool = False,
+    observers: Sequence[Observer] = (),
+    sinks: Sequence[Callable[[Record], None]] = (),
+) -> int:
     secret = settings.ami.secret()
     pipeline = Pipeline(build_engine(settings))
     store = await open_store(settings)
@@ -115,7 +135,8 @@ async def run_live(settings: Settings, *, json_out: bool = False) -> int:
     await restore(store, pipeline.engine)
     pipeline.sinks.append(writer.submit)
     writer.start()
-    pipeline.sinks.append(LogSink())
+    pipeline.sinks.append(LogSink(alerts_to_log=not settings.mqtt.enabled))
+    pipeline.sinks.extend(sinks)
     if json_out:
         pipeline.sinks.append(JsonLinesSink(sys.stdout, ZoneInfo(settings.timezone)))
     metrics, http = _start_metrics(settings, pipeline)
@@ -130,11 +151,13 @@ async def run_live(settings: Settings, *, json_out: bool = False) -> int:
             health.event_lag_seconds = time.time() - pipeline.engine.now
 
     connected = asyncio.Event()
+    resync = asyncio.Event()
 
     def on_state(up: bool) -> None:
         health.ami_up = up
         if up:
             connected.set()
+            resync.set()
 
     source = AmiSource(settings.ami, secret, on_frame, on_state=on_state)
     loop = asyncio.get_running_loop()
@@ -151,9 +174,15 @@ async def run_live(settings: Settings, *, json_out: bool = False) -> int:
             if metrics is not None:
                 _observe(health, source, writer, relay)
                 metrics.refresh(pipeline.engine, now, health)
+            for observer in observers:
+                observer(pipeline, now)
             await asyncio.sleep(1.0)
 
-    tasks = [asyncio.create_task(ticker()), asyncio.create_task(purge_forever(store, settings))]
+    tasks = [
+        asyncio.create_task(ticker()),
+        asyncio.create_task(purge_forever(store, settings)),
+        asyncio.create_task(resync_forever(source, pipeline.feed_fields, resync)),
+    ]
     relay: AlertRelay | None = None
     if settings.mqtt.enabled:
         tz = ZoneInfo(settings.timezone)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import sys
@@ -19,6 +20,7 @@ from pbxwatch.settings import ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
     from pbxwatch.pipeline import Pipeline
+    from pbxwatch.sim.live import SimPlan
 
 log = logging.getLogger("pbxwatch")
 
@@ -82,6 +84,20 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check-config", help="validate a configuration file")
     c.add_argument("config")
 
+    d = sub.add_parser("demo", help="the simulated PBX and pbxwatch together, with a summary")
+    _sim_options(d, speed=60.0)
+    d.add_argument("--data-dir", default="demo-data", help="where the SQLite store goes")
+    d.add_argument("--metrics-listen", help="host:port of /metrics (default: metrics.listen)")
+    d.add_argument("--duration", type=float, help="stop after this many seconds")
+
+    sim = sub.add_parser("simulate", help="run the PBX simulator as an AMI server")
+    _sim_options(sim, speed=60.0)
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=5038)
+    sim.add_argument("--username", default="pbxwatch")
+    sim.add_argument("--secret-env", default="PBXWATCH_AMI_SECRET")
+    sim.add_argument("--record", help="write the simulator's own record of each call (JSON Lines)")
+
     s = sub.add_parser("serve-recording", help="serve an .ami recording as an AMI server")
     s.add_argument("recording")
     s.add_argument("--host", default="127.0.0.1")
@@ -92,6 +108,54 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--username", default="pbxwatch")
     s.add_argument("--secret-env", default="PBXWATCH_AMI_SECRET")
     return p
+
+
+def _sim_options(p: argparse.ArgumentParser, *, speed: float) -> None:
+    p.add_argument("--config", default="config/lab.yaml", help="directory of the PBX to simulate")
+    p.add_argument("--speed", type=float, default=speed,
+                   help="simulated seconds per second (60: a day in 9 minutes)")  # fmt: skip
+    p.add_argument("--calls-per-hour", type=float, default=40.0)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--start", help="first day to simulate, YYYY-MM-DD (default: today)")
+    p.add_argument("--days", type=int, help="working days to simulate (default: until stopped)")
+
+
+def _sim_plan(args: argparse.Namespace) -> SimPlan:
+    from pbxwatch.sim.live import SimPlan
+
+    if args.speed <= 0:
+        raise ConfigError("--speed: must be more than 0")
+    try:
+        first = dt.date.fromisoformat(args.start) if args.start else dt.date.today()
+    except ValueError as exc:
+        raise ConfigError(f"--start: not a date (YYYY-MM-DD): {args.start!r}") from exc
+    return SimPlan(first, args.days, args.calls_per_hour, args.speed, args.seed)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from pbxwatch.demo import run_demo
+
+    settings = load_settings(args.config)
+    return asyncio.run(run_demo(settings, _sim_plan(args), data_dir=Path(args.data_dir),
+                                metrics_listen=args.metrics_listen,
+                                duration=args.duration))  # fmt: skip
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    import os
+
+    from pbxwatch.sim.live import serve_simulation
+
+    secret = os.environ.get(args.secret_env)
+    if not secret:
+        raise ConfigError(f"--secret-env: environment variable {args.secret_env} is not set")
+    settings = load_settings(args.config)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve_simulation(settings, _sim_plan(args), args.host, args.port,
+                                     args.username, secret, args.record))  # fmt: skip
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -111,6 +175,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args)
         if args.command == "serve-recording":
             return _serve(args)
+        if args.command == "demo":
+            return _demo(args)
+        if args.command == "simulate":
+            return _simulate(args)
         if args.command == "db":
             return asyncio.run(_db(args))
         if args.command == "report":

@@ -6,9 +6,12 @@ answered with ``Response: Success`` / ``Message: Authentication accepted``
 (or ``Response: Error`` / ``Authentication failed`` and a closed socket),
 ``Ping`` answered with ``Ping: Pong`` and a ``Timestamp``, ``Logoff`` with
 ``Response: Goodbye``; ``DBGet`` answered from a dictionary; status list
-actions answered with an empty list, and
-anything else with ``Invalid/unknown command``.  Events come from a *script*:
-here the frames of a recording, sent byte-for-byte as Asterisk sent them.
+actions answered from a ``PbxState`` when there is one (the simulator),
+else with an empty list; anything else with ``Invalid/unknown command``.
+
+Events come either from a recording, replayed to each client from its
+start byte-for-byte as Asterisk sent them, or are *published* live to
+every logged-in client (the simulator), as a real PBX does.
 """
 
 from __future__ import annotations
@@ -20,13 +23,22 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pbxwatch.ami.codec import EOM, FrameDecoder, encode_frame, parse_frame
 from pbxwatch.core.events import parse_timestamp
 
+if TYPE_CHECKING:
+    from pbxwatch.sim.state import PbxState
+
 log = logging.getLogger(__name__)
 
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
+
+#: list items that carry their ActionID last (the others carry it after Event)
+_ACTION_ID_LAST = frozenset({"QueueParams", "QueueMember", "QueueEntry", "QueueSummary", "Status"})
+FULLY_BOOTED = {"Event": "FullyBooted", "Privilege": "system,all", "Uptime": "1",
+                "LastReload": "1", "Status": "Fully Booted"}  # fmt: skip
 
 #: list actions and the event that closes their list
 LIST_ACTIONS = {
@@ -83,6 +95,7 @@ class AmiServer:
         *,
         speed: float = 0.0,
         close_when_done: bool = True,
+        state: PbxState | None = None,
     ) -> None:
         self.frames = frames
         self.username = username
@@ -90,7 +103,7 @@ class AmiServer:
         self.speed = speed
         self.close_when_done = close_when_done
         self._server: asyncio.Server | None = None
-        self._clients: set[asyncio.Task[None]] = set()
+        self._clients: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
         #: while True, sessions read actions but answer nothing and send no
         #: events: a half-open connection, for tests of the ping watchdog
         self.silent = False
@@ -99,6 +112,19 @@ class AmiServer:
         self.actions: list[str] = []
         #: AstDB entries answered to DBGet, (family, key) -> value
         self.astdb: dict[tuple[str, str], str] = {}
+        #: what status actions are answered from (None: empty lists)
+        self.state = state
+        self._live: set[_Session] = set()  # logged in with events on
+
+    def publish(self, raw: bytes) -> None:
+        """Send one event frame (without its blank line) to every client
+        that logged in with events on: the live mode of the simulator."""
+        for session in list(self._live):
+            session.writer.write(raw + EOM)
+
+    @property
+    def listeners(self) -> int:
+        return len(self._live)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         self._server = await asyncio.start_server(self._client, host, port)
@@ -108,11 +134,14 @@ class AmiServer:
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
-        for task in list(self._clients):
-            task.cancel()
-        for task in list(self._clients):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        for writer in self._clients.values():  # hang up: each session reads EOF and ends
+            writer.close()
+        if self._clients:
+            _, late = await asyncio.wait(list(self._clients), timeout=2)
+            for task in late:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await self._server.wait_closed()
@@ -120,14 +149,14 @@ class AmiServer:
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._clients.add(task)
+        self._clients[task] = writer
         session = _Session(self, reader, writer)
         try:
             await session.run()
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
-            self._clients.discard(task)
+            self._clients.pop(task, None)
             with contextlib.suppress(Exception):
                 writer.close()
 
@@ -155,6 +184,7 @@ class _Session:
                     if not await self._action(fields):
                         return
         finally:
+            self.server._live.discard(self)
             if self.streamer is not None:
                 self.streamer.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -189,18 +219,43 @@ class _Session:
         elif name == "ping":
             self._reply(aid, "Success", Ping="Pong", Timestamp=f"{time.time():.6f}")
         elif name in LIST_ACTIONS:
-            self._reply(aid, "Success", EventList="start", Message="List will follow")
-            done = {"Event": LIST_ACTIONS[name]}
-            if aid is not None:
-                done["ActionID"] = aid
-            done.update(EventList="Complete", ListItems="0")
-            self._send(done)
+            self._list(name, lower, aid)
+        elif name in ("mailboxcount", "mailboxstatus") and self.server.state is not None:
+            box, state = lower.get("mailbox", ""), self.server.state
+            count = name == "mailboxcount"
+            self._reply(aid, "Success", **(state.mailbox_count(box) if count
+                                           else state.mailbox_status(box)))  # fmt: skip
         elif name == "dbget":
             self._dbget(lower.get("family", ""), lower.get("key", ""), aid)
         else:
             self._reply(aid, "Error", Message="Invalid/unknown command")
         await self.writer.drain()
         return True
+
+    def _list(self, name: str, args: dict[str, str], aid: str | None) -> None:
+        """A list action: ``Success``/``EventList: start``, the items, the
+        ``...Complete`` event, each item carrying the ActionID where
+        Asterisk puts it."""
+        from pbxwatch.sim.state import LISTS
+
+        state = self.server.state
+        message = LISTS[name][0] if name in LISTS else "List will follow"
+        items = state.answer(name, args) if state is not None else []
+        self._reply(aid, "Success", EventList="start", Message=message)
+        for item in items:
+            if aid is None:
+                self._send(item)
+            elif item["Event"] in _ACTION_ID_LAST:
+                self._send({**item, "ActionID": aid})
+            else:
+                self._send({"Event": item["Event"], "ActionID": aid, **item})
+        done = {"Event": LIST_ACTIONS[name]}
+        if aid is not None:
+            done["ActionID"] = aid
+        done.update(EventList="Complete", ListItems=str(len(items)))
+        if name == "status":  # manager.c repeats the count for old clients
+            done["Items"] = str(len(items))
+        self._send(done)
 
     def _dbget(self, family: str, key: str, aid: str | None) -> None:
         """As manager.c: a one-item list, or an error when the key is absent."""
@@ -224,8 +279,13 @@ class _Session:
         self.authenticated = True
         self._reply(aid, "Success", Message="Authentication accepted")
         await self.writer.drain()
-        if lower.get("events", "on").lower() != "off" and self.streamer is None:
+        if lower.get("events", "on").lower() == "off":
+            return True
+        if srv.frames and self.streamer is None:
             self.streamer = asyncio.create_task(self._stream())
+        elif not srv.frames:  # live: what happens from now on, as Asterisk does
+            self._send(FULLY_BOOTED)
+            srv._live.add(self)
         return True
 
     async def _stream(self) -> None:

@@ -1,0 +1,161 @@
+"""``pbxwatch demo``: the simulated PBX and pbxwatch together, no PBX needed.
+
+The simulator (``pbxwatch.sim.live``) listens on a loopback port with a
+one-off secret; pbxwatch connects to it exactly as ``run`` connects to an
+Asterisk (the real AMI client over TCP), stores into SQLite in
+``--data-dir``, serves its metrics, and logs unit chiefs' alerts when no
+MQTT broker is configured.  A summary on the terminal is redrawn every
+second; Ctrl-C stops both cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import os
+import secrets
+import signal
+import sys
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+from zoneinfo import ZoneInfo
+
+from pbxwatch.app import run_live
+from pbxwatch.core.alerts import Alert
+from pbxwatch.core.engine import Record
+from pbxwatch.core.figures import median, percentile
+from pbxwatch.core.incidents import Incident
+from pbxwatch.core.records import CallRecord
+from pbxwatch.pipeline import Pipeline
+from pbxwatch.settings import Settings
+from pbxwatch.sim.live import SimPlan, SimulatedPbx
+
+log = logging.getLogger(__name__)
+
+SECRET_ENV = "PBXWATCH_DEMO_AMI_SECRET"
+
+
+@dataclass
+class Summary:
+    """What the demo shows: fed every record, drawn every second."""
+
+    tz: ZoneInfo
+    out: TextIO
+    redraw: bool  # a terminal: clear and draw again; else one line every ten seconds
+    outcomes: Counter[str] = field(default_factory=Counter)
+    answer_seconds: list[float] = field(default_factory=list)
+    incidents: Counter[str] = field(default_factory=Counter)
+    alerts: deque[str] = field(default_factory=lambda: deque(maxlen=5))
+    _draws: int = 0
+    _seen: set[str] = field(default_factory=set)
+
+    def __call__(self, rec: Record) -> None:
+        if isinstance(rec, CallRecord):
+            self.outcomes[f"{rec.direction}/{rec.outcome}"] += 1
+            if rec.direction == "inbound" and rec.answer_seconds is not None:
+                self.answer_seconds.append(rec.answer_seconds)
+        elif isinstance(rec, Incident) and rec.incident_id not in self._seen:
+            self._seen.add(rec.incident_id)  # an interval is reported open, then resolved
+            self.incidents[rec.kind] += 1
+        elif isinstance(rec, Alert):
+            at = dt.datetime.fromtimestamp(rec.created_at, self.tz).strftime("%a %H:%M")
+            self.alerts.append(f"{at} {rec.state:8s} {rec.text_en}")
+
+    def lines(self, pipeline: Pipeline, now: float) -> list[str]:
+        eng = pipeline.engine
+        clock = dt.datetime.fromtimestamp(now, self.tz).strftime("%a %Y-%m-%d %H:%M")
+        inbound = {k.split("/", 1)[1]: v for k, v in self.outcomes.items()
+                   if k.startswith("inbound/")}  # fmt: skip
+        states = Counter(cb.state(now) for cb in eng.callbacks.callbacks.values())
+        med, p90 = median(self.answer_seconds), percentile(self.answer_seconds, 0.9)
+        out = [
+            f"pbxwatch demo — simulated PBX time {clock}   (Ctrl-C stops)",
+            "",
+            f"calls finished   {sum(self.outcomes.values()):5d}   inbound {sum(inbound.values())}: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(inbound.items())),
+            f"answer time      median {_s(med)}   p90 {_s(p90)}",
+            f"unanswered rings {self.incidents['unanswered_ring']:5d}   "
+            f"missing forwards {self.incidents['missing_forward']}",
+            f"callbacks        pending {states['pending']}   overdue {states['overdue']}   "
+            f"called back {states['called_back']} (late {states['called_back_late']})",
+            "",
+            "queue            waiting  longest  available  paused  in call  unstaffed",
+        ]
+        for name in sorted(eng.directory.queues):
+            q = eng.queues.snapshot(name, now, self.tz)
+            m = q["members"]
+            out.append(f"{name:16s} {q['waiting']:7d} {q['longest_wait_seconds']:7.0f}s "
+                       f"{m['available']:10d} {m['paused']:7d} {m['in_call']:8d}  "
+                       f"{'YES' if q['unstaffed'] else 'no'}")  # fmt: skip
+        out += ["", "latest alerts:"] + [f"  {a}" for a in self.alerts]
+        return out
+
+    def draw(self, pipeline: Pipeline, now: float) -> None:
+        self._draws += 1
+        if self.redraw:
+            self.out.write("\x1b[H\x1b[2J" + "\n".join(self.lines(pipeline, now)) + "\n")
+        elif self._draws % 10 == 1:
+            self.out.write(" | ".join(self.lines(pipeline, now)[2:6]) + "\n")
+        self.out.flush()
+
+
+def _s(seconds: float | None) -> str:
+    return "  —  " if seconds is None else f"{seconds:4.1f} s"
+
+
+def demo_settings(settings: Settings, port: int, data_dir: Path, metrics: str | None) -> Settings:
+    """The configuration with the AMI pointed at the simulator, SQLite in
+    ``data_dir`` and (optionally) another metrics address."""
+    ami = settings.ami.model_copy(update={"host": "127.0.0.1", "port": port,
+                                          "username": "pbxwatch", "secret_env": SECRET_ENV,
+                                          "secret_file": None, "tls": False})  # fmt: skip
+    storage = settings.storage.model_copy(update={"url": None, "data_dir": data_dir})
+    update: dict[str, object] = {"ami": ami, "storage": storage}
+    if metrics is not None:
+        update["metrics"] = settings.metrics.model_copy(update={"listen": metrics})
+    return settings.model_copy(update=update)
+
+
+async def run_demo(
+    settings: Settings,
+    plan: SimPlan,
+    *,
+    data_dir: Path,
+    metrics_listen: str | None = None,
+    duration: float | None = None,
+    out: TextIO = sys.stdout,
+) -> int:
+    secret = secrets.token_urlsafe(16)
+    os.environ[SECRET_ENV] = secret
+    sim = SimulatedPbx(settings, plan, "pbxwatch", secret)
+    port = await sim.start()
+    live = demo_settings(settings, port, data_dir, metrics_listen)
+    tz = ZoneInfo(live.timezone)
+    summary = Summary(tz, out, redraw=out.isatty())
+    if summary.redraw:  # the screen is the summary; only errors interrupt it
+        logging.getLogger("pbxwatch").setLevel(logging.ERROR)
+    log.info("simulated PBX on 127.0.0.1:%d; metrics on http://%s/metrics; store in %s",
+             port, live.metrics.listen, data_dir)  # fmt: skip
+    player = asyncio.create_task(sim.run())
+    stopper = asyncio.create_task(_stop_after(duration)) if duration else None
+    try:
+        return await run_live(live, observers=[summary.draw], sinks=[summary])
+    finally:
+        for task in (player, stopper):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await sim.close()
+        print(f"demo stopped: {sim.sent} events simulated, "
+              f"{sum(summary.outcomes.values())} calls finished", file=sys.stderr)  # fmt: skip
+
+
+async def _stop_after(seconds: float) -> None:
+    """``--duration``: stop as Ctrl-C does."""
+    await asyncio.sleep(seconds)
+    os.kill(os.getpid(), signal.SIGINT)

@@ -1,0 +1,145 @@
+"""The simulator as a live PBX: an AMI server that plays simulated working
+days in (accelerated) real time to every client that logs in.
+
+Each working day is generated in full by ``simulate_day`` (so the
+simulator keeps its own record of what it made happen, ``days``) and then
+sent frame by frame when its time comes: ``speed`` simulated seconds pass
+per wall-clock second, and the night between two working days is skipped.
+Status actions are answered from a ``PbxState`` that sees every frame
+just before the clients do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from pbxwatch.ami.codec import encode_frame
+from pbxwatch.ami.server import AmiServer
+from pbxwatch.settings import Settings
+from pbxwatch.sim.calls import Pbx
+from pbxwatch.sim.day import SimDay, simulate_day
+from pbxwatch.sim.state import PbxState
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SimPlan:
+    """What to simulate and how fast."""
+
+    first_day: dt.date
+    days: int | None = None  # None: working day after working day, until stopped
+    calls_per_hour: float = 40.0
+    speed: float = 60.0  # simulated seconds per wall-clock second
+    seed: int = 1
+    open_hour: float = 8.0
+    close_hour: float = 16.5
+
+
+def working_days(first: dt.date, count: int | None) -> Iterator[dt.date]:
+    """Monday to Friday from ``first`` on (holidays are ordinary days here)."""
+    day, n = first, 0
+    while count is None or n < count:
+        if day.weekday() < 5:
+            yield day
+            n += 1
+        day += dt.timedelta(days=1)
+
+
+@dataclass
+class SimulatedPbx:
+    settings: Settings
+    plan: SimPlan
+    username: str
+    secret: str
+    days: list[SimDay] = field(default_factory=list)  # the simulator's own record
+    sent: int = 0  # frames published
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.state = PbxState(Pbx.from_settings(self.settings))
+        self.server = AmiServer([], self.username, self.secret, state=self.state)
+        self.now: float | None = None  # the simulated clock
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        return await self.server.start(host, port)
+
+    async def close(self) -> None:
+        await self.server.close()
+
+    async def run(self) -> None:
+        """Play the planned days; returns when the last one has been sent."""
+        p = self.plan
+        for i, date in enumerate(working_days(p.first_day, p.days)):
+            day = simulate_day(self.settings, date, calls_per_hour=p.calls_per_hour,
+                               seed=p.seed + i, open_hour=p.open_hour,
+                               close_hour=p.close_hour)  # fmt: skip
+            self.days.append(day)
+            log.info("simulating %s: %d calls, %d events", date, len(day.calls), len(day.frames))
+            await self._play(day)
+        self.finished.set()
+
+    async def _play(self, day: SimDay) -> None:
+        start_sim, start_wall = day.start, time.monotonic()  # what comes before: at once
+        for t, fields in day.frames:
+            delay = start_wall + (t - start_sim) / self.plan.speed - time.monotonic()
+            if delay > 0.002:
+                await asyncio.sleep(delay)
+            self.now = t
+            self.state.apply(fields)
+            self.server.publish(encode_frame(fields).rstrip(b"\r\n"))
+            self.sent += 1
+            if self.sent % 200 == 0:
+                await asyncio.sleep(0)  # let the clients' sockets drain
+        self.now = day.end
+
+
+def call_json(day: SimDay, index: int) -> dict[str, object]:
+    """One call of the simulator's record, as ``simulate --record`` writes it."""
+    call = day.calls[index]
+    out: dict[str, object] = {f: getattr(call, f) for f in call.__dataclass_fields__}
+    out["classification"] = call.classification
+    out["unanswered_rings"] = list(call.unanswered_rings)
+    out["day"] = dt.datetime.fromtimestamp(day.start, day.tz).date().isoformat()
+    return out
+
+
+async def serve_simulation(
+    settings: Settings,
+    plan: SimPlan,
+    host: str,
+    port: int,
+    username: str,
+    secret: str,
+    record: str | None = None,
+) -> None:
+    """``pbxwatch simulate``: serve simulated days until stopped (or done)."""
+    sim = SimulatedPbx(settings, plan, username, secret)
+    bound = await sim.start(host, port)
+    log.info("simulated PBX on %s:%d (speed %gx, %g calls/hour)", host, bound, plan.speed,
+             plan.calls_per_hour)  # fmt: skip
+    try:
+        await sim.run()
+        log.info("all %d days sent (%d events); still serving status actions", len(sim.days),
+                 sim.sent)  # fmt: skip
+        if record:
+            write_record(sim.days, record)
+        await asyncio.Event().wait()
+    finally:
+        if record and not sim.finished.is_set():
+            write_record(sim.days, record)
+        await sim.close()
+
+
+def write_record(days: list[SimDay], path: str) -> None:
+    import json
+
+    with open(path, "w", encoding="utf-8") as fh:
+        for day in days:
+            for i in range(len(day.calls)):
+                fh.write(json.dumps(call_json(day, i), ensure_ascii=False) + "\n")
