@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages the test suite starts itself, where missing:
-# PostgreSQL (initdb/pg_ctl), Mosquitto and Prometheus (prometheus, promtool).
+# PostgreSQL (initdb/pg_ctl), Mosquitto and Prometheus (prometheus, promtool);
+# docker-compose (v1, Debian's) only to validate docker-compose.yml.
 # Uses sudo when not root.
 set -euo pipefail
 need=()
@@ -9,6 +10,7 @@ if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev
 fi
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 command -v promtool >/dev/null || need+=(prometheus)
+command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 || need+=(docker-compose)
 [ ${#need[@]} -eq 0 ] && exit 0
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"

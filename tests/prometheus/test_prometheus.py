@@ -49,7 +49,8 @@ def _promtool(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_promtool_checks_the_config_and_rules() -> None:
-    for args in (("check", "config", "prometheus.yml"), ("check", "rules", RULES.name)):
+    for args in (("check", "config", "prometheus.yml"), ("check", "config", "prometheus.compose.yml"),
+                 ("check", "rules", RULES.name)):  # fmt: skip
         done = _promtool(*args)
         assert done.returncode == 0, done.stdout + done.stderr
 
