@@ -44,8 +44,8 @@ async def call(manager: Manager, caller: str, did: str, seconds: int = 60) -> No
 async def presence(manager: Manager, ext: str, state: str, subtype: str = "",
                    message: str = "") -> None:  # fmt: skip
     value = ",".join([state, subtype, message]) if subtype or message else state
-    await act(manager, {"Action": "Setvar",
-                        "Variable": f"PRESENCE_STATE(CustomPresence:{ext})", "Value": value})  # fmt: skip
+    variable = f"PRESENCE_STATE(CustomPresence:{ext})"
+    await act(manager, {"Action": "Setvar", "Variable": variable, "Value": value})
 
 
 async def main(args: argparse.Namespace) -> int:

@@ -16,9 +16,10 @@ from tests.conftest import ROOT
 
 
 def _compose() -> list[str]:
-    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"],
-                                                 capture_output=True, check=False).returncode == 0:  # fmt: skip
-        return ["docker", "compose"]
+    if shutil.which("docker"):
+        plugin = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
+        if plugin.returncode == 0:
+            return ["docker", "compose"]
     if shutil.which("docker-compose"):
         return ["docker-compose"]
     pytest.fail("neither `docker compose` nor `docker-compose`: run scripts/debian-packages.sh")
@@ -35,7 +36,7 @@ def test_compose_file_holds_no_secret() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
     for name, service in compose["services"].items():
         env = service.get("environment", {})
-        for key, value in (env.items() if isinstance(env, dict) else []):
+        for key, value in env.items() if isinstance(env, dict) else []:
             if re.search("SECRET|PASSWORD", key):
                 assert str(value).startswith("${"), (name, key)
 

@@ -49,8 +49,9 @@ def _promtool(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_promtool_checks_the_config_and_rules() -> None:
-    for args in (("check", "config", "prometheus.yml"), ("check", "config", "prometheus.compose.yml"),
-                 ("check", "rules", RULES.name)):  # fmt: skip
+    checks = [("check", "config", "prometheus.yml"), ("check", "config", "prometheus.compose.yml"),
+              ("check", "rules", RULES.name)]  # fmt: skip
+    for args in checks:
         done = _promtool(*args)
         assert done.returncode == 0, done.stdout + done.stderr
 
