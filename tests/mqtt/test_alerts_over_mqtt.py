@@ -170,7 +170,14 @@ async def test_broker_outage_in_the_middle_loses_nothing(
         broker.start()
         await _until(lambda: set(chief.ids()) >= set(want))
     assert set(chief.ids()) == set(want)
-    assert all(n == 1 for n in chief.ids().values())
+    # QoS 1 is at least once: an alert the broker took just before it died
+    # may come again when its PUBACK was lost with it.  Only those few, and
+    # byte for byte the same, so the alert_id tells a subscriber it has it.
+    again = [i for i, n in chief.ids().items() if n > 1]
+    assert len(again) <= 2, chief.ids()
+    for alert_id in again:
+        copies = [m for m in chief.messages if m["alert_id"] == alert_id]
+        assert all(c == copies[0] for c in copies)
 
 
 async def test_sigkill_with_alerts_in_the_outbox_loses_nothing(
