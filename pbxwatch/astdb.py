@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from pbxwatch.ami.client import AmiSource
+from pbxwatch.ami.client import AmiSource, messages_of
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +26,7 @@ ACTION_ID_PREFIX = "pbxwatch-dbget"
 
 def dbget_value(result: Any) -> str:
     """The ``Val`` of a DBGet answer; ``""`` for "Database entry not found"."""
-    messages = result if isinstance(result, list) else [result]
-    for msg in messages:
+    for msg in messages_of(result):
         if msg.get("Event") == "DBGetResponse":
             return str(msg.get("Val", ""))
     return ""

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pbxwatch.ami.client import AmiSource
+from pbxwatch.ami.client import AmiSource, messages_of
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +24,8 @@ ACTIONS = ("QueueStatus", "PresenceStateList")
 
 def list_items(result: Any) -> list[Mapping[str, str]]:
     """The list events of an answer, without the closing ``...Complete``."""
-    messages = result if isinstance(result, list) else [result]
     return [
-        dict(m) for m in messages
+        dict(m) for m in messages_of(result)
         if m.get("Event") and not str(m.get("Event")).endswith("Complete")
     ]  # fmt: skip
 

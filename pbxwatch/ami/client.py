@@ -42,6 +42,12 @@ log = logging.getLogger(__name__)
 FrameCallback = Callable[[Mapping[str, str]], None]
 
 
+def messages_of(result: Any) -> list[Any]:
+    """The messages of an action's answer: panoramisk returns a list for an
+    action whose answer is a list (``EventList: start``), else one message."""
+    return result if isinstance(result, list) else [result]
+
+
 class AmiAuthError(Exception):
     """The PBX refused our credentials: a configuration error, not a glitch."""
 

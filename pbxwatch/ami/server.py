@@ -40,17 +40,18 @@ _ACTION_ID_LAST = frozenset({"QueueParams", "QueueMember", "QueueEntry", "QueueS
 FULLY_BOOTED = {"Event": "FullyBooted", "Privilege": "system,all", "Uptime": "1",
                 "LastReload": "1", "Status": "Fully Booted"}  # fmt: skip
 
-#: list actions and the event that closes their list
+#: list actions: the message of their first response (Asterisk 22's, from
+#: status_actions.transcript.json) and the event that closes the list
 LIST_ACTIONS = {
-    "coreshowchannels": "CoreShowChannelsComplete",
-    "queuestatus": "QueueStatusComplete",
-    "queuesummary": "QueueSummaryComplete",
-    "presencestatelist": "PresenceStateListComplete",
-    "extensionstatelist": "ExtensionStateListComplete",
-    "devicestatelist": "DeviceStateListComplete",
-    "voicemailuserslist": "VoicemailUserEntryComplete",
-    "voicemailboxsummary": "VoicemailBoxSummaryComplete",
-    "status": "StatusComplete",
+    "coreshowchannels": ("Channels will follow", "CoreShowChannelsComplete"),
+    "queuestatus": ("Queue status will follow", "QueueStatusComplete"),
+    "queuesummary": ("Queue summary will follow", "QueueSummaryComplete"),
+    "presencestatelist": ("Presence State Changes will follow", "PresenceStateListComplete"),
+    "extensionstatelist": ("Extension Statuses will follow", "ExtensionStateListComplete"),
+    "devicestatelist": ("Device State Changes will follow", "DeviceStateListComplete"),
+    "voicemailuserslist": ("Voicemail user list will follow", "VoicemailUserEntryComplete"),
+    "voicemailboxsummary": ("List will follow", "VoicemailBoxSummaryComplete"),  # not recorded
+    "status": ("Channel status will follow", "StatusComplete"),
 }
 
 
@@ -79,7 +80,8 @@ def load_recording(path: str | Path) -> list[RecordedFrame]:
 
 class AmiServer:
     """An AMI server that plays a list of recorded frames to each client
-    that logs in.
+    that logs in, or (``frames`` None) is *live*: every client gets what is
+    ``publish``ed from its login on, as from a running Asterisk.
 
     ``speed`` 0 sends as fast as the socket takes it; 1 keeps the recorded
     gaps between timestamps, 10 plays ten times faster.  With
@@ -89,7 +91,7 @@ class AmiServer:
 
     def __init__(
         self,
-        frames: Sequence[RecordedFrame],
+        frames: Sequence[RecordedFrame] | None,
         username: str,
         secret: str,
         *,
@@ -121,6 +123,14 @@ class AmiServer:
         that logged in with events on: the live mode of the simulator."""
         for session in list(self._live):
             session.writer.write(raw + EOM)
+
+    async def drain(self, limit: int = 256 * 1024) -> None:
+        """Wait for clients whose unsent output passed ``limit`` (a slow
+        reader holds the publisher back instead of growing its buffer)."""
+        for session in list(self._live):
+            if session.writer.transport.get_write_buffer_size() > limit:
+                with contextlib.suppress(ConnectionError):
+                    await session.writer.drain()
 
     @property
     def listeners(self) -> int:
@@ -236,10 +246,8 @@ class _Session:
         """A list action: ``Success``/``EventList: start``, the items, the
         ``...Complete`` event, each item carrying the ActionID where
         Asterisk puts it."""
-        from pbxwatch.sim.state import LISTS
-
+        message, complete = LIST_ACTIONS[name]
         state = self.server.state
-        message = LISTS[name][0] if name in LISTS else "List will follow"
         items = state.answer(name, args) if state is not None else []
         self._reply(aid, "Success", EventList="start", Message=message)
         for item in items:
@@ -249,7 +257,7 @@ class _Session:
                 self._send({**item, "ActionID": aid})
             else:
                 self._send({"Event": item["Event"], "ActionID": aid, **item})
-        done = {"Event": LIST_ACTIONS[name]}
+        done = {"Event": complete}
         if aid is not None:
             done["ActionID"] = aid
         done.update(EventList="Complete", ListItems=str(len(items)))
@@ -281,14 +289,15 @@ class _Session:
         await self.writer.drain()
         if lower.get("events", "on").lower() == "off":
             return True
-        if srv.frames and self.streamer is None:
-            self.streamer = asyncio.create_task(self._stream())
-        elif not srv.frames:  # live: what happens from now on, as Asterisk does
+        if srv.frames is None:  # live: what happens from now on, as Asterisk does
             self._send(FULLY_BOOTED)
             srv._live.add(self)
+        elif self.streamer is None:
+            self.streamer = asyncio.create_task(self._stream())
         return True
 
     async def _stream(self) -> None:
+        assert self.server.frames is not None
         speed = self.server.speed
         first_t: float | None = None
         start = time.monotonic()

@@ -63,7 +63,7 @@ class SimulatedPbx:
 
     def __post_init__(self) -> None:
         self.state = PbxState(Pbx.from_settings(self.settings))
-        self.server = AmiServer([], self.username, self.secret, state=self.state)
+        self.server = AmiServer(None, self.username, self.secret, state=self.state)
         self.now: float | None = None  # the simulated clock
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
@@ -95,7 +95,7 @@ class SimulatedPbx:
             self.server.publish(encode_frame(fields).rstrip(b"\r\n"))
             self.sent += 1
             if self.sent % 200 == 0:
-                await asyncio.sleep(0)  # let the clients' sockets drain
+                await self.server.drain()
         self.now = day.end
 
 

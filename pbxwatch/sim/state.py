@@ -22,18 +22,6 @@ _MEMBER = ("Queue", "MemberName", "Interface", "StateInterface", "Membership", "
            "CallsTaken", "LastCall", "LastPause", "LoginTime", "InCall", "Status", "Paused",
            "PausedReason")  # fmt: skip
 
-#: action (lower case) -> (message of the first response, event that closes the list)
-LISTS = {
-    "coreshowchannels": ("Channels will follow", "CoreShowChannelsComplete"),
-    "queuestatus": ("Queue status will follow", "QueueStatusComplete"),
-    "queuesummary": ("Queue summary will follow", "QueueSummaryComplete"),
-    "presencestatelist": ("Presence State Changes will follow", "PresenceStateListComplete"),
-    "extensionstatelist": ("Extension Statuses will follow", "ExtensionStateListComplete"),
-    "devicestatelist": ("Device State Changes will follow", "DeviceStateListComplete"),
-    "voicemailuserslist": ("Voicemail user list will follow", "VoicemailUserEntryComplete"),
-    "status": ("Channel status will follow", "StatusComplete"),
-}
-
 Item = dict[str, str]
 
 
@@ -115,7 +103,8 @@ class PbxState:
     # ------------------------------------------------------------ actions
 
     def answer(self, action: str, args: Mapping[str, str]) -> list[Item]:
-        """The list items of a list action (``LISTS``), without ActionID."""
+        """The list items of a list action (the server's ``LIST_ACTIONS``),
+        without ActionID."""
         match action:
             case "coreshowchannels":
                 return [self._show_channel(c) for c in self.channels.values()]
