@@ -17,8 +17,7 @@ dialplan (the caller's) ends with ``HangupRequest``, ``SoftHangupRequest``,
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -26,7 +25,7 @@ from pbxwatch.settings import Settings
 from pbxwatch.sim.emitter import Emitter, Member, SimBridge, SimChannel
 
 #: QueueMemberStatus codes of device states (ast_device_state)
-_MEMBER_STATUS = {"UNKNOWN": 0, "NOT_INUSE": 1, "INUSE": 2, "RINGING": 6}
+MEMBER_STATUS = {"UNKNOWN": 0, "NOT_INUSE": 1, "INUSE": 2, "RINGING": 6}
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +68,10 @@ class Pbx:
     def idle(self, ext: str) -> str:
         """An idle IAX2 phone reports UNKNOWN, not NOT_INUSE (the lab's phones)."""
         return "UNKNOWN" if self.devices[ext].startswith("IAX2/") else "NOT_INUSE"
+
+    def idle_status(self, ext: str) -> int:
+        """The QueueMemberStatus ``Status`` of a member whose phone is idle."""
+        return MEMBER_STATUS[self.idle(ext)]
 
     def hint(self, ext: str) -> str:
         return f"{self.devices[ext]},{self.presentities[ext]}"
@@ -139,7 +142,7 @@ class Scripts:
         self.em.extension_status(t, ext, self.pbx.hint(ext), text)
         self.em.device_state(t, self.pbx.devices[ext], state)
         for m in self.pbx.memberships(ext):
-            self.em.member_event(t, "QueueMemberStatus", m, _MEMBER_STATUS[state],
+            self.em.member_event(t, "QueueMemberStatus", m, MEMBER_STATUS[state],
                                  in_call=state == "INUSE")  # fmt: skip
 
     # ------------------------------------------------------------ building blocks
@@ -190,23 +193,22 @@ class Scripts:
         em.new_connected_line(t, phone)
         return phone
 
-    @contextmanager
-    def bridged(self, t: float, *chans: SimChannel) -> Iterator[SimBridge]:
+    def bridge(self, t: float, *chans: SimChannel) -> SimBridge:
+        """A basic bridge with ``chans`` entering it in this order."""
         bridge = self.em.bridge_of()
         self.em.bridge_create(t, bridge)
         for ch in chans:
             self.em.bridge_enter(t, bridge, ch)
-        yield bridge
+        return bridge
 
     def talk(self, t: float, caller: SimChannel, callee: SimChannel, seconds: float, *,
-             callee_hangs_up: bool = False, bridge: SimBridge | None = None) -> float:  # fmt: skip
-        """Bridge caller (running dialplan) and callee, talk, one hangs up."""
+             callee_hangs_up: bool = False, bridge: SimBridge | None = None,
+             on_hangup: Callable[[float], None] | None = None) -> float:  # fmt: skip
+        """Bridge caller (running dialplan) and callee, talk, one hangs up.
+        ``on_hangup`` adds what the caller's application reports when the
+        caller hangs up (app_queue's AgentComplete)."""
         em = self.em
-        if bridge is None:
-            bridge = em.bridge_of()
-            em.bridge_create(t, bridge)
-            em.bridge_enter(t, bridge, callee)
-            em.bridge_enter(t, bridge, caller)
+        bridge = bridge or self.bridge(t, callee, caller)
         end = t + seconds
         if callee_hangs_up:
             em.hangup_request(end, callee)
@@ -218,6 +220,8 @@ class Scripts:
             em.end_in_dialplan(end, caller)
             return end
         em.hangup_request(end, caller)
+        if on_hangup is not None:
+            on_hangup(end)
         em.bridge_leave(end, bridge, caller)
         em.end_in_dialplan(end, caller)
         em.bridge_leave(end, bridge, callee)
@@ -267,21 +271,26 @@ class Scripts:
         self.em.end_in_dialplan(end, trunk)
         return end
 
-    def direct_unanswered(
+    def direct_not_reached(
         self,
         t: float,
         caller: str,
         ext: str,
+        how: Literal["noanswer", "busy", "diverted"],
         *,
-        busy: bool,
         then: Literal["voicemail", "contact_centre"],
         message: float | None,
         queue: list[QueueAttempt] | None = None,
         talk: float = 0.0,
     ) -> float:
-        """Rung unanswered (20 s) or busy, then voicemail or the contact centre."""
+        """The person is not reached: rung unanswered (20 s), busy, or not
+        rung at all because a hänvisning diverts (the dialplan skips Dial);
+        then voicemail or the contact centre."""
         trunk = self.inbound(t, caller, self.pbx.dids[ext])
         self.to_extension(trunk, t, ext)
+        if how == "diverted":
+            return self._not_reached(t, trunk, ext, then, "u", message, queue, talk)
+        busy = how == "busy"
         phone = self.ring_phone(t, trunk, ext, ringing=not busy)
         t2 = t if busy else t + 20.0
         if busy:
@@ -289,22 +298,6 @@ class Scripts:
         else:
             self.stop_ringing(t2, trunk, phone, ext, "NOANSWER", 0)
         return self._not_reached(t2, trunk, ext, then, "b" if busy else "u", message, queue, talk)
-
-    def direct_diverted(
-        self,
-        t: float,
-        caller: str,
-        ext: str,
-        *,
-        then: Literal["voicemail", "contact_centre"],
-        message: float | None,
-        queue: list[QueueAttempt] | None = None,
-        talk: float = 0.0,
-    ) -> float:
-        """Presence diverts: the dialplan skips Dial (the phone never rings)."""
-        trunk = self.inbound(t, caller, self.pbx.dids[ext])
-        self.to_extension(trunk, t, ext)
-        return self._not_reached(t, trunk, ext, then, "u", message, queue, talk)
 
     def _not_reached(
         self,
@@ -495,18 +488,13 @@ class Scripts:
         em.agent_event(ta, "AgentConnect", caller, offer.phone, queue.name, m.interface, m.name,
                        HoldTime=waited, RingTime=str(int(a.seconds)))  # fmt: skip
         if transfer_to is None:
-            end = ta + talk
-            with self.bridged(ta, offer.phone, caller) as bridge:
-                em.hangup_request(end, caller)
+
+            def complete(end: float) -> None:
                 em.agent_event(end, "AgentComplete", caller, offer.phone, queue.name, m.interface,
                                m.name, HoldTime=waited, TalkTime=str(int(talk)),
                                Reason="caller")  # fmt: skip
-                em.bridge_leave(end, bridge, caller)
-                em.end_in_dialplan(end, caller)
-                em.bridge_leave(end, bridge, offer.phone)
-                em.bridge_destroy(end, bridge)
-                em.hangup_request(end, offer.phone)
-                em.hangup(end, offer.phone, 16)
+
+            end = self.talk(ta, caller, offer.phone, talk, on_hangup=complete)
             self.phone_state(end, offer.ext, "idle")
             return end
         return self._blind_transfer(ta, caller, queue, offer, waited, transfer_to, talk)
@@ -516,18 +504,18 @@ class Scripts:
         """The agent presses the phone's transfer key and dials ``to``."""
         em, m = self.em, offer.member
         tx = ta + 8.0
-        with self.bridged(ta, offer.phone, caller) as bridge:
-            em.unhold(tx, offer.phone)
-            caller.context, caller.exten, caller.priority = "from-phones", to, 1
-            em.blind_transfer(tx, bridge, offer.phone, caller, "from-phones", to)
-            em.agent_event(tx, "AgentComplete", caller, offer.phone, queue.name, m.interface,
-                           m.name, HoldTime=waited, TalkTime=str(int(tx - ta)),
-                           Reason="transfer")  # fmt: skip
-            em.bridge_leave(tx, bridge, offer.phone)
-            em.hangup_request(tx, offer.phone)
-            em.hangup(tx, offer.phone, 16)
-            em.bridge_leave(tx, bridge, caller)
-            em.bridge_destroy(tx, bridge)
+        bridge = self.bridge(ta, offer.phone, caller)
+        em.unhold(tx, offer.phone)
+        caller.context, caller.exten, caller.priority = "from-phones", to, 1
+        em.blind_transfer(tx, bridge, offer.phone, caller, "from-phones", to)
+        em.agent_event(tx, "AgentComplete", caller, offer.phone, queue.name, m.interface,
+                       m.name, HoldTime=waited, TalkTime=str(int(tx - ta)),
+                       Reason="transfer")  # fmt: skip
+        em.bridge_leave(tx, bridge, offer.phone)
+        em.hangup_request(tx, offer.phone)
+        em.hangup(tx, offer.phone, 16)
+        em.bridge_leave(tx, bridge, caller)
+        em.bridge_destroy(tx, bridge)
         self.phone_state(tx, offer.ext, "idle")
         self.to_extension(caller, tx, to)
         phone = self.ring_phone(tx, caller, to)

@@ -170,8 +170,8 @@ class _Planner:
     def staff_queues(self, t: float) -> None:
         for q in self.pbx.queues.values():
             for ext in q.members:
-                idle = 0 if self.pbx.idle(ext) == "UNKNOWN" else 1
-                self.em.member_event(t, "QueueMemberStatus", self.pbx.member(q, ext), idle)
+                self.em.member_event(t, "QueueMemberStatus", self.pbx.member(q, ext),
+                                     self.pbx.idle_status(ext))  # fmt: skip
 
     def plan_team_breaks(self) -> None:
         """Every group number's members pause together: nobody available."""
@@ -180,7 +180,7 @@ class _Planner:
             if q.kind != "group":
                 continue
             for i, ext in enumerate(q.members):
-                m, idle = self.pbx.member(q, ext), 0 if self.pbx.idle(ext) == "UNKNOWN" else 1
+                m, idle = self.pbx.member(q, ext), self.pbx.idle_status(ext)
                 self.em.member_event(start - 60 * (len(q.members) - 1 - i), "QueueMemberPause",
                                      m, idle, paused=True, reason="Rast")  # fmt: skip
                 self.em.member_event(end + 60 * i, "QueueMemberPause", m, idle)
@@ -217,8 +217,8 @@ class _Planner:
             then: Literal["voicemail", "contact_centre"] = (
                 "contact_centre" if to_cc else "voicemail"
             )
-            end = sc.direct_diverted(t, caller, ext, then=then, message=msg, queue=attempts,
-                                     talk=60)  # fmt: skip
+            end = sc.direct_not_reached(t, caller, ext, "diverted", then=then, message=msg,
+                                        queue=attempts, talk=60)  # fmt: skip
             self.record("direct_diverted", t, end, caller, ext, to_cc, msg, who, diverted=True,
                         attempts=attempts)  # fmt: skip
             return
@@ -237,15 +237,15 @@ class _Planner:
                                       unanswered_rings=(ext,)))  # fmt: skip
         elif roll < 0.78:
             msg = rng.uniform(5, 30) if rng.random() < 0.7 else None
-            end = sc.direct_unanswered(t, caller, ext, busy=True, then="voicemail", message=msg)
+            end = sc.direct_not_reached(t, caller, ext, "busy", then="voicemail", message=msg)
             self.record("direct_busy", t, end, caller, ext, False, msg, None)
         else:
             to_cc = cc is not None and rng.random() < 0.3
             msg = None if to_cc or rng.random() < 0.25 else rng.uniform(5, 40)
             attempts, who = self.cc_attempts(t + 20, answer=True) if to_cc else ([], None)
-            end = sc.direct_unanswered(t, caller, ext, busy=False,
-                                       then="contact_centre" if to_cc else "voicemail",
-                                       message=msg, queue=attempts, talk=60)  # fmt: skip
+            end = sc.direct_not_reached(t, caller, ext, "noanswer",
+                                        then="contact_centre" if to_cc else "voicemail",
+                                        message=msg, queue=attempts, talk=60)  # fmt: skip
             self.record("direct_unanswered", t, end, caller, ext, to_cc, msg, who,
                         rung=True, attempts=attempts)  # fmt: skip
         self.occupy(ext, t, end)

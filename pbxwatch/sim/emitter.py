@@ -23,6 +23,11 @@ HINT_STATES = {"Idle": 0, "InUse": 1, "Ringing": 8}
 
 Frame = tuple[float, dict[str, str]]
 
+#: a channel snapshot's headers, in Asterisk's order (``Dest``/``Transferer``... prefixed)
+SNAPSHOT_FIELDS = ("Channel", "ChannelState", "ChannelStateDesc", "CallerIDNum", "CallerIDName",
+                   "ConnectedLineNum", "ConnectedLineName", "Language", "AccountCode", "Context",
+                   "Exten", "Priority", "Uniqueid", "Linkedid")  # fmt: skip
+
 
 @dataclass(slots=True)
 class SimChannel:
@@ -37,22 +42,10 @@ class SimChannel:
     priority: int = 1
 
     def snapshot(self, prefix: str = "") -> dict[str, str]:
-        return {
-            f"{prefix}Channel": self.name,
-            f"{prefix}ChannelState": str(_STATE_CODES[self.state]),
-            f"{prefix}ChannelStateDesc": self.state,
-            f"{prefix}CallerIDNum": self.cid_num,
-            f"{prefix}CallerIDName": "<unknown>",
-            f"{prefix}ConnectedLineNum": self.connected_num,
-            f"{prefix}ConnectedLineName": "<unknown>",
-            f"{prefix}Language": "en",
-            f"{prefix}AccountCode": "",
-            f"{prefix}Context": self.context,
-            f"{prefix}Exten": self.exten,
-            f"{prefix}Priority": str(self.priority),
-            f"{prefix}Uniqueid": self.uniqueid,
-            f"{prefix}Linkedid": self.linkedid,
-        }
+        values = (self.name, str(_STATE_CODES[self.state]), self.state, self.cid_num,
+                  "<unknown>", self.connected_num, "<unknown>", "en", "", self.context,
+                  self.exten, str(self.priority), self.uniqueid, self.linkedid)  # fmt: skip
+        return {prefix + k: v for k, v in zip(SNAPSHOT_FIELDS, values, strict=True)}
 
 
 @dataclass(slots=True)

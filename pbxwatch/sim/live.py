@@ -16,7 +16,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from pbxwatch.ami.codec import encode_frame
 from pbxwatch.ami.server import AmiServer
@@ -102,11 +102,8 @@ class SimulatedPbx:
 def call_json(day: SimDay, index: int) -> dict[str, object]:
     """One call of the simulator's record, as ``simulate --record`` writes it."""
     call = day.calls[index]
-    out: dict[str, object] = {f: getattr(call, f) for f in call.__dataclass_fields__}
-    out["classification"] = call.classification
-    out["unanswered_rings"] = list(call.unanswered_rings)
-    out["day"] = dt.datetime.fromtimestamp(day.start, day.tz).date().isoformat()
-    return out
+    date = dt.datetime.fromtimestamp(day.start, day.tz).date().isoformat()
+    return {**asdict(call), "classification": call.classification, "day": date}
 
 
 async def serve_simulation(

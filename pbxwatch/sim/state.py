@@ -14,10 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from pbxwatch.sim.calls import Pbx
+from pbxwatch.sim.emitter import SNAPSHOT_FIELDS
 
-_SNAPSHOT = ("Channel", "ChannelState", "ChannelStateDesc", "CallerIDNum", "CallerIDName",
-             "ConnectedLineNum", "ConnectedLineName", "Language", "AccountCode", "Context",
-             "Exten", "Priority", "Uniqueid", "Linkedid")  # fmt: skip
 _MEMBER = ("Queue", "MemberName", "Interface", "StateInterface", "Membership", "Penalty",
            "CallsTaken", "LastCall", "LastPause", "LoginTime", "InCall", "Status", "Paused",
            "PausedReason")  # fmt: skip
@@ -89,7 +87,7 @@ class PbxState:
             self.channels.pop(uid, None)
             return
         ch = self.channels.get(uid)
-        snap = {k: ev[k] for k in _SNAPSHOT if k in ev}
+        snap = {k: ev[k] for k in SNAPSHOT_FIELDS if k in ev}
         if ch is None:
             self.channels[uid] = ch = _Channel(snap, self.now)
         ch.snapshot = snap
