@@ -25,7 +25,7 @@ import yaml
 
 from pbxwatch.ami.codec import FrameDecoder, encode_frame
 from pbxwatch.settings import Settings
-from pbxwatch.sim.day import SimCall
+from pbxwatch.sim.day import SimCall, simulate_day
 from pbxwatch.sim.live import SimPlan, SimulatedPbx
 from tests.conftest import FIXTURES, LAB_CONFIG
 from tests.services import free_port, pbxwatch, wait_for_port
@@ -68,17 +68,23 @@ async def _ask(port: int, actions: list[dict[str, str]]) -> list[list[dict[str, 
 
 
 def test_status_actions_answer_like_asterisk(lab_settings: Settings) -> None:
+    """Asked while a caller waits in the group queue and calls are up, so
+    that every kind of list item the transcript holds is in the answers and
+    its header list is compared."""
     transcript = json.loads(TRANSCRIPT.read_text(encoding="utf-8"))
     wanted = [a for a in transcript if "IAXpeerlist" not in a["request"]]
 
     async def main() -> list[list[dict[str, str]]]:
-        plan = SimPlan(DAY, days=1, speed=1e6, calls_per_hour=60, open_hour=9, close_hour=9.5)
-        sim = SimulatedPbx(lab_settings, plan, "u", "s")
+        sim = SimulatedPbx(lab_settings, SimPlan(DAY), "u", "s")
+        for _, fields in simulate_day(lab_settings, DAY, calls_per_hour=60, seed=3).frames:
+            sim.state.apply(fields)
+            if sim.state.callers.get("bygglov") and len(sim.state.channels) >= 3:
+                break
+        else:
+            raise AssertionError("no moment with a caller waiting for Bygglov")
         port = await sim.start()
-        await sim.run()
-        requests = [_request(a["request"]) for a in wanted]
         try:
-            return await _ask(port, requests)
+            return await _ask(port, [_request(a["request"]) for a in wanted])
         finally:
             await sim.close()
 
@@ -89,6 +95,7 @@ def test_status_actions_answer_like_asterisk(lab_settings: Settings) -> None:
         assert list(response) == list(recorded["response"]), action
         assert response.get("Message") == recorded["response"].get("Message"), action
         shapes = {e["Event"]: list(e) for e in recorded.get("list_events", [])}
+        assert set(shapes) <= {i["Event"] for i in items}, action  # every kind is compared
         for item in items:
             if item["Event"] in shapes:
                 assert list(item) == shapes[item["Event"]], (action, item["Event"])
