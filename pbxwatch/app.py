@@ -25,8 +25,10 @@ from pbxwatch import astdb
 from pbxwatch.ami.client import AmiAuthError, AmiSource
 from pbxwatch.core.alerts import Alert
 from pbxwatch.core.callbacks import CallbackChange, CallbackEvent
+from pbxwatch.core.directory import mailbox_key
 from pbxwatch.core.diversion import DiversionInterval
 from pbxwatch.core.engine import Record
+from pbxwatch.core.gaps import AmiGap, PbxSnapshot
 from pbxwatch.core.incidents import Incident
 from pbxwatch.core.numbers import mask
 from pbxwatch.metrics import Health, Metrics, serve
@@ -82,6 +84,10 @@ class LogSink:
             return
         if isinstance(rec, CallbackChange):
             return
+        if isinstance(rec, AmiGap):
+            log.warning("AMI gap of %.1f s (%s) reconciled: %s", rec.seconds, rec.reason,
+                        ", ".join(f"{k}={v}" for k, v in rec.reconciled.items()))  # fmt: skip
+            return
         if isinstance(rec, DiversionInterval):
             log.info("diversion ended: ext=%s %s %s", rec.extension, rec.source, rec.state)
             return
@@ -131,7 +137,8 @@ async def run_live(
     secret = settings.ami.secret()
     pipeline = Pipeline(build_engine(settings))
     store = await open_store(settings)
-    writer = writer_for(settings, store, f"ami:{settings.ami.host}:{settings.ami.port}")
+    source_name = f"ami:{settings.ami.host}:{settings.ami.port}"
+    writer = writer_for(settings, store, source_name)
     await restore(store, pipeline.engine)
     pipeline.sinks.append(writer.submit)
     writer.start()
@@ -158,12 +165,21 @@ async def run_live(
         if up:
             connected.set()
             resync.set()
+        elif not source.stopping:
+            pipeline.connection_lost(None, source.loss_reason)  # nothing seen since the last event
 
     source = AmiSource(settings.ami, secret, on_frame, on_state=on_state)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, source.stop)
+
+    mailboxes = sorted({mailbox_key(p.mailbox) for p in pipeline.engine.directory.people.values()
+                        if p.mailbox})  # fmt: skip
+
+    def on_snapshot(snap: PbxSnapshot) -> None:
+        clock.saw(snap.pbx_time)  # the PBX's own clock, as its Ping answer said
+        pipeline.reconcile(snap, clock.now(), source_name)
 
     async def ticker() -> None:
         while True:
@@ -181,7 +197,9 @@ async def run_live(
     tasks = [
         asyncio.create_task(ticker()),
         asyncio.create_task(purge_forever(store, settings)),
-        asyncio.create_task(resync_forever(source, pipeline.feed_fields, resync)),
+        asyncio.create_task(
+            resync_forever(source, pipeline.feed_fields, mailboxes, on_snapshot, resync)
+        ),
     ]
     relay: AlertRelay | None = None
     if settings.mqtt.enabled:

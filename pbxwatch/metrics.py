@@ -32,6 +32,7 @@ from prometheus_client.registry import Collector
 from pbxwatch.core.callbacks import CallbackChange, CallbackEvent
 from pbxwatch.core.engine import KNOWN_EVENTS, Engine, Record
 from pbxwatch.core.figures import is_offered, not_reached_person
+from pbxwatch.core.gaps import AmiGap
 from pbxwatch.core.incidents import Incident
 from pbxwatch.core.queues import member_state
 from pbxwatch.core.records import CallRecord, Outcome
@@ -126,6 +127,10 @@ class Metrics:
         self.reminders = Counter("pbxwatch_callback_reminders", "Callback reminders raised "
                                  "(due soon, overdue).", ["unit", "kind"],
                                  registry=r)  # fmt: skip
+        self.gaps = Counter("pbxwatch_ami_gaps", "Gaps in the AMI event stream (connection "
+                            "lost, then state read back).", registry=r)  # fmt: skip
+        self.gap_seconds = Counter("pbxwatch_ami_gap_seconds", "PBX seconds without events "
+                                   "in those gaps.", registry=r)  # fmt: skip
         self._state = _StateCollector()
         r.register(self._state)
         self._precreate()
@@ -159,6 +164,9 @@ class Metrics:
             self._callback(rec)
         elif isinstance(rec, CallbackEvent):
             self.reminders.labels(self._unit(rec.callback.unit), rec.kind).inc()
+        elif isinstance(rec, AmiGap):
+            self.gaps.inc()
+            self.gap_seconds.inc(max(rec.seconds, 0.0))
 
     def adopt(self, engine: Engine) -> None:
         """Callbacks restored from the store were counted by an earlier run."""

@@ -14,6 +14,7 @@ from pbxwatch.core.callbacks import CallbackChange
 from pbxwatch.core.calls import CallRules
 from pbxwatch.core.engine import Engine, Record
 from pbxwatch.core.events import AmiEvent
+from pbxwatch.core.gaps import PbxSnapshot
 from pbxwatch.settings import Settings
 
 RecordSink = Callable[[Record], None]
@@ -56,6 +57,12 @@ class Pipeline:
 
     def tick(self, now: float) -> None:
         self._emit(self.engine.tick(now))
+
+    def connection_lost(self, now: float | None, reason: str) -> None:
+        self.engine.connection_lost(now, reason)
+
+    def reconcile(self, snap: PbxSnapshot, now: float | None, source: str) -> None:
+        self._emit(self.engine.reconcile(snap, now, source))
 
     def finish(self) -> None:
         self._emit(self.engine.flush())

@@ -1,25 +1,39 @@
 """Ask the PBX for its state after every (re)connect.
 
 Events say what *changes*; a client that was not connected when a queue
-member paused or a hänvisning was set would not know it.  So after each
-login ``run`` asks ``QueueStatus`` (every member, paused or not, and the
-callers waiting) and ``PresenceStateList`` (every presentity) and hands the
-list items to the core, which treats items that carry an ``ActionID`` as
-state, never as news of a call.
+member paused, a hänvisning was set, a call ended or a message was heard
+would not know it.  So after each login ``run`` asks:
+
+* ``Ping``: its ``Timestamp`` is the PBX's clock, the end of the gap;
+* ``QueueStatus`` (every member, paused or not, and the callers waiting),
+  ``PresenceStateList``, ``DeviceStateList`` and ``ExtensionStateList``:
+  their items go to the core, which treats items carrying an ``ActionID``
+  as state, never as news of a call;
+* ``CoreShowChannels``: which calls are still up (the core closes the ones
+  that ended unseen);
+* ``MailboxCount`` for every configured mailbox: how many messages are new.
+
+All of them need only the ``reporting`` write class (see
+``asterisk-lab/etc/manager.conf``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pbxwatch.ami.client import AmiSource, messages_of
+from pbxwatch.core.events import parse_int
+from pbxwatch.core.gaps import PbxSnapshot
 
 log = logging.getLogger(__name__)
 
-ACTIONS = ("QueueStatus", "PresenceStateList")
+STATE_ACTIONS = ("QueueStatus", "PresenceStateList", "DeviceStateList", "ExtensionStateList")
+CHANNELS_ACTION = "CoreShowChannels"
+
+Feed = Callable[[Mapping[str, str]], None]
 
 
 def list_items(result: Any) -> list[Mapping[str, str]]:
@@ -30,23 +44,55 @@ def list_items(result: Any) -> list[Mapping[str, str]]:
     ]  # fmt: skip
 
 
-async def resync_once(source: AmiSource, feed: Callable[[Mapping[str, str]], None]) -> int:
-    fed = 0
-    for action in ACTIONS:
-        for item in list_items(await source.send_action({"Action": action})):
+async def read_state(source: AmiSource, feed: Feed, mailboxes: Sequence[str]) -> PbxSnapshot:
+    """Run the status actions; state items go to ``feed`` as they come, the
+    channels and mailbox counts come back as a snapshot."""
+    pong = await source.send_action({"Action": "Ping"})
+    items: dict[str, int] = {}
+    for action in STATE_ACTIONS:
+        answer = list_items(await source.send_action({"Action": action}))
+        items[action] = len(answer)
+        for item in answer:
             feed(item)
-            fed += 1
-    return fed
+    answer = list_items(await source.send_action({"Action": CHANNELS_ACTION}))
+    items[CHANNELS_ACTION] = len(answer)
+    channels = frozenset(
+        (c.get("Uniqueid", ""), c.get("Linkedid", "")) for c in answer if c.get("Uniqueid")
+    )
+    counts: dict[str, int] = {}
+    for box in mailboxes:
+        reply = await source.send_action({"Action": "MailboxCount", "Mailbox": box})
+        new = parse_int(reply.get("NewMessages"))
+        if reply.get("Response") == "Success" and new is not None:
+            counts[box] = new
+    items["MailboxCount"] = len(counts)
+    return PbxSnapshot(channels, counts, items, pbx_time=_float(pong.get("Timestamp")))
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 async def resync_forever(
-    source: AmiSource, feed: Callable[[Mapping[str, str]], None], connected: asyncio.Event
+    source: AmiSource,
+    feed: Feed,
+    mailboxes: Sequence[str],
+    on_snapshot: Callable[[PbxSnapshot], None],
+    connected: asyncio.Event,
 ) -> None:
+    """After each login: read the state and hand the snapshot on.  A session
+    that drops mid-read is read again after the next login."""
     while True:
         await connected.wait()
         connected.clear()
         try:
-            n = await resync_once(source, feed)
-            log.info("state read after connect: %d items (%s)", n, ", ".join(ACTIONS))
+            snap = await read_state(source, feed, mailboxes)
         except (ConnectionError, TimeoutError) as exc:
             log.info("state read interrupted: %s", exc or type(exc).__name__)
+            continue
+        log.info("state read after connect: %s",
+                 ", ".join(f"{k} {v}" for k, v in snap.items.items()))  # fmt: skip
+        on_snapshot(snap)

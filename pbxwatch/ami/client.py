@@ -127,6 +127,7 @@ class AmiSource:
         self.frames = 0
         self.last_frame_monotonic: float | None = None
         self.ping_failures = 0
+        self.loss_reason = ""  # why the last session ended, for the gap record
         self._stop = asyncio.Event()
         self._manager: _Manager | None = None
 
@@ -160,6 +161,10 @@ class AmiSource:
             self.reconnects += 1
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), delay)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
 
     def stop(self) -> None:
         self._stop.set()
@@ -227,6 +232,7 @@ class AmiSource:
                     f"AMI login as {s.username!r} refused: {resp.get('Message', 'no reason')}"
                 )
             self.sessions += 1
+            self.loss_reason = ""
             self._set_connected(True)
             log.info("AMI connected to %s:%d as %s", s.host, s.port, s.username)
             watchdog = asyncio.create_task(self._watchdog(manager))
@@ -239,7 +245,9 @@ class AmiSource:
             if self._stop.is_set() or not self.reconnect:
                 log.info("AMI session with %s:%d ended", s.host, s.port)
             else:
-                log.warning("AMI connection to %s:%d lost", s.host, s.port)
+                if not self.loss_reason:
+                    self.loss_reason = "connection closed by the PBX or the network"
+                log.warning("AMI connection to %s:%d lost: %s", s.host, s.port, self.loss_reason)
             return True
         finally:
             self._set_connected(False)
@@ -256,6 +264,7 @@ class AmiSource:
                 )
             except TimeoutError:
                 self.ping_failures += 1
+                self.loss_reason = f"no answer to Ping within {s.ping_timeout_seconds:g} s"
                 log.warning("AMI ping unanswered for %.1f s: reconnecting", s.ping_timeout_seconds)
                 if manager.protocol is not None:
                     manager.protocol.transport.abort()

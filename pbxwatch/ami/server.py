@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -117,12 +117,16 @@ class AmiServer:
         #: what status actions are answered from (None: empty lists)
         self.state = state
         self._live: set[_Session] = set()  # logged in with events on
+        self._sessions: set[_Session] = set()  # every open connection
+        #: the PBX's clock, as a Ping answer states it (a simulator's own)
+        self.clock: Callable[[], float] = time.time
 
     def publish(self, raw: bytes) -> None:
         """Send one event frame (without its blank line) to every client
         that logged in with events on: the live mode of the simulator."""
         for session in list(self._live):
-            session.writer.write(raw + EOM)
+            if not session.stalled:
+                session.writer.write(raw + EOM)
 
     async def drain(self, limit: int = 256 * 1024) -> None:
         """Wait for clients whose unsent output passed ``limit`` (a slow
@@ -131,6 +135,14 @@ class AmiServer:
             if session.writer.transport.get_write_buffer_size() > limit:
                 with contextlib.suppress(ConnectionError):
                     await session.writer.drain()
+
+    def stall(self) -> int:
+        """Half-close every session now open: each keeps its socket but
+        gets no more events or answers, as when a firewall drops a
+        connection without a reset.  New sessions work.  Returns how many."""
+        for session in self._sessions:
+            session.stalled = True
+        return len(self._sessions)
 
     @property
     def listeners(self) -> int:
@@ -161,11 +173,13 @@ class AmiServer:
         assert task is not None
         self._clients[task] = writer
         session = _Session(self, reader, writer)
+        self._sessions.add(session)
         try:
             await session.run()
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
+            self._sessions.discard(session)
             self._clients.pop(task, None)
             with contextlib.suppress(Exception):
                 writer.close()
@@ -179,6 +193,7 @@ class _Session:
         self.reader = reader
         self.writer = writer
         self.authenticated = False
+        self.stalled = False
         self.streamer: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
@@ -212,7 +227,7 @@ class _Session:
 
     async def _action(self, fields: dict[str, str]) -> bool:
         """Answer one action; False ends the session."""
-        if self.server.silent:
+        if self.server.silent or self.stalled:
             return True
         lower = {k.lower(): v for k, v in fields.items()}
         name = lower.get("action", "").lower()
@@ -227,7 +242,7 @@ class _Session:
         if not self.authenticated:
             self._reply(aid, "Error", Message="Authentication Required")
         elif name == "ping":
-            self._reply(aid, "Success", Ping="Pong", Timestamp=f"{time.time():.6f}")
+            self._reply(aid, "Success", Ping="Pong", Timestamp=f"{self.server.clock():.6f}")
         elif name in LIST_ACTIONS:
             self._list(name, lower, aid)
         elif name in ("mailboxcount", "mailboxstatus") and self.server.state is not None:
@@ -302,7 +317,7 @@ class _Session:
         first_t: float | None = None
         start = time.monotonic()
         for frame in self.server.frames:
-            while self.server.silent:
+            while self.server.silent or self.stalled:
                 await asyncio.sleep(0.05)
             if speed > 0 and frame.time is not None:
                 if first_t is None:

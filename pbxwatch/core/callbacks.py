@@ -142,6 +142,14 @@ class CallbackBook:
             del box.unheard[: box.new - new]
         box.new = new
 
+    def reconcile_mailbox(self, mailbox: str, new: int, now: float) -> int:
+        """A mailbox's count as the PBX states it after a gap; returns how
+        many more new messages it holds than pbxwatch saw being left."""
+        box = self._mailboxes.get(mailbox)
+        known = len(box.unheard) if box is not None else 0
+        self.on_message_waiting(mailbox, new, now)
+        return max(0, new - known)
+
     def on_call(self, rec: CallRecord, presence: Presence | None = None) -> Callback | None:
         """A finished call may leave a message (new obligation) or be a callback."""
         if rec.direction in ("outbound", "internal"):

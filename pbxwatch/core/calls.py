@@ -108,6 +108,7 @@ class Call:
     in_queue: str | None = None
     queue_abandoned: str | None = None
     transferred_to: str | None = None
+    across_gap: bool = False  # events of this call may have been missed
 
 
 class CallTracker:
@@ -169,6 +170,42 @@ class CallTracker:
             self._last_sweep = now
             out.extend(self._expire(now))
         return out
+
+    def mark_gap(self) -> None:
+        """The stream stopped: every call in progress may miss events."""
+        for call in self.calls.values():
+            call.across_gap = True
+
+    def reconcile(
+        self, active: frozenset[tuple[str, str]], now: float
+    ) -> tuple[list[CallRecord], dict[str, int]]:
+        """After a gap, with the channels the PBX listed as up (Uniqueid,
+        Linkedid): calls left with no channel ended unseen and are finished,
+        incomplete; channels that are gone are closed.  Returns the finished
+        calls and counts of what was reconciled."""
+        up_uids = {uid for uid, _ in active}
+        up_calls = {lid for _, lid in active}
+        ended: list[str] = []
+        still = 0
+        for lid, call in self.calls.items():
+            if lid in self._ending:
+                continue
+            if lid not in up_calls and not (call.open_channels & up_uids):
+                ended.append(lid)
+                continue
+            still += 1
+            for uid in call.open_channels - up_uids:
+                chan = call.channels[uid]
+                if chan.hangup_at is None:
+                    chan.hangup_at = now
+            call.open_channels &= up_uids
+        finished = [self._finish(lid, complete=False) for lid in ended]
+        known = set(self.calls) | set(self._finished)
+        return finished, {
+            "calls_still_up": still,
+            "calls_ended_unseen": len(ended),
+            "calls_begun_unseen": len(up_calls - known),
+        }
 
     def flush(self) -> list[CallRecord]:
         """Finish everything (end of a replay): calls still open are
@@ -567,7 +604,8 @@ class CallTracker:
             queues=tuple(call.queues),
             refused_queues=tuple(q for q in call.queue_attempts if q not in call.queues),
             rings=rings,
-            complete=complete,
+            complete=complete and not call.across_gap,
+            across_gap=call.across_gap,
         )
 
     def _reached_contact_centre(self, call: Call) -> bool:

@@ -23,6 +23,7 @@ from pbxwatch.core.calls import CallRules, CallTracker
 from pbxwatch.core.directory import Directory, mailbox_key
 from pbxwatch.core.diversion import DiversionBook, DiversionInterval
 from pbxwatch.core.events import AmiEvent, parse_int
+from pbxwatch.core.gaps import AmiGap, PbxSnapshot, gap_id
 from pbxwatch.core.incidents import Incident, incidents_of_call
 from pbxwatch.core.queues import QueueBook
 from pbxwatch.core.records import CallRecord
@@ -54,7 +55,7 @@ KNOWN_EVENTS = frozenset(
 
 MAX_TIME_JUMP = 86_400.0
 
-Record = CallRecord | Incident | CallbackEvent | CallbackChange | DiversionInterval | Alert
+Record = CallRecord | Incident | CallbackEvent | CallbackChange | DiversionInterval | Alert | AmiGap
 _STATE_EVENTS = frozenset(
     {
         "QueueMember",
@@ -90,9 +91,11 @@ class Engine:
         )
         self.alerts = AlertMaker(directory, self.calendar.tz, alert_digest_seconds)
         self.now: float = 0.0
+        self.last_event_time: float | None = None  # ``now`` moves on with ticks too
         self.stats: Counter[str] = Counter()
         self.events_by_name: Counter[str] = Counter()
         self._last_tick = 0.0
+        self._gap: tuple[float, str] | None = None  # (PBX time it began, why)
 
     def process(self, ev: AmiEvent) -> list[Record]:
         """Apply one event; return what it (or the time it carried) made final."""
@@ -142,6 +145,38 @@ class Engine:
         out.extend(self.alerts.on_records(out, self.now))
         return out
 
+    def connection_lost(self, now: float | None, reason: str) -> None:
+        """The event stream stopped at PBX time ``now`` (None: at the last
+        event, since nothing after it was seen).  Calls in progress are
+        marked: they may miss events."""
+        if now is None:
+            now = self.now if self.last_event_time is None else self.last_event_time
+        if self._gap is None:
+            self._gap = (now, reason)
+        self.calls.mark_gap()
+
+    def reconcile(self, snap: PbxSnapshot, now: float | None, source: str) -> list[Record]:
+        """Take the PBX's state after a login (see :mod:`pbxwatch.core.gaps`).
+        After a lost connection this closes the gap with an ``AmiGap``."""
+        if now is not None:
+            self.now = max(self.now, now)
+        out: list[Record] = []
+        counts: dict[str, int] = {}
+        if self._gap is not None:
+            finished, counts = self.calls.reconcile(snap.channels, self.now)
+            out.extend(self._finished(finished))
+        unseen = 0
+        for mailbox, new in sorted(snap.mailboxes.items()):
+            unseen += self.callbacks.reconcile_mailbox(mailbox, new, self.now)
+        counts = {**{f"items_{k}": v for k, v in snap.items.items()}, **counts,
+                  "messages_left_unseen": unseen}  # fmt: skip
+        if self._gap is not None:
+            started, reason = self._gap
+            self._gap = None
+            out.append(AmiGap(gap_id(source, started), source, started,
+                              max(self.now, started), reason, counts))  # fmt: skip
+        return self._with_consequences(out)
+
     def restore_incident(self, inc: Incident) -> bool:
         """Put back an open, lasting incident loaded from the store after a
         restart; False when it is not one the engine carries on."""
@@ -188,6 +223,7 @@ class Engine:
             self.stats["event_time_implausible"] += 1
         else:
             self.now = t
+            self.last_event_time = t
 
     def _apply_state(self, ev: AmiEvent, out: list[Record]) -> None:
         out.extend(self.presence.apply(ev, self.now))

@@ -108,6 +108,7 @@ class CallRecord:
     refused_queues: tuple[str, ...] = ()  # tried but never joined (JOINEMPTY)
     rings: tuple[RingRecord, ...] = field(default_factory=tuple)
     complete: bool = True
+    across_gap: bool = False  # in progress while the AMI stream had a gap
 
     @property
     def duration_seconds(self) -> float | None:
@@ -145,5 +146,6 @@ class CallRecord:
             "queues": list(self.queues),
             "refused_queues": list(self.refused_queues),
             "complete": self.complete,
+            "across_gap": self.across_gap,
             "rings": [r.to_json(tz) for r in self.rings],
         }

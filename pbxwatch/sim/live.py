@@ -65,6 +65,7 @@ class SimulatedPbx:
         self.state = PbxState(Pbx.from_settings(self.settings))
         self.server = AmiServer(None, self.username, self.secret, state=self.state)
         self.now: float | None = None  # the simulated clock
+        self.server.clock = lambda: time.time() if self.now is None else self.now
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         return await self.server.start(host, port)

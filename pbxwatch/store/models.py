@@ -49,6 +49,7 @@ class Call(Base):
     short_abandon: Mapped[bool] = mapped_column(Boolean, default=False)
     queues: Mapped[list[str]] = mapped_column(JSON, default=list)
     complete: Mapped[bool] = mapped_column(Boolean, default=True)
+    across_gap: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     purged: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
@@ -130,6 +131,9 @@ class UnstaffedInterval(Base):
 
 
 class AmiGap(Base):
+    """A stretch of PBX time without events, and what the state read after
+    it reconciled (JSON counts): the hours a report is unsure for."""
+
     __tablename__ = "ami_gaps"
 
     gap_id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -137,6 +141,7 @@ class AmiGap(Base):
     started_at: Mapped[float] = mapped_column(Float)
     ended_at: Mapped[float | None] = mapped_column(Float)
     reason: Mapped[str] = mapped_column(Text)
+    reconciled: Mapped[str | None] = mapped_column(Text)
 
 
 class AlertRow(Base):

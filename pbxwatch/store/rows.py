@@ -11,6 +11,7 @@ from pbxwatch.core.alerts import Alert
 from pbxwatch.core.callbacks import Callback, CallbackChange
 from pbxwatch.core.diversion import DiversionInterval
 from pbxwatch.core.engine import Record
+from pbxwatch.core.gaps import AmiGap
 from pbxwatch.core.incidents import Incident
 from pbxwatch.core.records import CallRecord
 from pbxwatch.store import models
@@ -53,6 +54,9 @@ def rows_of(rec: Record) -> list[Row]:
         return [_pick("callbacks", cb, has_number=cb.number is not None)]
     if isinstance(rec, DiversionInterval):
         return [_pick("diversion_intervals", rec)]
+    if isinstance(rec, AmiGap):
+        reconciled = json.dumps(dict(rec.reconciled), sort_keys=True)
+        return [_pick("ami_gaps", rec, reconciled=reconciled)]
     if isinstance(rec, Alert):
         payload = json.dumps(rec.payload(), ensure_ascii=False, sort_keys=True)
         return [_pick("alerts", rec, payload=payload)]

@@ -51,6 +51,8 @@ FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
     "pbxwatch_queue_unstaffed_seconds": ("counter", ("queue", "unit")),
     "pbxwatch_ami_up": ("gauge", ()),
     "pbxwatch_ami_reconnects": ("counter", ()),
+    "pbxwatch_ami_gaps": ("counter", ()),
+    "pbxwatch_ami_gap_seconds": ("counter", ()),
     "pbxwatch_ami_events": ("counter", ("event",)),
     "pbxwatch_event_errors": ("counter", ()),
     "pbxwatch_last_event_timestamp_seconds": ("gauge", ()),

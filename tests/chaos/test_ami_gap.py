@@ -1,0 +1,173 @@
+"""The AMI connection half-closes mid-stream (no reset, no more bytes: a
+firewall dropped it).  A real ``pbxwatch run`` process must notice within
+two ping intervals, log in again, read the PBX's state back, record the gap
+and carry on: calls before and after the gap exactly as the simulator made
+them, calls in progress across it marked, none guessed."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pbxwatch.settings import Settings
+from pbxwatch.sim.day import SimCall
+from pbxwatch.sim.live import SimPlan, SimulatedPbx
+from tests.conftest import LAB_CONFIG
+from tests.services import free_port, pbxwatch
+from tests.sim.expect import DAY
+
+pytestmark = pytest.mark.chaos
+
+PING = 1.0  # ping interval, seconds
+SPEED = 600  # simulated seconds per second: a working hour in six seconds
+
+
+def _config(tmp: Path, port: int) -> Path:
+    config = yaml.safe_load(LAB_CONFIG.read_text(encoding="utf-8"))
+    config["ami"].update(port=port, username="u", secret_env="SIM_SECRET",
+                         ping_interval_seconds=PING, ping_timeout_seconds=PING / 2,
+                         reconnect_initial_seconds=0.1)  # fmt: skip
+    config["metrics"] = {"enabled": False}
+    config["storage"] = {"data_dir": str(tmp / "data")}
+    path = tmp / "pbxwatch.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True), "utf-8")
+    return path
+
+
+def _ts(value: str) -> float:
+    return dt.datetime.fromisoformat(value).timestamp()
+
+
+def _find(calls: list[dict[str, Any]], call: SimCall) -> dict[str, Any] | None:
+    found = [r for r in calls
+             if r["caller"] == call.caller
+             and abs(_ts(r["started_at"]) - call.start) < 1]  # fmt: skip
+    assert len(found) <= 1, call
+    return found[0] if found else None
+
+
+def test_half_open_connection_is_a_recorded_gap(lab_settings: Settings, tmp_path: Path) -> None:
+    plan = SimPlan(DAY, days=1, calls_per_hour=120, speed=SPEED, seed=11, open_hour=9,
+                   close_hour=10)  # fmt: skip
+    port = free_port()
+    config = _config(tmp_path, port)
+    out, err = tmp_path / "run.jsonl", tmp_path / "run.log"
+    seen: dict[str, float] = {}
+
+    async def main() -> SimulatedPbx:
+        sim = SimulatedPbx(lab_settings, plan, "u", "s")
+        await sim.start("127.0.0.1", port)
+        with out.open("wb") as so, err.open("wb") as se:
+            proc = subprocess.Popen(pbxwatch("run", "--config", str(config), "--json"),
+                                    stdout=so, stderr=se,
+                                    env={**os.environ, "SIM_SECRET": "s"})  # fmt: skip
+            try:
+                while sim.server.listeners == 0:
+                    assert proc.poll() is None, err.read_text()
+                    await asyncio.sleep(0.05)
+                await asyncio.sleep(0.5)  # the state read after login
+                playing = asyncio.create_task(sim.run())
+                while sim.now is None or sim.now < sim.days[0].calls[0].start + 1800:
+                    await asyncio.sleep(0.01)
+                assert sim.server.stall() == 1
+                seen["stalled_pbx"] = sim.now
+                stalled = time.monotonic()
+                while sim.server.logins < 2:
+                    await asyncio.sleep(0.01)
+                seen["reconnect_seconds"] = time.monotonic() - stalled
+                seen["relogin_pbx"] = sim.now
+                while sim.now < seen["relogin_pbx"] + 1800:
+                    await asyncio.sleep(0.01)
+                sim.plan = replace(plan, speed=1e9)  # the rest of the day at once
+                await playing
+                expected = sum(1 for c in sim.days[0].calls if c.end < seen["stalled_pbx"])
+                deadline = time.monotonic() + 30
+                while _count(out, "call") < expected and time.monotonic() < deadline:
+                    await asyncio.sleep(0.2)
+                await asyncio.sleep(1.0)
+            finally:
+                proc.send_signal(signal.SIGINT)
+                await asyncio.to_thread(proc.wait, 20)
+                await sim.close()
+        assert proc.returncode == 0, err.read_text()
+        return sim
+
+    sim = asyncio.run(main())
+    [day] = sim.days
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+
+    # noticed within two ping intervals, and logged in again
+    assert seen["reconnect_seconds"] <= 2 * PING, seen
+
+    # one gap, recorded with what was reconciled, in the store too
+    [gap] = [r for r in records if r["type"] == "ami_gap"]
+    start, end = _ts(gap["started_at"]), _ts(gap["ended_at"])
+    assert seen["stalled_pbx"] - 60 <= start <= seen["stalled_pbx"], (gap, seen)
+    assert seen["relogin_pbx"] - 0.001 <= end <= seen["relogin_pbx"] + 300, (gap, seen)
+    assert "Ping" in gap["reason"]
+    rec = gap["reconciled"]
+    for action in ("QueueStatus", "PresenceStateList", "DeviceStateList", "ExtensionStateList",
+                   "CoreShowChannels", "MailboxCount"):  # fmt: skip
+        assert f"items_{action}" in rec, rec
+    assert rec["items_QueueStatus"] > 0, rec
+    assert rec["items_MailboxCount"] > 0, rec
+    with sqlite3.connect(tmp_path / "data" / "pbxwatch.db") as db:
+        rows = db.execute("SELECT started_at, ended_at, reconciled FROM ami_gaps").fetchall()
+        marked = db.execute("SELECT count(*) FROM calls WHERE across_gap").fetchone()[0]
+    [(db_start, db_end, db_reconciled)] = rows
+    assert abs(db_start - start) < 0.002, (db_start, start)  # ISO times are truncated to ms
+    assert abs(db_end - end) < 0.002, (db_end, end)
+    assert json.loads(db_reconciled) == rec
+
+    calls = [r for r in records if r["type"] == "call"]
+    before = [c for c in day.calls if c.end < start]
+    after = [c for c in day.calls if c.start > end + 1]
+    across = [c for c in day.calls if c.start < start < c.end]
+    within = [c for c in day.calls if start < c.start and c.end < end]
+    assert len(before) > 20, len(before)
+    assert len(after) > 20, len(after)
+    assert across, "no call in progress when the connection went silent"
+    assert within, "no call wholly inside the gap"
+
+    for call in before + after:  # exactly as the simulator made them
+        got = _find(calls, call)
+        assert got is not None, call
+        assert (got["outcome"], got["diverted"], got["transferred_to"], got["complete"],
+                got["across_gap"]) == (call.outcome, call.diverted, call.transferred_to, True,
+                                       False), (call, got)  # fmt: skip
+        if call.kind != "outbound":
+            assert got["answered_by"] == call.answered_by, (call, got)
+    for call in across:  # followed, but marked: events of theirs were missed
+        got = _find(calls, call)
+        assert got is not None, call
+        assert got["across_gap"], (call, got)
+        assert not got["complete"], (call, got)
+    for call in (c for c in day.calls if start < c.start < end < c.end):
+        got = _find(calls, call)  # joined midway: reported, but never as complete
+        assert got is None or not got["complete"], (call, got)
+    for call in within:  # never seen: not made up either
+        assert _find(calls, call) is None, call
+    assert marked == len(across) == sum(c["across_gap"] for c in calls)
+    print(
+        f"reconnected {seen['reconnect_seconds']:.2f} s after the stall; gap "
+        f"{gap['seconds']:.0f} PBX s; calls before {len(before)}, after {len(after)}, "
+        f"across {len(across)} (marked), within {len(within)} (not reported); {rec}"
+    )
+
+
+def _count(path: Path, kind: str) -> int:
+    if not path.exists():
+        return 0
+    return sum(f'"type": "{kind}"' in line for line in path.read_text().splitlines())
