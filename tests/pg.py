@@ -34,32 +34,52 @@ def available() -> bool:
     return _bin("initdb") is not None and _bin("pg_ctl") is not None
 
 
+class PostgresServer:
+    """One server in its own temp dir; ``stop``/``start`` it at will (the
+    store outage test takes it away mid-replay)."""
+
+    def __init__(self) -> None:
+        initdb, pg_ctl = _bin("initdb"), _bin("pg_ctl")
+        if initdb is None or pg_ctl is None:
+            raise RuntimeError("PostgreSQL binaries not found (apt-get install postgresql)")
+        self.pg_ctl = pg_ctl
+        self.tmp = Path(tempfile.mkdtemp(prefix="pbxwatch-pg-"))
+        self.data, sock = self.tmp / "data", self.tmp / "sock"
+        sock.mkdir()
+        if os.geteuid() == 0:
+            shutil.chown(self.tmp, "postgres")
+            shutil.chown(sock, "postgres")
+        self.port = free_port()
+        self._opts = f"-p {self.port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off"
+        _run(initdb, "-D", str(self.data), "-U", "pbxwatch", "--auth=trust", "-E", "UTF8",
+             "--locale=C.UTF-8")  # fmt: skip
+        self.start()
+        _run(_bin("createdb") or "createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U",
+             "pbxwatch", "pbxwatch")  # fmt: skip
+        self.url = f"postgresql+asyncpg://pbxwatch@127.0.0.1:{self.port}/pbxwatch"
+
+    def start(self) -> None:
+        _run(self.pg_ctl, "-D", str(self.data), "-o", self._opts, "-l", str(self.tmp / "log"),
+             "-w", "start")  # fmt: skip
+
+    def stop(self, mode: str = "fast") -> None:
+        _run(self.pg_ctl, "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def remove(self) -> None:
+        subprocess.run(_as_owner([self.pg_ctl, "-D", str(self.data), "-m", "immediate", "stop"]),
+                       check=False, capture_output=True)  # fmt: skip
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _run(*cmd: str) -> None:
+    subprocess.run(_as_owner(list(cmd)), check=True, capture_output=True)
+
+
 @contextlib.contextmanager
 def postgres_server() -> Iterator[str]:
     """Start a server; yield an asyncpg SQLAlchemy URL of an empty database."""
-    initdb, pg_ctl = _bin("initdb"), _bin("pg_ctl")
-    if initdb is None or pg_ctl is None:
-        raise RuntimeError("PostgreSQL binaries not found (apt-get install postgresql)")
-    tmp = Path(tempfile.mkdtemp(prefix="pbxwatch-pg-"))
-    data, sock = tmp / "data", tmp / "sock"
-    sock.mkdir()
-    if os.geteuid() == 0:
-        shutil.chown(tmp, "postgres")
-        shutil.chown(sock, "postgres")
-    port = free_port()
-
-    def run(*cmd: str) -> None:
-        subprocess.run(_as_owner(list(cmd)), check=True, capture_output=True)
-
-    run(initdb, "-D", str(data), "-U", "pbxwatch", "--auth=trust", "-E", "UTF8",
-        "--locale=C.UTF-8")  # fmt: skip
-    opts = f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off"
-    run(pg_ctl, "-D", str(data), "-o", opts, "-l", str(tmp / "log"), "-w", "start")
+    server = PostgresServer()
     try:
-        run(_bin("createdb") or "createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "pbxwatch",
-            "pbxwatch")  # fmt: skip
-        yield f"postgresql+asyncpg://pbxwatch@127.0.0.1:{port}/pbxwatch"
+        yield server.url
     finally:
-        subprocess.run(_as_owner([pg_ctl, "-D", str(data), "-m", "immediate", "stop"]),
-                       check=False, capture_output=True)  # fmt: skip
-        shutil.rmtree(tmp, ignore_errors=True)
+        server.remove()

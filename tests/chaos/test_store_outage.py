@@ -1,0 +1,149 @@
+"""PostgreSQL goes away for 60 s while a real ``pbxwatch run`` follows a
+simulated day, then comes back: events keep being processed meanwhile
+(rows queue in memory, then spill to disk), and afterwards every call,
+incident, callback and alert is in the database exactly once, just as a
+clean replay of the same day writes them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from pbxwatch.settings import Settings
+from pbxwatch.sim.day import recording_bytes, simulate_day
+from pbxwatch.sim.live import SimPlan, SimulatedPbx
+from pbxwatch.store import models
+from pbxwatch.store.db import make_engine, upgrade
+from tests import pg
+from tests.conftest import LAB_CONFIG
+from tests.services import free_port, pbxwatch
+from tests.sim.expect import DAY
+
+pytestmark = pytest.mark.chaos
+
+OUTAGE = 60.0  # seconds PostgreSQL is down
+PLAN = SimPlan(DAY, days=1, calls_per_hour=60, speed=900, seed=21)
+
+
+def _config(tmp: Path, url: str | None, port: int = 5038) -> Path:
+    config = yaml.safe_load(LAB_CONFIG.read_text(encoding="utf-8"))
+    config["ami"].update(port=port, username="u", secret_env="SIM_SECRET")
+    config["metrics"] = {"enabled": False}
+    # a small memory queue, so that the outage spills to disk as well
+    config["storage"] = {"url": url, "data_dir": str(tmp / "data"), "capacity_rows": 1000,
+                         "batch_size": 200}  # fmt: skip
+    tmp.mkdir(parents=True, exist_ok=True)
+    path = tmp / "pbxwatch.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True), "utf-8")
+    return path
+
+
+async def _contents(engine: AsyncEngine) -> dict[str, Any]:
+    """What a unit chief's report is made of, keyed by primary key."""
+    async with engine.connect() as conn:
+        calls = {r.call_id: (r.outcome, r.answered_by, r.diverted, r.complete)
+                 for r in await conn.execute(select(models.Call))}  # fmt: skip
+        rings = await conn.scalar(select(func.count()).select_from(models.Ring))
+        incidents = {r.incident_id: (r.kind, r.state)
+                     for r in await conn.execute(select(models.Incident))}  # fmt: skip
+        callbacks = {r.callback_id: (r.deadline, r.resolved_at, r.listened_at)
+                     for r in await conn.execute(select(models.Callback))}  # fmt: skip
+        alerts = set(await conn.scalars(select(models.AlertRow.alert_id)))
+    return {"calls": calls, "rings": rings, "incidents": incidents, "callbacks": callbacks,
+            "alerts": alerts}  # fmt: skip
+
+
+async def _count_calls(url: str) -> int:
+    engine = make_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return int(await conn.scalar(select(func.count()).select_from(models.Call)) or 0)
+    finally:
+        await engine.dispose()
+
+
+def test_postgresql_down_for_a_minute_loses_nothing(lab_settings: Settings,
+                                                    tmp_path: Path) -> None:  # fmt: skip
+    server = pg.PostgresServer()
+    try:
+        asyncio.run(_outage(lab_settings, tmp_path, server))
+    finally:
+        server.remove()
+
+
+async def _outage(settings: Settings, tmp: Path, server: pg.PostgresServer) -> None:
+    engine = make_engine(server.url)
+    await upgrade(engine)
+    await engine.dispose()
+    port = free_port()
+    config = _config(tmp / "run", server.url, port)
+    spill = tmp / "run" / "data"
+    log = tmp / "run.log"
+    sim = SimulatedPbx(settings, PLAN, "u", "s")
+    await sim.start("127.0.0.1", port)
+    figures: dict[str, float] = {}
+    with log.open("wb") as err:
+        proc = subprocess.Popen(pbxwatch("run", "--config", str(config)), stdout=err,
+                                stderr=subprocess.STDOUT,
+                                env={**os.environ, "SIM_SECRET": "s"})  # fmt: skip
+        try:
+            while sim.server.listeners == 0:
+                assert proc.poll() is None, log.read_text()
+                await asyncio.sleep(0.05)
+            playing = asyncio.create_task(sim.run())
+            while await _count_calls(server.url) < 40:
+                await asyncio.sleep(0.2)
+            server.stop()
+            down = time.monotonic()
+            figures["frames_sent_when_stopped"] = sim.sent
+            await asyncio.wait_for(asyncio.shield(playing), OUTAGE)
+            figures["replay_done_after"] = time.monotonic() - down  # all sent, DB still down
+            figures["spill_files"] = len(list(spill.glob("spill-*.jsonl")))
+            await asyncio.sleep(max(0.0, OUTAGE - (time.monotonic() - down)))
+            server.start()
+            up = time.monotonic()
+            expected = len(sim.days[0].calls)
+            while await _count_calls(server.url) < expected and time.monotonic() - up < 60:
+                await asyncio.sleep(0.2)
+            figures["drained_after"] = time.monotonic() - up
+            await asyncio.sleep(3.0)  # the calls' callbacks and incidents, last ticks
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.to_thread(proc.wait, 30)
+            await sim.close()
+    assert proc.returncode == 0, log.read_text()
+    text = log.read_text()
+    assert "spilling to" in text, text[-3000:]
+    assert figures["spill_files"] == 1, figures
+    assert not list(spill.glob("spill-*.jsonl")), "the spill file is read back and removed"
+
+    # the same day replayed into a fresh SQLite database is the reference
+    recording = tmp / "day.ami"
+    day = simulate_day(settings, DAY, calls_per_hour=PLAN.calls_per_hour, seed=PLAN.seed,
+                       open_hour=PLAN.open_hour, close_hour=PLAN.close_hour)  # fmt: skip
+    recording.write_bytes(recording_bytes(day.frames))
+    ref_config = _config(tmp / "ref", None)
+    subprocess.run(pbxwatch("replay", "--config", str(ref_config), str(recording)), check=True,
+                   capture_output=True)  # fmt: skip
+    ref = make_engine(f"sqlite+aiosqlite:///{tmp / 'ref' / 'data' / 'pbxwatch.db'}")
+    want = await _contents(ref)
+    await ref.dispose()
+    store = make_engine(server.url)
+    got = await _contents(store)
+    await store.dispose()
+    print(f"outage {OUTAGE:.0f} s; {figures}; calls {len(got['calls'])}, rings {got['rings']}, "
+          f"incidents {len(got['incidents'])}, callbacks {len(got['callbacks'])}, "
+          f"alerts {len(got['alerts'])}")
+    assert len(got["calls"]) == len(day.calls)
+    for key in ("calls", "rings", "incidents", "callbacks", "alerts"):
+        assert got[key] == want[key], key
