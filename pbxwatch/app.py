@@ -202,6 +202,7 @@ async def run_live(
         ),
     ]
     relay: AlertRelay | None = None
+    relay_task: asyncio.Task[None] | None = None
     if settings.mqtt.enabled:
         tz = ZoneInfo(settings.timezone)
         queues = sorted(settings.directory.queues)
@@ -211,7 +212,7 @@ async def run_live(
             return {name: pipeline.engine.queues.snapshot(name, now, tz) for name in queues}
 
         relay = AlertRelay(settings, store, queue_state)
-        tasks.append(asyncio.create_task(relay.run()))
+        relay_task = asyncio.create_task(relay.run())
     div = settings.diversion
     families = [f for f in (div.astdb_forward_family, div.astdb_dnd_family) if f]
     if families:
@@ -224,17 +225,39 @@ async def run_live(
     except AmiAuthError as exc:
         raise ConfigError(f"ami: {exc} (check ami.username and the secret)") from exc
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await writer.close()
+        await _shut_down(settings, tasks, writer, relay, relay_task)
         await store.dispose()
         if http is not None:
             http.shutdown()
-    log.info("stopping: %d calls still open are not reported", pipeline.engine.tracked_calls)
+    log.info("stopped: %d calls still open are not reported", pipeline.engine.tracked_calls)
     return 0
+
+
+async def _shut_down(
+    settings: Settings,
+    tasks: list[asyncio.Task[None]],
+    writer: StoreWriter,
+    relay: AlertRelay | None,
+    relay_task: asyncio.Task[None] | None,
+) -> None:
+    """After the AMI session ended: stop the clock and pollers, write what
+    is queued (or keep it on disk), then publish what the outbox holds."""
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await writer.close(timeout=settings.storage.shutdown_flush_seconds)
+    if relay is None or relay_task is None:
+        return
+    relay.stop()
+    done, _ = await asyncio.wait([relay_task], timeout=settings.mqtt.shutdown_drain_seconds)
+    if not done:
+        log.warning("MQTT: %d alerts not published yet; they go out at the next start",
+                    relay.backlog)  # fmt: skip
+        relay_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await relay_task
 
 
 def _start_metrics(settings: Settings, pipeline: Pipeline) -> tuple[Metrics | None, Any]:

@@ -111,12 +111,19 @@ class AlertRelay:
         self.connected = False
         self._last_state: dict[str, str] = {}
         self._last_state_at = 0.0
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        """Publish what the outbox holds, say ``offline`` and return from
+        ``run`` (a graceful shutdown; the will covers the other kind)."""
+        self._stopping.set()
 
     async def run(self) -> None:
-        """Connect, publish, reconnect with backoff; until cancelled."""
+        """Connect, publish, reconnect with backoff; until stopped or
+        cancelled."""
         attempt = 0
         will = aiomqtt.Will(self.topics.status, b"offline", qos=1, retain=True)
-        while True:
+        while not self._stopping.is_set():
             try:
                 async with client_for(self.m, self.identifier, will) as client:
                     attempt = 0
@@ -125,6 +132,9 @@ class AlertRelay:
                     await client.publish(self.topics.status, b"online", qos=1, retain=True)
                     self._last_state.clear()  # the broker may have lost retained state
                     await self._serve(client)
+                    await client.publish(self.topics.status, b"offline", qos=1, retain=True)
+                    log.info("MQTT: outbox sent, status offline, disconnecting")
+                    return
             except aiomqtt.MqttError as exc:
                 self.connected = False
                 delay = backoff_delay(
@@ -133,7 +143,8 @@ class AlertRelay:
                 attempt += 1
                 log.warning("MQTT: %s; %d alerts waiting; retrying in %.1f s",
                             exc, self.backlog, delay)  # fmt: skip
-                await asyncio.sleep(delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), delay)
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         while True:
@@ -144,7 +155,10 @@ class AlertRelay:
                 sent = 0
             await self._publish_queues(client)
             if sent < BATCH:
-                await asyncio.sleep(self.poll)
+                if self._stopping.is_set():
+                    return  # the outbox is empty (or unreadable): done
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self.poll)
 
     async def _publish_outbox(self, client: aiomqtt.Client) -> int:
         t = models.AlertRow

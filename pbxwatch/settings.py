@@ -143,6 +143,12 @@ class MqttSettings(_Model):
     queue_state_seconds: float = Field(
         5.0, gt=0, description="how often retained queue state is refreshed (on change)"
     )
+    shutdown_drain_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="at shutdown, how long to go on publishing the outbox "
+        "(what is left is published at the next start)",
+    )
 
     def password(self) -> str | None:
         return read_secret("mqtt.password", self.password_env, self.password_file)
@@ -188,6 +194,12 @@ class StorageSettings(_Model):
     )
     purge_every_hours: float = Field(
         24.0, gt=0, description="how often `run` erases personal data past retention"
+    )
+    shutdown_flush_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="at shutdown, how long to wait for the database before the "
+        "rows still queued go to the spill file (written first at the next start)",
     )
 
     def resolved_url(self) -> str:

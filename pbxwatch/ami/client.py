@@ -130,6 +130,7 @@ class AmiSource:
         self.loss_reason = ""  # why the last session ended, for the gap record
         self._stop = asyncio.Event()
         self._manager: _Manager | None = None
+        self._logoff_task: asyncio.Task[None] | None = None
 
     # -------------------------------------------------------------- public
 
@@ -167,9 +168,22 @@ class AmiSource:
         return self._stop.is_set()
 
     def stop(self) -> None:
+        """End the session politely (``Logoff``, so Asterisk logs a clean
+        logout rather than a dropped connection) and return from ``run``."""
         self._stop.set()
         manager = self._manager
-        if manager is not None and manager.protocol is not None:
+        if manager is None or manager.protocol is None:
+            return
+        if self.connected:
+            self._logoff_task = asyncio.get_running_loop().create_task(self._logoff(manager))
+        else:
+            manager.protocol.transport.close()
+
+    async def _logoff(self, manager: _Manager) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(manager.send_action({"Action": "Logoff"}), 2.0)
+            log.info("AMI logged off")
+        if manager.protocol is not None:
             manager.protocol.transport.close()
 
     async def send_action(self, action: dict[str, str], timeout: float = 10.0) -> Any:

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -108,14 +109,26 @@ class StoreWriter:
     # ------------------------------------------------------------ writer side
 
     def start(self) -> None:
+        self._adopt_spill_file()
         self._task = asyncio.create_task(self._run(), name="store-writer")
 
-    async def close(self) -> None:
-        """Write everything still queued, then stop."""
+    async def close(self, timeout: float | None = None) -> None:
+        """Write everything still queued, then stop.  If the database does
+        not take it all within ``timeout``, what is left goes to the spill
+        file, in order, and the next start writes it first."""
         self._closing = True
         self._wake.set()
-        if self._task is not None:
+        if self._task is None:
+            return
+        done, _ = await asyncio.wait([self._task], timeout=timeout)
+        if done:
+            return
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
             await self._task
+        kept = self._persist_backlog()
+        log.error("database still unavailable at shutdown: %d rows kept in %s for the next "
+                  "start", kept, self.spill_path)  # fmt: skip
 
     async def flush(self) -> None:
         while self.backlog:
@@ -176,6 +189,52 @@ class StoreWriter:
         self._spill_pending += len(self._overflow)
         self.stats.spilled_rows += len(self._overflow)
         self._overflow.clear()
+
+    def _adopt_spill_file(self) -> None:
+        """Rows a previous run left on disk are older than anything this
+        run submits: they are written first."""
+        path = self.spill_path
+        if path is None or not path.exists() or self._spilling:
+            return
+        with path.open("rb") as f:
+            pending = sum(1 for _ in f)
+        if not pending:
+            path.unlink()
+            return
+        self._spilling, self._spill_offset, self._spill_pending = True, 0, pending
+        self._overflow[:0] = list(self._rows)  # submitted before start: after the file
+        self._rows.clear()
+        log.warning("%d rows left by the last run in %s: writing them first", pending, path)
+
+    def _persist_backlog(self) -> int:
+        """Everything not yet written, oldest first, into the spill file
+        (atomically replaced)."""
+        path = self.spill_path
+        if path is None:
+            log.error("no spill file configured: %d rows are lost", self.backlog)
+            return 0
+        tmp = path.with_suffix(".tmp")
+        kept = 0
+        with tmp.open("wb") as out:
+            for row in self._rows:
+                out.write((json.dumps(row, ensure_ascii=False) + "\n").encode())
+                kept += 1
+            if self._spilling and path.exists():
+                with path.open("rb") as f:
+                    f.seek(self._spill_offset)
+                    for line in f:
+                        out.write(line)
+                        kept += 1
+            for row in self._overflow:
+                out.write((json.dumps(row, ensure_ascii=False) + "\n").encode())
+                kept += 1
+            out.flush()
+            os.fsync(out.fileno())
+        tmp.replace(path)
+        self._rows.clear()
+        self._overflow.clear()
+        self._spilling, self._spill_offset, self._spill_pending = False, 0, 0
+        return kept
 
     def _unspill(self) -> None:
         """Read the next chunk of the spill file back into memory, in order."""

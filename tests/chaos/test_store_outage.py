@@ -141,9 +141,11 @@ async def _outage(settings: Settings, tmp: Path, server: pg.PostgresServer) -> N
     store = make_engine(server.url)
     got = await _contents(store)
     await store.dispose()
-    print(f"outage {OUTAGE:.0f} s; {figures}; calls {len(got['calls'])}, rings {got['rings']}, "
-          f"incidents {len(got['incidents'])}, callbacks {len(got['callbacks'])}, "
-          f"alerts {len(got['alerts'])}")
+    print(
+        f"outage {OUTAGE:.0f} s; {figures}; calls {len(got['calls'])}, rings {got['rings']}, "
+        f"incidents {len(got['incidents'])}, callbacks {len(got['callbacks'])}, "
+        f"alerts {len(got['alerts'])}"
+    )
     assert len(got["calls"]) == len(day.calls)
     for key in ("calls", "rings", "incidents", "callbacks", "alerts"):
         assert got[key] == want[key], key

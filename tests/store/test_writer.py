@@ -3,6 +3,7 @@ kept while the database refuses them, and spill to a file past capacity."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from sqlalchemy import text
@@ -41,3 +42,32 @@ async def test_rows_survive_a_refusing_database_and_spill_in_order(tmp_path: Pat
         )
     await engine.dispose()
     assert starts == [1000.0 + i for i in range(20)]  # written in the order submitted
+
+
+async def test_shutdown_with_the_database_down_keeps_every_row_for_the_next_start(
+    tmp_path: Path,
+) -> None:
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}")  # refuses: no tables
+    spill = tmp_path / "spill.jsonl"
+    writer = StoreWriter(engine, capacity=5, max_batch=4, max_delay=0.01, spill_path=spill)
+    writer.start()
+    for i in range(12):
+        writer.submit(_interval(i))
+    await asyncio.sleep(0.1)  # one refused batch: the overflow is on disk already
+    for i in range(12, 20):
+        writer.submit(_interval(i))
+    await writer.close(timeout=0.3)
+    assert len(spill.read_text(encoding="utf-8").splitlines()) == 20
+
+    await upgrade(engine)
+    after = StoreWriter(engine, capacity=5, max_batch=4, max_delay=0.01, spill_path=spill)
+    after.submit(_interval(20))  # the new run's first row comes after the old ones
+    after.start()
+    await after.close(timeout=10)
+    assert not spill.exists()
+    async with engine.connect() as conn:
+        starts = list(
+            await conn.scalars(text("SELECT start FROM diversion_intervals ORDER BY rowid"))
+        )
+    await engine.dispose()
+    assert starts == [1000.0 + i for i in range(21)]
