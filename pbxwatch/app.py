@@ -110,6 +110,23 @@ class LogSink:
         )
 
 
+class FirstSeen:
+    """Logs each kind of a counter once, when it first goes above zero, so
+    a stream full of one odd thing is one line in the log, not millions; the
+    metric keeps the count."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.seen: set[str] = set()
+
+    def check(self, counts: Mapping[str, int]) -> None:
+        for kind, n in counts.items():
+            if n and kind not in self.seen:
+                self.seen.add(kind)
+                log.warning("%s: %s (%d so far; logged once, counted in pbxwatch_bad_input)",
+                            self.what, kind, n)  # fmt: skip
+
+
 async def purge_forever(store: AsyncEngine, settings: Settings) -> None:
     """Erase personal data past retention at start and then every
     ``storage.purge_every_hours`` (wall clock: retention is a legal period,
@@ -181,6 +198,8 @@ async def run_live(
         clock.saw(snap.pbx_time)  # the PBX's own clock, as its Ping answer said
         pipeline.reconcile(snap, clock.now(), source_name)
 
+    bad_input = FirstSeen("bad AMI input")
+
     async def ticker() -> None:
         while True:
             pbx_now = clock.now()
@@ -190,6 +209,8 @@ async def run_live(
             if metrics is not None:
                 _observe(health, source, writer, relay)
                 metrics.refresh(pipeline.engine, now, health)
+            bad_input.check({**pipeline.engine.bad_input,
+                             "oversized_frame": source.oversized_frames})  # fmt: skip
             for observer in observers:
                 observer(pipeline, now)
             await asyncio.sleep(1.0)
@@ -278,6 +299,7 @@ def _observe(
     health: Health, source: AmiSource, writer: StoreWriter, relay: AlertRelay | None
 ) -> None:
     health.ami_reconnects = source.reconnects
+    health.oversized_frames = source.oversized_frames
     if relay is not None:
         health.outbox_backlog = relay.backlog
         health.outbox_published = relay.published

@@ -30,7 +30,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from pbxwatch.core.callbacks import CallbackChange, CallbackEvent
-from pbxwatch.core.engine import KNOWN_EVENTS, Engine, Record
+from pbxwatch.core.engine import BAD_INPUT_KINDS, KNOWN_EVENTS, Engine, Record
 from pbxwatch.core.figures import is_offered, not_reached_person
 from pbxwatch.core.gaps import AmiGap
 from pbxwatch.core.incidents import Incident
@@ -64,6 +64,7 @@ class Health:
     store: WriterStats = field(default_factory=WriterStats)
     outbox_backlog: int = 0
     outbox_published: int = 0
+    oversized_frames: int = 0
 
 
 class _StateCollector(Collector):
@@ -312,10 +313,17 @@ class Metrics:
         for name in sorted(KNOWN_EVENTS | {"other"}):
             events.add_metric([name], engine.events_by_name.get(name, 0))
         errors = sum(n for k, n in engine.stats.items() if k.startswith("handler_error:"))
+        bad = CounterMetricFamily("pbxwatch_bad_input", "AMI input skipped or distrusted, by "
+                                  "kind (each kind is logged once when first seen).",
+                                  labels=["kind"])  # fmt: skip
+        counts = {**engine.bad_input, "oversized_frame": h.oversized_frames}
+        for kind in BAD_INPUT_KINDS:
+            bad.add_metric([kind], counts.get(kind, 0))
         return [
             gauge("pbxwatch_ami_up", "1 while logged in to the AMI.", 1 if h.ami_up else 0),
             counter("pbxwatch_ami_reconnects", "AMI reconnections.", h.ami_reconnects),
             events,
+            bad,
             counter(
                 "pbxwatch_event_errors", "Events a handler failed on (skipped, logged).", errors
             ),

@@ -63,12 +63,14 @@ class _Protocol(AMIProtocol):  # type: ignore[misc]
 
     def data_received(self, data: bytes) -> None:
         factory = self.factory
-        if factory is not None:
-            factory.bytes_received += len(data)
+        oversized = self.decoder.oversized_frames
         for fields in self.decoder.feed(data):
             if self.decoder.banner and not getattr(self, "version", None):
                 self.version = self.decoder.banner.partition("/")[2].strip()
             self._route(fields)
+        if factory is not None:
+            factory.bytes_received += len(data)
+            factory.oversized_frames += self.decoder.oversized_frames - oversized
 
     def _route(self, fields: dict[str, str]) -> None:
         action_id = fields.get("ActionID")
@@ -87,6 +89,7 @@ class _Manager(Manager):  # type: ignore[misc]
     def __init__(self, **config: Any) -> None:
         super().__init__(**config)
         self.bytes_received = 0
+        self.oversized_frames = 0
         self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def ping(self) -> None:
@@ -128,6 +131,7 @@ class AmiSource:
         self.last_frame_monotonic: float | None = None
         self.ping_failures = 0
         self.loss_reason = ""  # why the last session ended, for the gap record
+        self._oversized_before = 0  # oversized frames of sessions that ended
         self._stop = asyncio.Event()
         self._manager: _Manager | None = None
         self._logoff_task: asyncio.Task[None] | None = None
@@ -162,6 +166,12 @@ class AmiSource:
             self.reconnects += 1
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), delay)
+
+    @property
+    def oversized_frames(self) -> int:
+        """Frames dropped for exceeding the size limit, over all sessions."""
+        manager = self._manager
+        return self._oversized_before + (manager.oversized_frames if manager else 0)
 
     @property
     def stopping(self) -> bool:
@@ -266,6 +276,7 @@ class AmiSource:
         finally:
             self._set_connected(False)
             manager.close()
+            self._oversized_before += manager.oversized_frames
             self._manager = None
 
     async def _watchdog(self, manager: _Manager) -> None:

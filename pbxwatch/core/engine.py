@@ -55,6 +55,20 @@ KNOWN_EVENTS = frozenset(
 
 MAX_TIME_JUMP = 86_400.0
 
+#: Kinds of bad or odd input, each counted (``bad_input``) and logged once.
+BAD_INPUT_KINDS = (
+    "oversized_frame",  # counted by the AMI source's decoder
+    "unknown_event",
+    "handler_error",
+    "event_without_ids",
+    "event_for_unknown_channel",
+    "late_event",
+    "duplicate_hangup",
+    "duplicate_dial_begin",
+    "event_time_went_back",
+    "event_time_implausible",
+)
+
 Record = CallRecord | Incident | CallbackEvent | CallbackChange | DiversionInterval | Alert | AmiGap
 _STATE_EVENTS = frozenset(
     {
@@ -101,7 +115,8 @@ class Engine:
         """Apply one event; return what it (or the time it carried) made final."""
         self._advance(ev.time)
         self.stats["events"] += 1
-        self.events_by_name[ev.name if ev.name in KNOWN_EVENTS else "other"] += 1
+        known = ev.name in KNOWN_EVENTS
+        self.events_by_name[ev.name if known else "other"] += 1
         out: list[Record] = []
         try:
             if ev.action_id is not None:
@@ -111,7 +126,7 @@ class Engine:
                 self.stats["action_response_events"] += 1
                 if ev.name in _STATE_EVENTS:
                     self._apply_state(ev, out)
-            else:
+            elif known:  # an event we do not understand must not make up a call
                 self._apply_state(ev, out)
                 self.calls.handle(ev, self.now)
                 if ev.name == "MessageWaiting" and ev.get("Mailbox"):
@@ -200,6 +215,19 @@ class Engine:
             + [d.to_json(tz) for d in self.presence.open_intervals()]
             + [self.queues.snapshot(name, at, tz) for name in sorted(self.queues.queues)]
         )
+
+    @property
+    def bad_input(self) -> dict[str, int]:
+        """Input the engine skipped or distrusted, by kind (the decoder's
+        ``oversized_frame`` is the adapter's to add)."""
+        stats, calls = self.stats, self.calls.stats
+        return {
+            "unknown_event": self.events_by_name["other"],
+            "handler_error": sum(n for k, n in stats.items() if k.startswith("handler_error")),
+            **{k: calls[k] for k in ("event_without_ids", "event_for_unknown_channel",
+                                     "late_event", "duplicate_hangup", "duplicate_dial_begin")},
+            **{k: stats[k] for k in ("event_time_went_back", "event_time_implausible")},
+        }  # fmt: skip
 
     @property
     def tracked_calls(self) -> int:

@@ -54,6 +54,7 @@ FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
     "pbxwatch_ami_gaps": ("counter", ()),
     "pbxwatch_ami_gap_seconds": ("counter", ()),
     "pbxwatch_ami_events": ("counter", ("event",)),
+    "pbxwatch_bad_input": ("counter", ("kind",)),
     "pbxwatch_event_errors": ("counter", ()),
     "pbxwatch_last_event_timestamp_seconds": ("gauge", ()),
     "pbxwatch_event_lag_seconds": ("gauge", ()),

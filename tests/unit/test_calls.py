@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from pbxwatch.core.calls import CallRules
 from pbxwatch.core.engine import Engine
 from pbxwatch.core.records import CallRecord, rings_for
@@ -156,3 +158,22 @@ def test_unknown_and_garbage_events_are_counted_not_fatal(lab_settings: Settings
     assert engine.tracked_calls == 1  # the DialBegin introduced a channel we never saw created
     assert len([r for r in engine.tick(10**6) if isinstance(r, CallRecord)]) == 1
     assert engine.tracked_calls == 0
+
+
+def test_bad_input_is_counted_by_kind_and_logged_once(
+    lab_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    from pbxwatch.app import FirstSeen
+
+    engine = _engine(lab_settings)
+    first_seen = FirstSeen("bad AMI input")
+    for t in range(1, 4):  # three of each
+        engine.process(ev("SomethingNew", float(t), Uniqueid="u9", Linkedid="u9"))
+        engine.process(ev("Hangup", float(t), Channel="IAX2/x-1", Uniqueid="zz", Linkedid="zz"))
+        first_seen.check(engine.bad_input)
+    bad = engine.bad_input
+    assert bad["unknown_event"] == 3
+    assert bad["event_for_unknown_channel"] == 3
+    assert engine.tracked_calls == 0  # an unknown event makes up no call
+    lines = [r.getMessage() for r in caplog.records if "bad AMI input" in r.getMessage()]
+    assert len(lines) == 2, lines
