@@ -208,7 +208,7 @@ def _replay(args: argparse.Namespace) -> int:
     from pbxwatch.replay import replay_file
 
     settings = load_settings(args.config)
-    pipeline = Pipeline(build_engine(settings))
+    pipeline = Pipeline(build_engine(settings, keep_everything=True))
     tz = ZoneInfo(settings.timezone)
     now = _parse_now(args.now, tz)
     summary = _Summary()

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from pbxwatch.core.alerts import Alert
 from pbxwatch.core.calendar import WorkCalendar
-from pbxwatch.core.callbacks import CallbackChange
+from pbxwatch.core.callbacks import CallbackChange, CallbackMemory
 from pbxwatch.core.calls import CallRules
 from pbxwatch.core.engine import Engine, Record
 from pbxwatch.core.events import AmiEvent
@@ -31,14 +31,21 @@ def rules_from(settings: Settings) -> CallRules:
     )
 
 
-def build_engine(settings: Settings) -> Engine:
+def build_engine(settings: Settings, *, keep_everything: bool = False) -> Engine:
+    """The core as configured.  ``keep_everything`` (a replay, whose closing
+    snapshot lists every callback) turns off forgetting finished callbacks."""
     calendar = WorkCalendar(ZoneInfo(settings.timezone), frozenset(settings.calendar.closed_days))
+    det = settings.detection
+    memory = None if keep_everything else CallbackMemory(
+        det.forget_closed_callbacks_days * 86400.0, det.forget_open_callbacks_days * 86400.0
+    )  # fmt: skip
     return Engine(
         settings.directory_model(),
         rules_from(settings),
         calendar,
-        settings.detection.unforwarded_absence_minutes * 60.0,
-        settings.detection.missing_forward_digest_minutes * 60.0,
+        det.unforwarded_absence_minutes * 60.0,
+        det.missing_forward_digest_minutes * 60.0,
+        memory,
     )
 
 

@@ -122,6 +122,18 @@ class DetectionSettings(_Model):
     missing_forward_digest_minutes: float = Field(
         30.0, gt=0, description="a unit hears of the first missed call at once, the rest per window"
     )
+    forget_closed_callbacks_days: float = Field(
+        7.0,
+        gt=0,
+        description="`run` keeps a callback made in memory until heard, at most this "
+        "long (it stays in the store)",
+    )
+    forget_open_callbacks_days: float = Field(
+        30.0,
+        gt=0,
+        description="`run` keeps a callback never made in memory this long past its "
+        "deadline; a callback after that is not matched (it stays overdue in the store)",
+    )
 
 
 class MqttSettings(_Model):

@@ -106,13 +106,44 @@ class _Mailbox:
     unheard: list[str] = field(default_factory=list)  # callback ids, oldest first
 
 
+#: messages pbxwatch may believe new beyond a mailbox's own count: a call's
+#: record can come before or after its MWI event, so the list may run ahead
+#: of the count by a few; far more means messages went unseen (Asterisk's
+#: ``maxmsg`` is 100 by default) and the oldest are dropped
+UNHEARD_SLACK = 100
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackMemory:
+    """How long finished obligations stay in memory (``None``: for ever, as
+    a replay needs for its closing snapshot).  What leaves memory stays in
+    the store; it can no longer change."""
+
+    #: a callback made (or exempt, or without a number): kept until heard,
+    #: at most this long after it was made
+    closed_seconds: float | None = None
+    #: a callback never made: kept this long past its deadline (a call back
+    #: that late still counts, as late)
+    open_seconds: float | None = None
+
+
 class CallbackBook:
-    def __init__(self, directory: Directory, calendar: WorkCalendar) -> None:
+    def __init__(
+        self,
+        directory: Directory,
+        calendar: WorkCalendar,
+        memory: CallbackMemory | None = None,
+    ) -> None:
         self.directory = directory
         self.calendar = calendar
+        self.memory = memory or CallbackMemory()
         self.callbacks: dict[str, Callback] = {}
+        self.forgotten = 0
         self._mailboxes: dict[str, _Mailbox] = {}
         self._changed: dict[str, None] = {}  # ids, in order of change
+        #: open callbacks by the number a callback must dial, oldest first
+        self._by_number: dict[str, dict[str, None]] = {}
+        self._last_prune = 0.0
 
     def drain_changes(self) -> list[CallbackChange]:
         """Callbacks created or changed since the last call."""
@@ -123,6 +154,23 @@ class CallbackBook:
     def _put(self, cb: Callback) -> None:
         self.callbacks[cb.callback_id] = cb
         self._changed[cb.callback_id] = None
+        self._index(cb)
+
+    def _index(self, cb: Callback) -> None:
+        if cb.number is None:
+            return
+        ids = self._by_number.setdefault(cb.number, {})
+        if cb.resolved_at is None:
+            ids[cb.callback_id] = None
+        else:
+            self._unindex(cb)
+
+    def _unindex(self, cb: Callback) -> None:
+        ids = self._by_number.get(cb.number or "")
+        if ids is not None:
+            ids.pop(cb.callback_id, None)
+            if not ids:
+                del self._by_number[cb.number or ""]
 
     # -------------------------------------------------------------- inputs
 
@@ -140,6 +188,8 @@ class CallbackBook:
                 if cb is not None and cb.listened_at is None:
                     self._put(replace(cb, listened_at=now))
             del box.unheard[: box.new - new]
+        if len(box.unheard) > new + UNHEARD_SLACK:  # heard or deleted unseen, long ago
+            del box.unheard[: len(box.unheard) - new - UNHEARD_SLACK]
         box.new = new
 
     def reconcile_mailbox(self, mailbox: str, new: int, now: float) -> int:
@@ -183,10 +233,13 @@ class CallbackBook:
     def restore(self, cb: Callback) -> None:
         """Put back an obligation loaded from the store after a restart."""
         self.callbacks[cb.callback_id] = cb
+        self._index(cb)
         if cb.listened_at is None:
             self._mailboxes.setdefault(cb.mailbox, _Mailbox()).unheard.append(cb.callback_id)
 
     def tick(self, now: float) -> list[CallbackEvent]:
+        if now - self._last_prune >= 3600.0:
+            self._prune(now)
         out: list[CallbackEvent] = []
         for _cb_id, current in list(self.callbacks.items()):
             if current.state(now) not in ("pending", "overdue"):
@@ -205,6 +258,25 @@ class CallbackBook:
         return out
 
     # ----------------------------------------------------------- internals
+
+    def _prune(self, now: float) -> None:
+        """Forget what can no longer change (see :class:`CallbackMemory`)."""
+        self._last_prune = now
+        closed_keep, open_keep = self.memory.closed_seconds, self.memory.open_seconds
+        if closed_keep is None and open_keep is None:
+            return
+        gone = []
+        for cb_id, cb in self.callbacks.items():
+            closed = cb.number is None or cb.exempt_reason is not None or cb.resolved_at is not None
+            if closed and closed_keep is not None:
+                since = cb.resolved_at or cb.left_at
+                if now - since > closed_keep or (cb.listened_at is not None and now - since > 3600):
+                    gone.append(cb_id)
+            elif not closed and open_keep is not None and now - cb.deadline > open_keep:
+                gone.append(cb_id)
+        for cb_id in gone:
+            self._unindex(self.callbacks.pop(cb_id))
+        self.forgotten += len(gone)
 
     def _exemption(self, presence: Presence | None) -> str | None:
         """Exempt when the owner was extended-away (``xa`` by default) for a
@@ -228,8 +300,9 @@ class CallbackBook:
             return
         caller_ext = rec.caller
         caller_unit = d.people[caller_ext].unit if caller_ext in d.people else None
-        for _cb_id, cb in self.callbacks.items():
-            if cb.number != number or cb.resolved_at is not None or rec.started_at < cb.left_at:
+        for cb_id in list(self._by_number.get(number, ())):
+            cb = self.callbacks[cb_id]
+            if cb.resolved_at is not None or rec.started_at < cb.left_at:
                 continue
             policy = d.unit(cb.unit).callback_policy
             if policy.counts == "answered" and rec.outcome != "answered":

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from pbxwatch.core.absence import AbsenceWatch
 from pbxwatch.core.alerts import Alert, AlertMaker
 from pbxwatch.core.calendar import WorkCalendar
-from pbxwatch.core.callbacks import CallbackBook, CallbackChange, CallbackEvent
+from pbxwatch.core.callbacks import CallbackBook, CallbackChange, CallbackEvent, CallbackMemory
 from pbxwatch.core.calls import CallRules, CallTracker
 from pbxwatch.core.directory import Directory, mailbox_key
 from pbxwatch.core.diversion import DiversionBook, DiversionInterval
@@ -92,14 +92,16 @@ class Engine:
         calendar: WorkCalendar | None = None,
         unforwarded_absence_seconds: float = 900.0,
         alert_digest_seconds: float = 1800.0,
+        callback_memory: CallbackMemory | None = None,
     ) -> None:
         self.directory = directory
         self.rules = rules or CallRules()
         self.calendar = calendar or WorkCalendar(ZoneInfo("Europe/Stockholm"))
         self.presence = DiversionBook(directory)
         self.calls = CallTracker(directory, self.rules, self.presence)
-        self.callbacks = CallbackBook(directory, self.calendar)
-        self.queues = QueueBook(directory, self.calendar, self.rules.short_abandon)
+        self.callbacks = CallbackBook(directory, self.calendar, callback_memory)
+        self.queues = QueueBook(directory, self.calendar, self.rules.short_abandon,
+                                max_wait=self.rules.max_duration)  # fmt: skip
         self.absence = AbsenceWatch(
             directory, self.calendar, self.presence, unforwarded_absence_seconds
         )

@@ -67,11 +67,16 @@ class QueueState:
 
 class QueueBook:
     def __init__(
-        self, directory: Directory, calendar: WorkCalendar, short_abandon: float = 5.0
+        self,
+        directory: Directory,
+        calendar: WorkCalendar,
+        short_abandon: float = 5.0,
+        max_wait: float = 12 * 3600.0,
     ) -> None:
         self.directory = directory
         self.calendar = calendar
         self.short_abandon = short_abandon
+        self.max_wait = max_wait  # a caller "waiting" longer left unseen (a lost event)
         self.queues: dict[str, QueueState] = {name: QueueState(name) for name in directory.queues}
 
     def _q(self, name: str) -> QueueState:
@@ -156,6 +161,8 @@ class QueueBook:
     def tick(self, now: float) -> list[Incident]:
         out: list[Incident] = []
         for q in self.queues.values():
+            if q.waiting and now - min(q.waiting.values()) > self.max_wait:
+                q.waiting = {u: t for u, t in q.waiting.items() if now - t <= self.max_wait}
             out.extend(self._evaluate(q, now))
         return out
 
