@@ -34,6 +34,7 @@ from pbxwatch.core.numbers import mask
 from pbxwatch.metrics import Health, Metrics, serve
 from pbxwatch.mqtt import AlertRelay
 from pbxwatch.pipeline import JsonLinesSink, Pipeline, build_engine
+from pbxwatch.privacy import MaskNumbers
 from pbxwatch.resync import resync_forever
 from pbxwatch.settings import ConfigError, Settings
 from pbxwatch.store.retention import purge
@@ -152,6 +153,11 @@ async def run_live(
     sinks: Sequence[Callable[[Record], None]] = (),
 ) -> int:
     secret = settings.ami.secret()
+    if not settings.privacy.mask_numbers_in_logs:
+        log.warning("privacy.mask_numbers_in_logs is off: caller numbers appear in the log")
+        for handler in logging.getLogger().handlers:
+            for f in [f for f in handler.filters if isinstance(f, MaskNumbers)]:
+                handler.removeFilter(f)
     pipeline = Pipeline(build_engine(settings))
     store = await open_store(settings)
     source_name = f"ami:{settings.ami.host}:{settings.ami.port}"
@@ -266,8 +272,12 @@ async def _shut_down(
     for task in tasks:
         task.cancel()
     for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
+        try:
             await task
+        except asyncio.CancelledError:
+            pass
+        except Exception:  # noqa: BLE001 - report it, but shut down cleanly all the same
+            log.exception("task %s had failed", task.get_name())
     await writer.close(timeout=settings.storage.shutdown_flush_seconds)
     if relay is None or relay_task is None:
         return

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from pbxwatch import __version__
 from pbxwatch.core.engine import Record
 from pbxwatch.core.records import CallRecord
+from pbxwatch.privacy import MaskNumbers
 from pbxwatch.settings import ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -166,6 +167,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    for handler in logging.getLogger().handlers:  # privacy.mask_numbers_in_logs may lift it
+        handler.addFilter(MaskNumbers())
     try:
         if args.command == "check-config":
             return _check_config(args.config)

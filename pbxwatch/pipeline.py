@@ -15,6 +15,7 @@ from pbxwatch.core.calls import CallRules
 from pbxwatch.core.engine import Engine, Record
 from pbxwatch.core.events import AmiEvent
 from pbxwatch.core.gaps import PbxSnapshot
+from pbxwatch.privacy import pseudonym_of
 from pbxwatch.settings import Settings
 
 RecordSink = Callable[[Record], None]
@@ -46,6 +47,7 @@ def build_engine(settings: Settings, *, keep_everything: bool = False) -> Engine
         det.unforwarded_absence_minutes * 60.0,
         det.missing_forward_digest_minutes * 60.0,
         memory,
+        pseudonym_of(settings),
     )
 
 

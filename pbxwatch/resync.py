@@ -62,7 +62,7 @@ async def read_state(source: AmiSource, feed: Feed, mailboxes: Sequence[str]) ->
     counts: dict[str, int] = {}
     for box in mailboxes:
         reply = await source.send_action({"Action": "MailboxCount", "Mailbox": box})
-        new = parse_int(reply.get("NewMessages"))
+        new = parse_int(str(reply.get("NewMessages", "")))
         if reply.get("Response") == "Success" and new is not None:
             counts[box] = new
     items["MailboxCount"] = len(counts)
@@ -92,6 +92,9 @@ async def resync_forever(
             snap = await read_state(source, feed, mailboxes)
         except (ConnectionError, TimeoutError) as exc:
             log.info("state read interrupted: %s", exc or type(exc).__name__)
+            continue
+        except Exception:  # noqa: BLE001 - an odd answer must not end state reading for good
+            log.exception("state read failed; trying again at the next login")
             continue
         log.info("state read after connect: %s",
                  ", ".join(f"{k} {v}" for k, v in snap.items.items()))  # fmt: skip

@@ -359,6 +359,35 @@ def _claim(seen: dict[str, str], did: str, owner: str) -> None:
     seen[did] = owner
 
 
+class PrivacySettings(_Model):
+    """Caller numbers are personal data held by a public authority."""
+
+    mask_numbers_in_logs: bool = Field(
+        True, description="mask anything that looks like a phone number in every log line"
+    )
+    pseudonymise_numbers: bool = Field(
+        False,
+        description="store caller and dialled numbers as keyed HMACs, not in clear; "
+        "equal numbers stay equal, so callbacks still match",
+    )
+    pseudonym_key_env: str = "PBXWATCH_PSEUDONYM_KEY"
+    pseudonym_key_file: Path | None = None
+
+    def pseudonym_key(self) -> bytes | None:
+        """The HMAC key when pseudonymisation is on (a missing key is an
+        error: numbers must not silently be stored in clear)."""
+        if not self.pseudonymise_numbers:
+            return None
+        key = read_secret("privacy.pseudonym_key", self.pseudonym_key_env,
+                          self.pseudonym_key_file)  # fmt: skip
+        if not key or len(key) < 16:
+            raise ConfigError(
+                f"privacy.pseudonymise_numbers: set a key of at least 16 characters in "
+                f"{self.pseudonym_key_env} or privacy.pseudonym_key_file"
+            )
+        return key.encode()
+
+
 class Settings(BaseSettings):
     """The whole configuration file."""
 
@@ -378,6 +407,7 @@ class Settings(BaseSettings):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     directory: DirectorySettings
 
     @field_validator("timezone")

@@ -128,7 +128,7 @@ class AlertMaker:
         return person.name if person else f"anknytning {ext}"
 
     def _caller(self, number: str | None, unit: str | None) -> str | None:
-        if number is None:
+        if number is None or number.startswith("h:"):  # none, or stored pseudonymised
             return None
         shown = self.directory.units.get(unit or "")
         return number if shown is not None and shown.show_caller_numbers else mask(number)

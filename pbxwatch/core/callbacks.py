@@ -10,6 +10,7 @@ new-message count falls.  Reminders are emitted once each from ``tick``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -133,10 +134,14 @@ class CallbackBook:
         directory: Directory,
         calendar: WorkCalendar,
         memory: CallbackMemory | None = None,
+        pseudonym: Callable[[str], str] | None = None,
     ) -> None:
         self.directory = directory
         self.calendar = calendar
         self.memory = memory or CallbackMemory()
+        #: callbacks restored from a store that keeps numbers pseudonymised
+        #: carry the pseudonym: a call to the number matches it too
+        self.pseudonym = pseudonym
         self.callbacks: dict[str, Callback] = {}
         self.forgotten = 0
         self._mailboxes: dict[str, _Mailbox] = {}
@@ -300,7 +305,10 @@ class CallbackBook:
             return
         caller_ext = rec.caller
         caller_unit = d.people[caller_ext].unit if caller_ext in d.people else None
-        for cb_id in list(self._by_number.get(number, ())):
+        ids = list(self._by_number.get(number, ()))
+        if self.pseudonym is not None:
+            ids += self._by_number.get(self.pseudonym(number), ())
+        for cb_id in ids:
             cb = self.callbacks[cb_id]
             if cb.resolved_at is not None or rec.started_at < cb.left_at:
                 continue

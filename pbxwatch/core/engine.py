@@ -12,6 +12,7 @@ event dropped, so one odd frame cannot take the other calls down with it.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -93,13 +94,14 @@ class Engine:
         unforwarded_absence_seconds: float = 900.0,
         alert_digest_seconds: float = 1800.0,
         callback_memory: CallbackMemory | None = None,
+        pseudonym: Callable[[str], str] | None = None,
     ) -> None:
         self.directory = directory
         self.rules = rules or CallRules()
         self.calendar = calendar or WorkCalendar(ZoneInfo("Europe/Stockholm"))
         self.presence = DiversionBook(directory)
         self.calls = CallTracker(directory, self.rules, self.presence)
-        self.callbacks = CallbackBook(directory, self.calendar, callback_memory)
+        self.callbacks = CallbackBook(directory, self.calendar, callback_memory, pseudonym)
         self.queues = QueueBook(directory, self.calendar, self.rules.short_abandon,
                                 max_wait=self.rules.max_duration)  # fmt: skip
         self.absence = AbsenceWatch(

@@ -165,7 +165,7 @@ class AlertRow(Base):
 #: Columns holding personal data, per table: the retention purge erases them
 #: and an upsert never writes them back into a purged row.
 PERSONAL: dict[str, tuple[str, ...]] = {
-    "calls": ("caller", "caller_e164"),
+    "calls": ("caller", "caller_e164", "dialled"),  # and target/answered_by if external
     "callbacks": ("caller", "number"),
     "diversion_intervals": ("message",),
 }

@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, null, or_, true, update
+from sqlalchemy import ColumnElement, and_, case, delete, null, or_, true, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pbxwatch.settings import Settings
@@ -65,6 +65,22 @@ def cutoffs(settings: Settings, now: float) -> dict[str | None, float]:
     return out
 
 
+async def _delete_sent_alerts(
+    engine: AsyncEngine, limits: dict[str | None, float], known: list[str]
+) -> dict[str | None, int]:
+    """Published alerts past retention go whole: their text may name a
+    caller (where a unit shows numbers) and nothing is counted from them."""
+    table = models.Base.metadata.tables["alerts"]
+    per_unit: dict[str | None, int] = {}
+    async with engine.begin() as conn:
+        for unit, cutoff in limits.items():
+            stmt = delete(table).where(and_(_scope(table, unit, known),
+                                            table.c.created_at < cutoff,
+                                            table.c.sent_at.is_not(None)))  # fmt: skip
+            per_unit[unit] = int((await conn.execute(stmt)).rowcount or 0)
+    return per_unit
+
+
 def _scope(table: Any, unit: str | None, known: list[str]) -> ColumnElement[bool]:
     if unit is not None:
         return table.c.unit == unit  # type: ignore[no-any-return]
@@ -84,6 +100,10 @@ async def purge(engine: AsyncEngine, settings: Settings, now: float) -> PurgeRep
             for unit, cutoff in limits.items():
                 erase: dict[str, Any] = {col: null() for col in personal}
                 erase["purged"] = True
+                if name == "calls":  # the number an outbound call dialled
+                    external = table.c.target_kind == "external"
+                    for col in ("target", "answered_by"):
+                        erase[col] = case((external, null()), else_=table.c[col])
                 pending = table.c.purged.is_not(true())
                 stmt = (
                     update(table)
@@ -93,5 +113,6 @@ async def purge(engine: AsyncEngine, settings: Settings, now: float) -> PurgeRep
                 result = await conn.execute(stmt)
                 per_unit[unit] = int(result.rowcount or 0)
         report.rows[name] = per_unit
+    report.rows["alerts"] = await _delete_sent_alerts(engine, limits, known)
     log.info(report.summary())
     return report

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import fields
 from functools import cache
 from typing import Any
@@ -34,9 +35,37 @@ def _pick(table: str, obj: object, **more: Any) -> Row:
     return table, row
 
 
-def rows_of(rec: Record) -> list[Row]:
-    """Rows for one record.  Reminders (``CallbackEvent``) need none: the
+def rows_of(rec: Record, pseudonym: Callable[[str], str] | None = None) -> list[Row]:
+    """Rows for one record, with citizens' numbers pseudonymised when a
+    ``pseudonym`` is given.  Reminders (``CallbackEvent``) need none: the
     change of flags they cause comes as a ``CallbackChange`` too."""
+    rows = _rows_of(rec)
+    if pseudonym is not None:
+        for table, row in rows:
+            for col in _citizen_numbers(table, row):
+                if row.get(col):
+                    row[col] = pseudonym(row[col])
+    return rows
+
+
+def _citizen_numbers(table: str, row: dict[str, Any]) -> tuple[str, ...]:
+    """The columns of ``row`` that hold a citizen's number (a colleague's
+    extension, the municipality's own numbers and queue names stay)."""
+    if table == "callbacks":
+        return ("caller", "number")
+    if table != "calls":
+        return ()
+    cols: tuple[str, ...] = ()
+    if row.get("direction") == "inbound":
+        cols += ("caller", "caller_e164")
+    if row.get("direction") == "outbound":
+        cols += ("dialled",)
+    if row.get("target_kind") == "external":
+        cols += ("target", "answered_by")
+    return cols
+
+
+def _rows_of(rec: Record) -> list[Row]:
     if isinstance(rec, CallRecord):
         call = _pick("calls", rec, unit=rec.target_unit, queues=list(rec.queues))
         rings = [

@@ -7,6 +7,7 @@ import logging
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pbxwatch.core.engine import Engine
+from pbxwatch.privacy import pseudonym_of
 from pbxwatch.settings import ConfigError, Settings
 from pbxwatch.store.db import (
     SchemaError,
@@ -51,6 +52,7 @@ def writer_for(settings: Settings, engine: AsyncEngine, source: str) -> StoreWri
         max_delay=st.batch_delay_seconds,
         capacity=st.capacity_rows,
         spill_path=st.data_dir / f"spill-{safe}.jsonl",
+        pseudonym=pseudonym_of(settings),
     )
 
 

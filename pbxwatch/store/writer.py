@@ -20,6 +20,7 @@ import logging
 import os
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,8 +54,10 @@ class StoreWriter:
         max_delay: float = 0.25,
         capacity: int = 200_000,
         spill_path: Path | None = None,
+        pseudonym: Callable[[str], str] | None = None,
     ) -> None:
         self.engine = engine
+        self.pseudonym = pseudonym
         self.source = source
         self.max_batch = max_batch
         self.max_delay = max_delay
@@ -78,7 +81,7 @@ class StoreWriter:
     # ------------------------------------------------------------ producer side
 
     def submit(self, rec: Record) -> None:
-        for row in rows_of(rec):
+        for row in rows_of(rec, self.pseudonym):
             self._append(row)
 
     def note_position(self, frames: int, event_time: float | None) -> None:
