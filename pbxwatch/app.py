@@ -276,7 +276,7 @@ async def _shut_down(
             await task
         except asyncio.CancelledError:
             pass
-        except Exception:  # noqa: BLE001 - report it, but shut down cleanly all the same
+        except Exception:  # report it, but shut down cleanly all the same
             log.exception("task %s had failed", task.get_name())
     await writer.close(timeout=settings.storage.shutdown_flush_seconds)
     if relay is None or relay_task is None:

@@ -93,7 +93,7 @@ async def resync_forever(
         except (ConnectionError, TimeoutError) as exc:
             log.info("state read interrupted: %s", exc or type(exc).__name__)
             continue
-        except Exception:  # noqa: BLE001 - an odd answer must not end state reading for good
+        except Exception:  # an odd answer must not end state reading for good
             log.exception("state read failed; trying again at the next login")
             continue
         log.info("state read after connect: %s",
