@@ -38,7 +38,7 @@ from pbxwatch.privacy import MaskNumbers
 from pbxwatch.resync import resync_forever
 from pbxwatch.settings import ConfigError, Settings
 from pbxwatch.store.retention import purge
-from pbxwatch.store.session import open_store, restore, writer_for
+from pbxwatch.store.session import open_store_waiting, restore, writer_for
 from pbxwatch.store.writer import StoreWriter
 
 log = logging.getLogger(__name__)
@@ -159,7 +159,7 @@ async def run_live(
             for f in [f for f in handler.filters if isinstance(f, MaskNumbers)]:
                 handler.removeFilter(f)
     pipeline = Pipeline(build_engine(settings))
-    store = await open_store(settings)
+    store = await open_store_waiting(settings)
     source_name = f"ami:{settings.ami.host}:{settings.ami.port}"
     writer = writer_for(settings, store, source_name)
     await restore(store, pipeline.engine)

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from ssl import SSLContext
 from typing import TYPE_CHECKING
 
 from pbxwatch.ami.codec import EOM, FrameDecoder, encode_frame, parse_frame
@@ -148,8 +149,11 @@ class AmiServer:
     def listeners(self) -> int:
         return len(self._live)
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
-        self._server = await asyncio.start_server(self._client, host, port)
+    async def start(
+        self, host: str = "127.0.0.1", port: int = 0, ssl: SSLContext | None = None
+    ) -> int:
+        """Listen; with ``ssl``, AMI over TLS (Asterisk's ``tlsenable``)."""
+        self._server = await asyncio.start_server(self._client, host, port, ssl=ssl)
         sock = self._server.sockets[0]
         return int(sock.getsockname()[1])
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from pbxwatch.backoff import backoff_delay
 from pbxwatch.core.engine import Engine
 from pbxwatch.privacy import pseudonym_of
 from pbxwatch.settings import ConfigError, Settings
@@ -20,6 +22,11 @@ from pbxwatch.store.db import (
 from pbxwatch.store.writer import StoreWriter
 
 log = logging.getLogger(__name__)
+
+
+class StoreUnavailable(ConfigError):
+    """The database did not answer: ``run`` waits for it, one-shot
+    commands report it."""
 
 
 async def open_store(settings: Settings) -> AsyncEngine:
@@ -37,8 +44,22 @@ async def open_store(settings: Settings) -> AsyncEngine:
         raise ConfigError(f"storage: {exc}") from exc
     except OSError as exc:
         await engine.dispose()
-        raise ConfigError(f"storage: cannot reach the database: {exc}") from exc
+        raise StoreUnavailable(f"storage: cannot reach the database: {exc}") from exc
     return engine
+
+
+async def open_store_waiting(settings: Settings) -> AsyncEngine:
+    """``open_store``, waiting (capped backoff) while the database is down:
+    a service started before its database must not give up."""
+    attempt = 0
+    while True:
+        try:
+            return await open_store(settings)
+        except StoreUnavailable as exc:
+            delay = backoff_delay(attempt, 1.0, 30.0)
+            attempt += 1
+            log.warning("%s; retrying in %.0f s", exc, delay)
+            await asyncio.sleep(delay)
 
 
 def writer_for(settings: Settings, engine: AsyncEngine, source: str) -> StoreWriter:

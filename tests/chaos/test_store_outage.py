@@ -149,3 +149,48 @@ async def _outage(settings: Settings, tmp: Path, server: pg.PostgresServer) -> N
     assert len(got["calls"]) == len(day.calls)
     for key in ("calls", "rings", "incidents", "callbacks", "alerts"):
         assert got[key] == want[key], key
+
+
+def test_run_started_before_its_database_waits_for_it(lab_settings: Settings,
+                                                      tmp_path: Path) -> None:  # fmt: skip
+    server = pg.PostgresServer()
+    try:
+        asyncio.run(_late_database(lab_settings, tmp_path, server))
+    finally:
+        server.remove()
+
+
+async def _late_database(settings: Settings, tmp: Path, server: pg.PostgresServer) -> None:
+    engine = make_engine(server.url)
+    await upgrade(engine)
+    await engine.dispose()
+    server.stop()
+    port = free_port()
+    config = _config(tmp, server.url, port)
+    log = tmp / "run.log"
+    plan = SimPlan(DAY, days=1, calls_per_hour=60, speed=3600, seed=2, open_hour=9, close_hour=10)
+    sim = SimulatedPbx(settings, plan, "u", "s")
+    await sim.start("127.0.0.1", port)
+    with log.open("wb") as err:
+        proc = subprocess.Popen(pbxwatch("run", "--config", str(config)), stdout=err,
+                                stderr=subprocess.STDOUT,
+                                env={**os.environ, "SIM_SECRET": "s"})  # fmt: skip
+        try:
+            await asyncio.sleep(3.0)
+            assert proc.poll() is None, log.read_text()  # waiting, not gone
+            assert "cannot reach the database" in log.read_text()
+            assert sim.server.logins == 0  # no events taken that could not be kept
+            server.start()
+            while sim.server.listeners == 0:
+                assert proc.poll() is None, log.read_text()
+                await asyncio.sleep(0.1)
+            await sim.run()
+            deadline = time.monotonic() + 30
+            while await _count_calls(server.url) < 20 and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.to_thread(proc.wait, 30)
+            await sim.close()
+    assert proc.returncode == 0, log.read_text()
+    assert await _count_calls(server.url) >= 20

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
+import subprocess
 from collections.abc import Mapping
+from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
@@ -205,3 +208,39 @@ async def test_astdb_poll_reads_forward_and_absent_keys() -> None:
     assert got == {("CF", "1001"): "", ("CF", "1002"): "0701234567",
                    ("DND", "1001"): "", ("DND", "1002"): ""}  # fmt: skip
     assert all(f["Event"] == "DBGetResponse" and f["ActionID"] for f in fed)
+
+
+def _certificate(tmp: Path) -> tuple[Path, Path]:
+    cert, key = tmp / "ami.crt", tmp / "ami.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True,
+                   capture_output=True)  # fmt: skip
+    return cert, key
+
+
+async def test_ami_over_tls_checks_the_certificate(tmp_path: Path) -> None:
+    cert, key = _certificate(tmp_path)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    server = AmiServer(_numbered(5), "pbxwatch", SECRET, close_when_done=False)
+    port = await server.start(ssl=ctx)
+    got = Collector()
+    trusted = AmiSource(_settings(port, tls=True, tls_ca_file=str(cert)), SecretStr(SECRET), got)
+    task = asyncio.create_task(trusted.run())
+    await got.wait_for(5)
+    trusted.stop()
+    await asyncio.wait_for(task, 5)
+
+    # a server whose certificate the configured CA did not sign is refused
+    (tmp_path / "other").mkdir()
+    other, _ = _certificate(tmp_path / "other")
+    untrusted = AmiSource(_settings(port, tls=True, tls_ca_file=str(other)), SecretStr(SECRET),
+                          Collector())  # fmt: skip
+    task = asyncio.create_task(untrusted.run())
+    await asyncio.sleep(0.5)
+    assert not untrusted.connected
+    assert server.logins == 1
+    untrusted.stop()
+    await asyncio.wait_for(task, 5)
+    await server.close()
