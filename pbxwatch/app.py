@@ -239,6 +239,7 @@ async def run_live(
             return {name: pipeline.engine.queues.snapshot(name, now, tz) for name in queues}
 
         relay = AlertRelay(settings, store, queue_state)
+        writer.on_alerts_committed = relay.wake
         relay_task = asyncio.create_task(relay.run())
     div = settings.diversion
     families = [f for f in (div.astdb_forward_family, div.astdb_dnd_family) if f]

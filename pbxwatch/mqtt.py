@@ -112,6 +112,12 @@ class AlertRelay:
         self._last_state: dict[str, str] = {}
         self._last_state_at = 0.0
         self._stopping = asyncio.Event()
+        self._new_alerts = asyncio.Event()
+
+    def wake(self) -> None:
+        """New alerts were committed to the outbox: publish now rather than
+        at the next poll."""
+        self._new_alerts.set()
 
     def stop(self) -> None:
         """Publish what the outbox holds, say ``offline`` and return from
@@ -148,6 +154,7 @@ class AlertRelay:
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         while True:
+            self._new_alerts.clear()  # before reading: a wake from now on is not lost
             try:
                 sent = await self._publish_outbox(client)
             except (SQLAlchemyError, OSError) as exc:
@@ -157,8 +164,16 @@ class AlertRelay:
             if sent < BATCH:
                 if self._stopping.is_set():
                     return  # the outbox is empty (or unreadable): done
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self.poll)
+                await self._idle()
+
+    async def _idle(self) -> None:
+        """Until new alerts are committed, shutdown begins or the poll
+        interval (the queue state's pace, and a safety net) passes."""
+        stop = asyncio.ensure_future(self._stopping.wait())
+        new = asyncio.ensure_future(self._new_alerts.wait())
+        await asyncio.wait([stop, new], timeout=self.poll, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in (stop, new):
+            waiter.cancel()
 
     async def _publish_outbox(self, client: aiomqtt.Client) -> int:
         t = models.AlertRow

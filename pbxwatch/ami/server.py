@@ -119,8 +119,11 @@ class AmiServer:
         self.state = state
         self._live: set[_Session] = set()  # logged in with events on
         self._sessions: set[_Session] = set()  # every open connection
-        #: the PBX's clock, as a Ping answer states it (a simulator's own)
-        self.clock: Callable[[], float] = time.time
+        #: the PBX's clock, as a Ping answer states it: a simulator sets its
+        #: own; a recording's is the time of the frame last sent (the clock
+        #: the recorded PBX had then), the wall clock only before any frame
+        self.clock: Callable[[], float] = self._recording_clock
+        self._last_frame_time: float | None = None
 
     def publish(self, raw: bytes) -> None:
         """Send one event frame (without its blank line) to every client
@@ -136,6 +139,12 @@ class AmiServer:
             if session.writer.transport.get_write_buffer_size() > limit:
                 with contextlib.suppress(ConnectionError):
                     await session.writer.drain()
+
+    def _recording_clock(self) -> float:
+        if self._last_frame_time is not None:
+            return self._last_frame_time
+        first = next((f.time for f in self.frames or () if f.time is not None), None)
+        return first if first is not None else time.time()
 
     def stall(self) -> int:
         """Half-close every session now open: each keeps its socket but
@@ -331,6 +340,8 @@ class _Session:
                 if delay > 0:
                     await asyncio.sleep(delay)
             self.writer.write(frame.raw + EOM)
+            if frame.time is not None:
+                self.server._last_frame_time = frame.time
             if self.writer.transport.get_write_buffer_size() > 256 * 1024:
                 await self.writer.drain()
         await self.writer.drain()

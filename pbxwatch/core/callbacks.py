@@ -120,7 +120,7 @@ class CallbackMemory:
     a replay needs for its closing snapshot).  What leaves memory stays in
     the store; it can no longer change."""
 
-    #: a callback made (or exempt, or without a number): kept until heard,
+    #: a callback made (or without a number to call): kept until heard,
     #: at most this long after it was made
     closed_seconds: float | None = None
     #: a callback never made: kept this long past its deadline (a call back
@@ -272,7 +272,7 @@ class CallbackBook:
             return
         gone = []
         for cb_id, cb in self.callbacks.items():
-            closed = cb.number is None or cb.exempt_reason is not None or cb.resolved_at is not None
+            closed = cb.number is None or cb.resolved_at is not None  # exempt ones may still be
             if closed and closed_keep is not None:
                 since = cb.resolved_at or cb.left_at
                 if now - since > closed_keep or (cb.listened_at is not None and now - since > 3600):

@@ -177,8 +177,9 @@ class Engine:
     def reconcile(self, snap: PbxSnapshot, now: float | None, source: str) -> list[Record]:
         """Take the PBX's state after a login (see :mod:`pbxwatch.core.gaps`).
         After a lost connection this closes the gap with an ``AmiGap``."""
-        if now is not None:
-            self.now = max(self.now, now)
+        last_event = self.last_event_time
+        self._advance(now)  # the PBX's clock, as plausible as an event's
+        self.last_event_time = last_event
         out: list[Record] = []
         counts: dict[str, int] = {}
         if self._gap is not None:

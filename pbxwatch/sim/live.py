@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from zoneinfo import ZoneInfo
 
 from pbxwatch.ami.codec import encode_frame
 from pbxwatch.ami.server import AmiServer
@@ -65,7 +66,14 @@ class SimulatedPbx:
         self.state = PbxState(Pbx.from_settings(self.settings))
         self.server = AmiServer(None, self.username, self.secret, state=self.state)
         self.now: float | None = None  # the simulated clock
-        self.server.clock = lambda: time.time() if self.now is None else self.now
+        self.server.clock = lambda: self._opening() if self.now is None else self.now
+
+    def _opening(self) -> float:
+        """The simulated clock before the first frame: half an hour before
+        the first day opens (not the host's clock, which may be days away)."""
+        first = next(working_days(self.plan.first_day, 1))
+        midnight = dt.datetime.combine(first, dt.time(), ZoneInfo(self.settings.timezone))
+        return midnight.timestamp() + self.plan.open_hour * 3600.0 - 1800.0
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         return await self.server.start(host, port)

@@ -27,6 +27,7 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pbxwatch.backoff import backoff_delay
+from pbxwatch.core.alerts import Alert
 from pbxwatch.core.engine import Record
 from pbxwatch.store.db import write_rows
 from pbxwatch.store.rows import Row, rows_of
@@ -58,6 +59,8 @@ class StoreWriter:
     ) -> None:
         self.engine = engine
         self.pseudonym = pseudonym
+        #: called after a batch holding alerts committed (wakes the MQTT relay)
+        self.on_alerts_committed: Callable[[], None] | None = None
         self.source = source
         self.max_batch = max_batch
         self.max_delay = max_delay
@@ -83,6 +86,8 @@ class StoreWriter:
     def submit(self, rec: Record) -> None:
         for row in rows_of(rec, self.pseudonym):
             self._append(row)
+        if isinstance(rec, Alert):  # a unit chief is waiting: no batching delay
+            self._wake.set()
 
     def note_position(self, frames: int, event_time: float | None) -> None:
         """Where the stream stands; committed with the rows before it."""
@@ -168,8 +173,11 @@ class StoreWriter:
             await self._wait_spilling(delay)
             return
         self._failures = 0
+        alerts = any(name == "alerts" for name, _ in batch)
         for _ in range(n):
             self._rows.popleft()
+        if alerts and self.on_alerts_committed is not None:
+            self.on_alerts_committed()
         took = time.perf_counter() - started
         self.stats.rows_written += n
         self.stats.batches += 1

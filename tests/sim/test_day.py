@@ -32,7 +32,7 @@ def day(lab_settings: Settings) -> SimDay:
 def records(lab_settings: Settings, day: SimDay) -> list[dict[str, Any]]:
     out = io.StringIO()
     sink = JsonLinesSink(out, day.tz)
-    pipeline = Pipeline(build_engine(lab_settings), [sink])
+    pipeline = Pipeline(build_engine(lab_settings, keep_everything=True), [sink])
     for _, fields in day.frames:
         pipeline.feed_fields(fields)
     pipeline.finish()
