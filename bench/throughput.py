@@ -137,12 +137,13 @@ def _postgres() -> Iterator[Any]:
 
 def pbxwatch_postgres(settings: Settings, data: bytes, server: Any) -> float:
     import sqlalchemy as sa
+    from sqlalchemy.ext.asyncio import create_async_engine
 
     async def fresh_db() -> str:
-        admin = make_engine(server.url.rsplit("/", 1)[0] + "/postgres")
+        admin = create_async_engine(server.url.rsplit("/", 1)[0] + "/postgres",
+                                    isolation_level="AUTOCOMMIT")  # fmt: skip
         name = f"b{time.monotonic_ns()}"
         async with admin.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
             await conn.execute(sa.text(f"CREATE DATABASE {name}"))
         await admin.dispose()
         return server.url.rsplit("/", 1)[0] + f"/{name}"

@@ -151,7 +151,11 @@ async def run_live(
     json_out: bool = False,
     observers: Sequence[Observer] = (),
     sinks: Sequence[Callable[[Record], None]] = (),
+    frame_probe: Callable[[Mapping[str, str]], None] | None = None,
 ) -> int:
+    """Follow the PBX until SIGINT/SIGTERM.  ``observers`` are called once a
+    second, ``sinks`` get every record, ``frame_probe`` every frame after the
+    core and the sinks are done with it (the latency benchmark)."""
     secret = settings.ami.secret()
     if not settings.privacy.mask_numbers_in_logs:
         log.warning("privacy.mask_numbers_in_logs is off: caller numbers appear in the log")
@@ -175,6 +179,8 @@ async def run_live(
 
     def on_frame(fields: Mapping[str, str]) -> None:
         pipeline.feed_fields(fields)
+        if frame_probe is not None:
+            frame_probe(fields)
         if "Timestamp" in fields:
             clock.saw(pipeline.engine.now)
             health.last_event_time = pipeline.engine.now

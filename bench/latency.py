@@ -1,0 +1,235 @@
+"""Latency: from the moment an event's bytes are written to the socket to
+(i) the core and the metrics having taken it and (ii) the unit chief's MQTT
+subscriber holding the alert it raised, at steady rates over TCP.
+
+Three processes, as in production: this one is the PBX (the simulator's
+AMI server, answering status actions) and the MQTT subscriber; a real
+Mosquitto; and ``pbxwatch run`` (SQLite store, metrics on, MQTT on) with a
+probe that notes when each marked frame has been through the core and
+every sink.  Times are ``CLOCK_MONOTONIC``, which Linux shares between
+processes.
+
+The load is the mixed-load recording, re-timed to the rate (its own queue
+member events left out, so that they do not move the group's staffing).
+Every tenth frame carries a ``BenchSent`` header (i).  Every 200 ms both
+members of the Bygglov group pause, then one comes back: the second pause
+makes the group unstaffed (alert ``firing``), the return staffs it again
+(``resolved``) (ii).
+
+Usage: .venv/bin/python bench/latency.py [--seconds S] [--rates 500,2000,10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import aiomqtt
+import yaml
+from common import LAB_CONFIG, MIXED_LOAD, ROOT, machine, table
+
+from pbxwatch.ami.codec import encode_frame
+from pbxwatch.ami.server import load_recording
+from pbxwatch.settings import load_settings
+from pbxwatch.sim.live import SimPlan, SimulatedPbx
+from pbxwatch.sim.repeat import repeated
+
+MARK_EVERY = 10
+CYCLE = 0.2  # seconds between pause cycles
+TICK = 0.005  # the sender's pace
+START = dt.datetime(2026, 11, 23, 9, 0, tzinfo=ZoneInfo("Europe/Stockholm")).timestamp()
+_TIMESTAMP = re.compile(rb"^Timestamp: [0-9.]+", re.MULTILINE)
+
+PROBE = """
+import asyncio, json, sys, time
+from pbxwatch.app import run_live
+from pbxwatch.settings import load_settings
+marks = []
+def probe(fields):
+    sent = fields.get("BenchSent")
+    if sent:
+        marks.append((int(sent), time.monotonic_ns()))
+try:
+    asyncio.run(run_live(load_settings(sys.argv[1]), frame_probe=probe))
+finally:
+    with open(sys.argv[2], "w") as out:
+        json.dump(marks, out)
+"""
+
+
+def _background() -> list[bytes]:
+    frames = [f.raw for f in repeated(load_recording(MIXED_LOAD), 30)]
+    return [f for f in frames if b"Event: QueueMember" not in f.split(b"\r\n", 1)[0]]
+
+
+def _member(pbx_time: float, ext: str, paused: bool) -> bytes:
+    return encode_frame({
+        "Event": "QueueMemberPause", "Privilege": "agent,all", "Timestamp": f"{pbx_time:.6f}",
+        "Queue": "bygglov", "MemberName": ext, "Interface": f"Local/{ext}@grp-member",
+        "StateInterface": f"IAX2/{ext}", "Membership": "dynamic", "Penalty": "0",
+        "CallsTaken": "0", "LastCall": "0", "LastPause": "0", "LoginTime": "0", "InCall": "0",
+        "Status": "1", "Paused": "1" if paused else "0", "PausedReason": "bench",
+        "Ringinuse": "0", "Wrapuptime": "0",
+    }).rstrip(b"\r\n")  # fmt: skip
+
+
+class Run:
+    """One rate: what was sent when, and what came back."""
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self.triggers: dict[str, list[int]] = {"firing": [], "resolved": []}
+        self.alerts: dict[str, list[int]] = {"firing": [], "resolved": []}
+        self.marks: list[tuple[int, int]] = []
+        self.sent = 0
+        self.window: tuple[int, int] = (0, 0)
+
+
+async def _send(sim: SimulatedPbx, run: Run, seconds: float, frames: list[bytes],
+                cursor: list[int], t0: float) -> None:  # fmt: skip
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    next_cycle = start
+    owed = 0.0
+    run.window = (time.monotonic_ns(), 0)
+    while (now := loop.time()) - start < seconds:
+        owed += run.rate * TICK
+        pbx = t0 + (now - start) + cursor[1]
+        sim.now = pbx  # what a Ping answers
+        while owed >= 1:
+            owed -= 1
+            raw = _TIMESTAMP.sub(f"Timestamp: {pbx:.6f}".encode(), frames[cursor[0] % len(frames)])
+            cursor[0] += 1
+            if cursor[0] % MARK_EVERY == 0:
+                raw += f"\r\nBenchSent: {time.monotonic_ns()}".encode()
+            sim.server.publish(raw)
+            run.sent += 1
+        if now >= next_cycle:
+            next_cycle += CYCLE
+            sim.server.publish(_member(pbx, "1003", True))
+            ns = time.monotonic_ns()
+            sim.server.publish(_member(pbx, "1004", True))
+            run.triggers["firing"].append(ns)
+            await asyncio.sleep(CYCLE / 2)
+            ns = time.monotonic_ns()
+            sim.server.publish(_member(pbx + CYCLE / 2, "1003", False))
+            run.triggers["resolved"].append(ns)
+            sim.server.publish(_member(pbx + CYCLE / 2, "1004", False))
+        await sim.server.drain()
+        await asyncio.sleep(max(0.0, TICK - (loop.time() - now)))
+    run.window = (run.window[0], time.monotonic_ns())
+    cursor[1] += int(seconds) + 1
+
+
+async def _subscribe(port: int, runs: list[Run], ready: asyncio.Event) -> None:
+    async with aiomqtt.Client("127.0.0.1", port, identifier="bench-chief") as client:
+        await client.subscribe("pbxwatch/+/units/+/alerts", qos=1)
+        ready.set()
+        async for msg in client.messages:
+            got = time.monotonic_ns()
+            alert = json.loads(bytes(msg.payload))  # type: ignore[arg-type]
+            if alert["kind"] == "group_unstaffed" and runs:
+                runs[-1].alerts[alert["state"]].append(got)
+
+
+def _config(tmp: Path, ami: int, mqtt: int) -> Path:
+    from tests.services import free_port
+
+    config = yaml.safe_load(LAB_CONFIG.read_text(encoding="utf-8"))
+    config["ami"].update(port=ami, username="u", secret_env="BENCH_SECRET")
+    config["metrics"] = {"listen": f"127.0.0.1:{free_port()}"}
+    config["mqtt"] = {"enabled": True, "port": mqtt, "queue_state_seconds": 5}
+    config["storage"] = {"data_dir": str(tmp / "data")}
+    path = tmp / "pbxwatch.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True), "utf-8")
+    return path
+
+
+def _pct(values: list[float]) -> tuple[str, str, str, str]:
+    if not values:
+        return ("-", "-", "-", "0")
+    values = sorted(values)
+    p99 = values[min(len(values) - 1, int(len(values) * 0.99))]
+    return (f"{statistics.median(values):.2f}", f"{p99:.2f}", f"{values[-1]:.2f}",
+            str(len(values)))  # fmt: skip
+
+
+async def main_async(rates: list[int], seconds: float) -> None:
+    from tests.services import Mosquitto  # the repository's own helper (ROOT is on the path)
+
+    settings = load_settings(LAB_CONFIG)
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        broker = Mosquitto(tmp)
+        broker.start()
+        sim = SimulatedPbx(settings, SimPlan(dt.date(2026, 11, 23)), "u", "s")
+        sim.now = START
+        ami = await sim.start()
+        config = _config(tmp, ami, broker.port)
+        (tmp / "probe.py").write_text(PROBE)
+        marks_file = tmp / "marks.json"
+        runs: list[Run] = []
+        ready = asyncio.Event()
+        subscriber = asyncio.create_task(_subscribe(broker.port, runs, ready))
+        await ready.wait()
+        env = {**os.environ, "BENCH_SECRET": "s", "PYTHONPATH": str(ROOT)}
+        log = (tmp / "run.log").open("wb")
+        proc = subprocess.Popen([sys.executable, str(tmp / "probe.py"), str(config),
+                                 str(marks_file)], stdout=log, stderr=subprocess.STDOUT,
+                                env=env)  # fmt: skip
+        try:
+            while sim.server.listeners == 0:
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(1.5)  # the state read after login
+            frames = _background()
+            cursor = [0, 0]
+            for rate in rates:
+                run = Run(rate)
+                runs.append(run)
+                await _send(sim, run, seconds, frames, cursor, START)
+                await asyncio.sleep(1.0)  # the last alerts
+        finally:
+            proc.terminate()
+            await asyncio.to_thread(proc.wait, 30)
+            subscriber.cancel()
+            await sim.close()
+            broker.stop()
+        marks = json.loads(marks_file.read_text())
+    rows = []
+    for run in runs:
+        lo, hi = run.window
+        metric = [(done - sent) / 1e6 for sent, done in marks if lo <= sent <= hi]
+        alert = []
+        for state in ("firing", "resolved"):
+            for sent, got in zip(run.triggers[state], run.alerts[state], strict=False):
+                alert.append((got - sent) / 1e6)
+        achieved = run.sent / seconds
+        rows.append([f"{run.rate:,}", f"{achieved:,.0f}", "event -> metric", *_pct(metric)])
+        rows.append(["", "", "event -> MQTT alert", *_pct(alert)])
+    print(table(["rate/s", "sent/s", "path", "p50 ms", "p99 ms", "max ms", "samples"], rows))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--rates", default="500,2000,10000")
+    args = ap.parse_args()
+    print(f"machine: {machine()}")
+    print(f"{args.seconds:g} s per rate; every {MARK_EVERY}th frame timed; an unstaffed/"
+          f"staffed cycle every {CYCLE * 1000:.0f} ms\n")  # fmt: skip
+    asyncio.run(main_async([int(r) for r in args.rates.split(",")], args.seconds))
+
+
+if __name__ == "__main__":
+    main()
