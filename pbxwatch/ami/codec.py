@@ -26,12 +26,12 @@ def parse_frame(raw: bytes) -> dict[str, str]:
     repeat headers in events pbxwatch uses; ``ChanVariable`` lists are not
     needed)."""
     fields: dict[str, str] = {}
-    text = raw.decode("utf-8", errors="replace")
-    for line in text.split("\r\n"):
+    for line in raw.decode("utf-8", errors="replace").split("\r\n"):
         key, sep, value = line.partition(": ")
-        if sep and key and key not in fields:
-            fields[key.strip()] = value
-        elif not sep and line.endswith(":") and line[:-1] and line[:-1] not in fields:
+        if sep:
+            if key and key not in fields:
+                fields[key] = value
+        elif line.endswith(":") and len(line) > 1 and line[:-1] not in fields:
             fields[line[:-1]] = ""  # "AccountCode:" with nothing after the colon
     return fields
 

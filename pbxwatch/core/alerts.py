@@ -93,6 +93,11 @@ class AlertMaker:
 
     # ------------------------------------------------------------ inputs
 
+    @property
+    def windows_open(self) -> bool:
+        """A missing-forward window is open: time alone may close it."""
+        return bool(self._windows)
+
     def on_records(self, records: list[Any], now: float) -> list[Alert]:
         out: list[Alert] = []
         for rec in records:

@@ -146,9 +146,14 @@ class CallbackBook:
         self.forgotten = 0
         self._mailboxes: dict[str, _Mailbox] = {}
         self._changed: dict[str, None] = {}  # ids, in order of change
+        self._reminders: dict[str, None] = {}  # ids tick() looks at, oldest first
         #: open callbacks by the number a callback must dial, oldest first
         self._by_number: dict[str, dict[str, None]] = {}
         self._last_prune = 0.0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self._changed)
 
     def drain_changes(self) -> list[CallbackChange]:
         """Callbacks created or changed since the last call."""
@@ -162,6 +167,11 @@ class CallbackBook:
         self._index(cb)
 
     def _index(self, cb: Callback) -> None:
+        waiting = cb.number is not None and cb.exempt_reason is None and cb.resolved_at is None
+        if waiting and not cb.overdue_sent:
+            self._reminders[cb.callback_id] = None  # tick() still has a reminder to raise
+        else:
+            self._reminders.pop(cb.callback_id, None)
         if cb.number is None:
             return
         ids = self._by_number.setdefault(cb.number, {})
@@ -246,9 +256,8 @@ class CallbackBook:
         if now - self._last_prune >= 3600.0:
             self._prune(now)
         out: list[CallbackEvent] = []
-        for _cb_id, current in list(self.callbacks.items()):
-            if current.state(now) not in ("pending", "overdue"):
-                continue
+        for cb_id in list(self._reminders):
+            current = self.callbacks[cb_id]
             cb = current
             unit = self.directory.unit(cb.unit)
             soon = cb.deadline - unit.callback_policy.due_soon_seconds
@@ -281,6 +290,7 @@ class CallbackBook:
                 gone.append(cb_id)
         for cb_id in gone:
             self._unindex(self.callbacks.pop(cb_id))
+            self._reminders.pop(cb_id, None)
         self.forgotten += len(gone)
 
     def _exemption(self, presence: Presence | None) -> str | None:

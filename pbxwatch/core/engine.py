@@ -160,8 +160,10 @@ class Engine:
     def _with_consequences(self, out: list[Record]) -> list[Record]:
         """Every way in (event, tick, flush) ends the same: the callbacks that
         changed, then the alerts the records raise."""
-        out.extend(self.callbacks.drain_changes())
-        out.extend(self.alerts.on_records(out, self.now))
+        if self.callbacks.changed:
+            out.extend(self.callbacks.drain_changes())
+        if out or self.alerts.windows_open:  # most events change nothing: skip the work
+            out.extend(self.alerts.on_records(out, self.now))
         return out
 
     def connection_lost(self, now: float | None, reason: str) -> None:
