@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
@@ -52,7 +53,8 @@ START = dt.datetime(2026, 11, 23, 9, 0, tzinfo=ZoneInfo("Europe/Stockholm")).tim
 _TIMESTAMP = re.compile(rb"^Timestamp: [0-9.]+", re.MULTILINE)
 
 PROBE = """
-import asyncio, json, sys, time
+import asyncio, json, logging, sys, time
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 from pbxwatch.app import run_live
 from pbxwatch.settings import load_settings
 marks = []
@@ -69,7 +71,7 @@ finally:
 
 
 def _background() -> list[bytes]:
-    frames = [f.raw for f in repeated(load_recording(MIXED_LOAD), 30)]
+    frames = list(repeated(load_recording(MIXED_LOAD), 30))
     return [f for f in frames if b"Event: QueueMember" not in f.split(b"\r\n", 1)[0]]
 
 
@@ -97,39 +99,39 @@ class Run:
 
 
 async def _send(sim: SimulatedPbx, run: Run, seconds: float, frames: list[bytes],
-                cursor: list[int], t0: float) -> None:  # fmt: skip
+                cursor: list[int]) -> None:  # fmt: skip
     loop = asyncio.get_running_loop()
     start = loop.time()
     next_cycle = start
+    paused = False
     owed = 0.0
     run.window = (time.monotonic_ns(), 0)
     while (now := loop.time()) - start < seconds:
         owed += run.rate * TICK
-        pbx = t0 + (now - start) + cursor[1]
-        sim.now = pbx  # what a Ping answers
+        pbx = sim.server.clock()
         while owed >= 1:
             owed -= 1
-            raw = _TIMESTAMP.sub(f"Timestamp: {pbx:.6f}".encode(), frames[cursor[0] % len(frames)])
+            stamp = f"Timestamp: {sim.server.clock():.6f}".encode()
+            raw = _TIMESTAMP.sub(stamp, frames[cursor[0] % len(frames)])
             cursor[0] += 1
             if cursor[0] % MARK_EVERY == 0:
                 raw += f"\r\nBenchSent: {time.monotonic_ns()}".encode()
             sim.server.publish(raw)
             run.sent += 1
-        if now >= next_cycle:
-            next_cycle += CYCLE
-            sim.server.publish(_member(pbx, "1003", True))
-            ns = time.monotonic_ns()
-            sim.server.publish(_member(pbx, "1004", True))
-            run.triggers["firing"].append(ns)
-            await asyncio.sleep(CYCLE / 2)
-            ns = time.monotonic_ns()
-            sim.server.publish(_member(pbx + CYCLE / 2, "1003", False))
-            run.triggers["resolved"].append(ns)
-            sim.server.publish(_member(pbx + CYCLE / 2, "1004", False))
+        if now >= next_cycle:  # half a cycle unstaffed, half staffed
+            next_cycle += CYCLE / 2
+            paused = not paused
+            if paused:  # the second pause leaves nobody: the alert fires
+                sim.server.publish(_member(pbx, "1003", True))
+                run.triggers["firing"].append(time.monotonic_ns())
+                sim.server.publish(_member(pbx, "1004", True))
+            else:  # the first return staffs the group again
+                run.triggers["resolved"].append(time.monotonic_ns())
+                sim.server.publish(_member(pbx, "1003", False))
+                sim.server.publish(_member(pbx, "1004", False))
         await sim.server.drain()
         await asyncio.sleep(max(0.0, TICK - (loop.time() - now)))
     run.window = (run.window[0], time.monotonic_ns())
-    cursor[1] += int(seconds) + 1
 
 
 async def _subscribe(port: int, runs: list[Run], ready: asyncio.Event) -> None:
@@ -170,11 +172,13 @@ async def main_async(rates: list[int], seconds: float) -> None:
 
     settings = load_settings(LAB_CONFIG)
     with tempfile.TemporaryDirectory() as tmpdir:
-        tmp = Path(tmpdir)
+        tmp = Path(os.environ.get("BENCH_KEEP") or tmpdir)
+        tmp.mkdir(exist_ok=True)
         broker = Mosquitto(tmp)
         broker.start()
         sim = SimulatedPbx(settings, SimPlan(dt.date(2026, 11, 23)), "u", "s")
-        sim.now = START
+        began = time.monotonic()
+        sim.server.clock = lambda: START + (time.monotonic() - began)  # the PBX's clock
         ami = await sim.start()
         config = _config(tmp, ami, broker.port)
         (tmp / "probe.py").write_text(PROBE)
@@ -193,16 +197,18 @@ async def main_async(rates: list[int], seconds: float) -> None:
                 await asyncio.sleep(0.05)
             await asyncio.sleep(1.5)  # the state read after login
             frames = _background()
-            cursor = [0, 0]
+            cursor = [0]
             for rate in rates:
                 run = Run(rate)
                 runs.append(run)
-                await _send(sim, run, seconds, frames, cursor, START)
+                await _send(sim, run, seconds, frames, cursor)
                 await asyncio.sleep(1.0)  # the last alerts
         finally:
             proc.terminate()
             await asyncio.to_thread(proc.wait, 30)
             subscriber.cancel()
+            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                await subscriber
             await sim.close()
             broker.stop()
         marks = json.loads(marks_file.read_text())

@@ -26,6 +26,7 @@ from typing import Any
 
 from common import LAB_CONFIG, MIXED_LOAD, machine, table
 from pydantic import SecretStr
+from sqlalchemy import event
 
 from pbxwatch.ami import client as ami_client
 from pbxwatch.ami.client import AmiSource
@@ -39,11 +40,19 @@ from pbxwatch.store.db import make_engine, upgrade
 from pbxwatch.store.session import writer_for
 
 
-def _slowed(delay: float) -> None:
+def _slowed(store: Any, delay: float) -> None:
+    """Every batch waits ``delay`` in the database's own thread (SQLite's
+    ``bench_sleep``), as a slow or far database would: the event loop is
+    free meanwhile, as it is while asyncpg waits for PostgreSQL."""
+
+    @event.listens_for(store.sync_engine, "connect")
+    def _register(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.create_function("bench_sleep", 1, time.sleep)
+
     original = writer_module.write_rows
 
     def write_rows(conn: Any, batch: Any) -> None:
-        time.sleep(delay)  # in the database's thread, as a slow server would be
+        conn.exec_driver_sql(f"SELECT bench_sleep({delay})")
         original(conn, batch)
 
     writer_module.write_rows = write_rows
@@ -74,12 +83,13 @@ async def run(events: int, delay: float) -> None:
     frames = [RecordedFrame(raw, None) for raw in repeated(recorded, times)]
     durations: list[float] = []
     lags: list[float] = []
-    _slowed(delay)
     _timed_reads(durations)
     with tempfile.TemporaryDirectory() as tmp:
         st = settings.model_copy(update={"storage": StorageSettings(data_dir=Path(tmp))})
         store = make_engine(f"sqlite+aiosqlite:///{tmp}/bench.db")
         await upgrade(store)
+        _slowed(store, delay)
+        await store.dispose()  # new connections, with the slow function
         pipeline = Pipeline(build_engine(st))
         pipeline.sinks.append(Metrics(st))
         writer = writer_for(st, store, "bench")

@@ -156,7 +156,7 @@ def pbxwatch_postgres(settings: Settings, data: bytes, server: Any) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--events", type=int, default=1_000_000)
-    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     settings = load_settings(LAB_CONFIG)

@@ -66,7 +66,6 @@ BAD_INPUT_KINDS = (
     "late_event",
     "duplicate_hangup",
     "duplicate_dial_begin",
-    "event_time_went_back",
     "event_time_implausible",
 )
 
@@ -233,7 +232,7 @@ class Engine:
             "handler_error": sum(n for k, n in stats.items() if k.startswith("handler_error")),
             **{k: calls[k] for k in ("event_without_ids", "event_for_unknown_channel",
                                      "late_event", "duplicate_hangup", "duplicate_dial_begin")},
-            **{k: stats[k] for k in ("event_time_went_back", "event_time_implausible")},
+            "event_time_implausible": stats["event_time_implausible"],
         }  # fmt: skip
 
     @property
