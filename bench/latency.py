@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import contextlib
 import datetime as dt
 import json
@@ -218,8 +219,11 @@ async def main_async(rates: list[int], seconds: float) -> None:
         metric = [(done - sent) / 1e6 for sent, done in marks if lo <= sent <= hi]
         alert = []
         for state in ("firing", "resolved"):
-            for sent, got in zip(run.triggers[state], run.alerts[state], strict=False):
-                alert.append((got - sent) / 1e6)
+            sent = run.triggers[state]  # each alert: the last trigger sent before it came
+            for got in run.alerts[state]:
+                i = bisect.bisect_right(sent, got) - 1
+                if i >= 0:
+                    alert.append((got - sent[i]) / 1e6)
         achieved = run.sent / seconds
         rows.append([f"{run.rate:,}", f"{achieved:,.0f}", "event -> metric", *_pct(metric)])
         rows.append(["", "", "event -> MQTT alert", *_pct(alert)])
