@@ -19,14 +19,13 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from pbxwatch.core.numbers import mask
+from pbxwatch.core.numbers import PSEUDONYM_PREFIX, is_pseudonym, mask
 
 if TYPE_CHECKING:
     from pbxwatch.settings import Settings
 
 #: a number as dialled or in E.164, not part of a longer word or id
 PHONE_IN_TEXT = re.compile(r"(?<![\w.+*])(?:\+|0)\d[\d -]{4,16}\d(?![\w.*])")
-PSEUDONYM_PREFIX = "h:"
 
 
 def mask_numbers_in(text: str) -> str:
@@ -49,7 +48,7 @@ def pseudonymiser(key: bytes) -> Callable[[str], str]:
     pseudonym given again is returned as it is."""
 
     def pseudonym(value: str) -> str:
-        if value.startswith(PSEUDONYM_PREFIX):
+        if is_pseudonym(value):
             return value
         digest = hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
         return PSEUDONYM_PREFIX + digest[:30]

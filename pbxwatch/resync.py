@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pbxwatch.ami.client import AmiSource, messages_of
-from pbxwatch.core.events import parse_int
+from pbxwatch.core.events import parse_int, parse_timestamp
 from pbxwatch.core.gaps import PbxSnapshot
 
 log = logging.getLogger(__name__)
@@ -66,14 +66,7 @@ async def read_state(source: AmiSource, feed: Feed, mailboxes: Sequence[str]) ->
         if reply.get("Response") == "Success" and new is not None:
             counts[box] = new
     items["MailboxCount"] = len(counts)
-    return PbxSnapshot(channels, counts, items, pbx_time=_float(pong.get("Timestamp")))
-
-
-def _float(value: Any) -> float | None:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
+    return PbxSnapshot(channels, counts, items, pbx_time=parse_timestamp(pong.get("Timestamp")))
 
 
 async def resync_forever(

@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 from pbxwatch.core.callbacks import CallbackEvent
 from pbxwatch.core.directory import Directory
 from pbxwatch.core.incidents import Incident
-from pbxwatch.core.numbers import mask
+from pbxwatch.core.numbers import is_pseudonym, mask
 from pbxwatch.core.records import iso
 
 AlertKind = Literal[
@@ -133,7 +133,7 @@ class AlertMaker:
         return person.name if person else f"anknytning {ext}"
 
     def _caller(self, number: str | None, unit: str | None) -> str | None:
-        if number is None or number.startswith("h:"):  # none, or stored pseudonymised
+        if number is None or is_pseudonym(number):  # none, or stored pseudonymised
             return None
         shown = self.directory.units.get(unit or "")
         return number if shown is not None and shown.show_caller_numbers else mask(number)

@@ -172,20 +172,18 @@ class CallbackBook:
             self._reminders[cb.callback_id] = None  # tick() still has a reminder to raise
         else:
             self._reminders.pop(cb.callback_id, None)
-        if cb.number is None:
-            return
-        ids = self._by_number.setdefault(cb.number, {})
-        if cb.resolved_at is None:
-            ids[cb.callback_id] = None
+        if cb.number is not None and cb.resolved_at is None:
+            self._by_number.setdefault(cb.number, {})[cb.callback_id] = None
         else:
             self._unindex(cb)
 
     def _unindex(self, cb: Callback) -> None:
-        ids = self._by_number.get(cb.number or "")
-        if ids is not None:
+        number = cb.number
+        ids = self._by_number.get(number) if number is not None else None
+        if number is not None and ids is not None:
             ids.pop(cb.callback_id, None)
             if not ids:
-                del self._by_number[cb.number or ""]
+                del self._by_number[number]
 
     # -------------------------------------------------------------- inputs
 

@@ -116,7 +116,8 @@ class Engine:
 
     def process(self, ev: AmiEvent) -> list[Record]:
         """Apply one event; return what it (or the time it carried) made final."""
-        self._advance(ev.time)
+        if self._advance(ev.time):
+            self.last_event_time = ev.time
         self.stats["events"] += 1
         known = ev.name in KNOWN_EVENTS
         self.events_by_name[ev.name if known else "other"] += 1
@@ -178,9 +179,7 @@ class Engine:
     def reconcile(self, snap: PbxSnapshot, now: float | None, source: str) -> list[Record]:
         """Take the PBX's state after a login (see :mod:`pbxwatch.core.gaps`).
         After a lost connection this closes the gap with an ``AmiGap``."""
-        last_event = self.last_event_time
         self._advance(now)  # the PBX's clock, as plausible as an event's
-        self.last_event_time = last_event
         out: list[Record] = []
         counts: dict[str, int] = {}
         if self._gap is not None:
@@ -245,9 +244,11 @@ class Engine:
 
     # ------------------------------------------------------------ internals
 
-    def _advance(self, t: float | None) -> None:
+    def _advance(self, t: float | None) -> bool:
+        """Move PBX time to ``t``; False when ``t`` is missing, earlier or
+        implausible (time then stays where it is)."""
         if t is None or not (0.0 < t < 1e11):
-            return  # no time, or not a plausible epoch time
+            return False  # no time, or not a plausible epoch time
         if t < self.now:
             self.stats["event_time_went_back"] += 1
         elif self.now and t - self.now > MAX_TIME_JUMP:
@@ -257,7 +258,8 @@ class Engine:
             self.stats["event_time_implausible"] += 1
         else:
             self.now = t
-            self.last_event_time = t
+            return True
+        return False
 
     def _apply_state(self, ev: AmiEvent, out: list[Record]) -> None:
         out.extend(self.presence.apply(ev, self.now))

@@ -45,3 +45,12 @@ def mask(number: str | None) -> str:
         return number
     keep_head = 5 if number.startswith("+") else 4
     return number[:keep_head] + "*" * (len(number) - keep_head - 2) + number[-2:]
+
+
+#: what a stored number starts with when the store keeps it as a keyed HMAC
+#: (``privacy.pseudonymise_numbers``): it can be compared, not dialled
+PSEUDONYM_PREFIX = "h:"
+
+
+def is_pseudonym(number: str) -> bool:
+    return number.startswith(PSEUDONYM_PREFIX)
