@@ -107,9 +107,6 @@ class AmiServer:
         self.close_when_done = close_when_done
         self._server: asyncio.Server | None = None
         self._clients: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
-        #: while True, sessions read actions but answer nothing and send no
-        #: events: a half-open connection, for tests of the ping watchdog
-        self.silent = False
         self.logins = 0
         self.failed_logins = 0
         self.actions: list[str] = []
@@ -240,7 +237,7 @@ class _Session:
 
     async def _action(self, fields: dict[str, str]) -> bool:
         """Answer one action; False ends the session."""
-        if self.server.silent or self.stalled:
+        if self.stalled:
             return True
         lower = {k.lower(): v for k, v in fields.items()}
         name = lower.get("action", "").lower()
@@ -330,7 +327,7 @@ class _Session:
         first_t: float | None = None
         start = time.monotonic()
         for frame in self.server.frames:
-            while self.server.silent or self.stalled:
+            while self.stalled:
                 await asyncio.sleep(0.05)
             if speed > 0 and frame.time is not None:
                 if first_t is None:
