@@ -112,17 +112,18 @@ class AlertRelay:
         self._last_state: dict[str, str] = {}
         self._last_state_at = 0.0
         self._stopping = asyncio.Event()
-        self._new_alerts = asyncio.Event()
+        self._wakeup = asyncio.Event()  # new alerts committed, or stopping
 
     def wake(self) -> None:
         """New alerts were committed to the outbox: publish now rather than
         at the next poll."""
-        self._new_alerts.set()
+        self._wakeup.set()
 
     def stop(self) -> None:
         """Publish what the outbox holds, say ``offline`` and return from
         ``run`` (a graceful shutdown; the will covers the other kind)."""
         self._stopping.set()
+        self._wakeup.set()
 
     async def run(self) -> None:
         """Connect, publish, reconnect with backoff; until stopped or
@@ -154,7 +155,7 @@ class AlertRelay:
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         while True:
-            self._new_alerts.clear()  # before reading: a wake from now on is not lost
+            self._wakeup.clear()  # before reading: a wake from now on is not lost
             try:
                 sent = await self._publish_outbox(client)
             except (SQLAlchemyError, OSError) as exc:
@@ -169,11 +170,8 @@ class AlertRelay:
     async def _idle(self) -> None:
         """Until new alerts are committed, shutdown begins or the poll
         interval (the queue state's pace, and a safety net) passes."""
-        stop = asyncio.ensure_future(self._stopping.wait())
-        new = asyncio.ensure_future(self._new_alerts.wait())
-        await asyncio.wait([stop, new], timeout=self.poll, return_when=asyncio.FIRST_COMPLETED)
-        for waiter in (stop, new):
-            waiter.cancel()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wakeup.wait(), self.poll)
 
     async def _publish_outbox(self, client: aiomqtt.Client) -> int:
         t = models.AlertRow

@@ -18,6 +18,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import time
 from collections import deque
 from collections.abc import Callable
@@ -195,8 +196,8 @@ class StoreWriter:
         if not self._overflow:
             return
         assert self.spill_path is not None
-        with self.spill_path.open("a", encoding="utf-8") as f:
-            f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in self._overflow)
+        with self.spill_path.open("ab") as f:
+            f.writelines(_line(row) for row in self._overflow)
         self._spill_pending += len(self._overflow)
         self.stats.spilled_rows += len(self._overflow)
         self._overflow.clear()
@@ -224,26 +225,19 @@ class StoreWriter:
         if path is None:
             log.error("no spill file configured: %d rows are lost", self.backlog)
             return 0
+        self._spill_overflow()  # the newest rows go after the file's, as ever
         tmp = path.with_suffix(".tmp")
-        kept = 0
         with tmp.open("wb") as out:
-            for row in self._rows:
-                out.write((json.dumps(row, ensure_ascii=False) + "\n").encode())
-                kept += 1
+            out.writelines(_line(row) for row in self._rows)  # the oldest
             if self._spilling and path.exists():
                 with path.open("rb") as f:
                     f.seek(self._spill_offset)
-                    for line in f:
-                        out.write(line)
-                        kept += 1
-            for row in self._overflow:
-                out.write((json.dumps(row, ensure_ascii=False) + "\n").encode())
-                kept += 1
+                    shutil.copyfileobj(f, out)
             out.flush()
             os.fsync(out.fileno())
+        kept = len(self._rows) + self._spill_pending
         tmp.replace(path)
         self._rows.clear()
-        self._overflow.clear()
         self._spilling, self._spill_offset, self._spill_pending = False, 0, 0
         return kept
 
@@ -264,3 +258,8 @@ class StoreWriter:
         self._spill_offset = 0
         self._spill_pending = 0
         self._spilling = False
+
+
+def _line(row: Row) -> bytes:
+    """One row of the spill file: JSON on one line."""
+    return (json.dumps(row, ensure_ascii=False) + "\n").encode()
