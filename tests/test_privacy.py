@@ -7,16 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import sqlite3
-import subprocess
 import time
 import urllib.request
 from pathlib import Path
 from zoneinfo import ZoneInfo
-
-import yaml
 
 from pbxwatch.ami.codec import parse_frame
 from pbxwatch.ami.server import AmiServer, load_recording
@@ -28,8 +24,9 @@ from pbxwatch.core.records import CallRecord
 from pbxwatch.pipeline import Pipeline, build_engine
 from pbxwatch.privacy import mask_numbers_in, pseudonymiser
 from pbxwatch.settings import Settings
-from tests.conftest import FIXTURES, LAB_CONFIG
-from tests.services import free_port, pbxwatch
+from tests.conftest import FIXTURES
+from tests.live import run_config, start_run, stored_calls
+from tests.services import free_port
 
 RECORDING = FIXTURES / "mixed_load.ami"
 KEY = "a test key, not a secret, 32 ch"
@@ -51,13 +48,8 @@ def _numbers() -> set[str]:
 def _run(tmp: Path, privacy: dict[str, object]) -> tuple[str, str, Path]:
     """A real ``pbxwatch -v run`` on the recording; its log, metrics, store."""
     port, metrics_port = free_port(), free_port()
-    config = yaml.safe_load(LAB_CONFIG.read_text(encoding="utf-8"))
-    config["ami"].update(port=port, username="u", secret_env="SIM_SECRET")
-    config["metrics"] = {"listen": f"127.0.0.1:{metrics_port}"}
-    config["storage"] = {"data_dir": str(tmp / "data")}
-    config["privacy"] = privacy
-    path = tmp / "pbxwatch.yaml"
-    path.write_text(yaml.safe_dump(config, allow_unicode=True), "utf-8")
+    path = run_config(tmp, port, metrics={"listen": f"127.0.0.1:{metrics_port}"},
+                      privacy=privacy)  # fmt: skip
     db = tmp / "data" / "pbxwatch.db"
     log = tmp / "run.log"
 
@@ -65,20 +57,15 @@ def _run(tmp: Path, privacy: dict[str, object]) -> tuple[str, str, Path]:
         server = AmiServer(load_recording(RECORDING), "u", "s", close_when_done=False)
         await server.start(port=port)
         with log.open("wb") as out:
-            proc = subprocess.Popen(pbxwatch("-v", "run", "--config", str(path)), stdout=out,
-                                    stderr=subprocess.STDOUT,
-                                    env={**os.environ, "SIM_SECRET": "s",
-                                         "PBXWATCH_PSEUDONYM_KEY": KEY})  # fmt: skip
+            proc = start_run(path, out, verbose=True, env={"PBXWATCH_PSEUDONYM_KEY": KEY})
             try:
                 deadline = time.monotonic() + 60
-                while _calls(db) < 200 and time.monotonic() < deadline:
+                while stored_calls(db) < 200 and time.monotonic() < deadline:
                     assert proc.poll() is None, log.read_text()
                     await asyncio.sleep(0.2)
                 await asyncio.sleep(4.0)  # the last calls' grace, then a metrics refresh
                 url = f"http://127.0.0.1:{metrics_port}/metrics"
-                body = await asyncio.to_thread(
-                    lambda: urllib.request.urlopen(url, timeout=5).read()
-                )
+                body = await asyncio.to_thread(_get, url)
                 return body.decode()
             finally:
                 proc.send_signal(signal.SIGTERM)
@@ -92,14 +79,6 @@ def _run(tmp: Path, privacy: dict[str, object]) -> tuple[str, str, Path]:
 def _get(url: str) -> bytes:
     with urllib.request.urlopen(url, timeout=5) as resp:
         return bytes(resp.read())
-
-
-def _calls(db: Path) -> int:
-    try:
-        with sqlite3.connect(db) as conn:
-            return int(conn.execute("SELECT count(*) FROM calls").fetchone()[0])
-    except sqlite3.Error:
-        return 0
 
 
 def _found(numbers: set[str], text: str) -> list[str]:

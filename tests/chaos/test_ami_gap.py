@@ -7,26 +7,22 @@ them, calls in progress across it marked, none guessed."""
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import json
-import os
 import signal
 import sqlite3
-import subprocess
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from pbxwatch.settings import Settings
 from pbxwatch.sim.day import SimCall
 from pbxwatch.sim.live import SimPlan, SimulatedPbx
-from tests.conftest import LAB_CONFIG
-from tests.services import free_port, pbxwatch
-from tests.sim.expect import DAY
+from tests.live import logged_in, reported, run_config, start_run
+from tests.services import free_port
+from tests.sim.expect import DAY, records_of, ts
 
 pytestmark = pytest.mark.chaos
 
@@ -34,26 +30,8 @@ PING = 1.0  # ping interval, seconds
 SPEED = 600  # simulated seconds per second: a working hour in six seconds
 
 
-def _config(tmp: Path, port: int) -> Path:
-    config = yaml.safe_load(LAB_CONFIG.read_text(encoding="utf-8"))
-    config["ami"].update(port=port, username="u", secret_env="SIM_SECRET",
-                         ping_interval_seconds=PING, ping_timeout_seconds=PING / 2,
-                         reconnect_initial_seconds=0.1)  # fmt: skip
-    config["metrics"] = {"enabled": False}
-    config["storage"] = {"data_dir": str(tmp / "data")}
-    path = tmp / "pbxwatch.yaml"
-    path.write_text(yaml.safe_dump(config, allow_unicode=True), "utf-8")
-    return path
-
-
-def _ts(value: str) -> float:
-    return dt.datetime.fromisoformat(value).timestamp()
-
-
 def _find(calls: list[dict[str, Any]], call: SimCall) -> dict[str, Any] | None:
-    found = [r for r in calls
-             if r["caller"] == call.caller
-             and abs(_ts(r["started_at"]) - call.start) < 1]  # fmt: skip
+    found = records_of(calls, call)
     assert len(found) <= 1, call
     return found[0] if found else None
 
@@ -62,7 +40,9 @@ def test_half_open_connection_is_a_recorded_gap(lab_settings: Settings, tmp_path
     plan = SimPlan(DAY, days=1, calls_per_hour=120, speed=SPEED, seed=11, open_hour=9,
                    close_hour=10)  # fmt: skip
     port = free_port()
-    config = _config(tmp_path, port)
+    config = run_config(tmp_path, port, ami={"ping_interval_seconds": PING,
+                                             "ping_timeout_seconds": PING / 2,
+                                             "reconnect_initial_seconds": 0.1})  # fmt: skip
     out, err = tmp_path / "run.jsonl", tmp_path / "run.log"
     seen: dict[str, float] = {}
 
@@ -70,13 +50,9 @@ def test_half_open_connection_is_a_recorded_gap(lab_settings: Settings, tmp_path
         sim = SimulatedPbx(lab_settings, plan, "u", "s")
         await sim.start("127.0.0.1", port)
         with out.open("wb") as so, err.open("wb") as se:
-            proc = subprocess.Popen(pbxwatch("run", "--config", str(config), "--json"),
-                                    stdout=so, stderr=se,
-                                    env={**os.environ, "SIM_SECRET": "s"})  # fmt: skip
+            proc = start_run(config, so, se, json=True)
             try:
-                while sim.server.listeners == 0:
-                    assert proc.poll() is None, err.read_text()
-                    await asyncio.sleep(0.05)
+                await logged_in(sim, proc, err)
                 await asyncio.sleep(0.5)  # the state read after login
                 playing = asyncio.create_task(sim.run())
                 while sim.now is None or sim.now < sim.days[0].calls[0].start + 1800:
@@ -94,7 +70,7 @@ def test_half_open_connection_is_a_recorded_gap(lab_settings: Settings, tmp_path
                 await playing
                 expected = sum(1 for c in sim.days[0].calls if c.end < seen["stalled_pbx"])
                 deadline = time.monotonic() + 30
-                while _count(out, "call") < expected and time.monotonic() < deadline:
+                while reported(out) < expected and time.monotonic() < deadline:
                     await asyncio.sleep(0.2)
                 await asyncio.sleep(1.0)
             finally:
@@ -113,7 +89,7 @@ def test_half_open_connection_is_a_recorded_gap(lab_settings: Settings, tmp_path
 
     # one gap, recorded with what was reconciled, in the store too
     [gap] = [r for r in records if r["type"] == "ami_gap"]
-    start, end = _ts(gap["started_at"]), _ts(gap["ended_at"])
+    start, end = ts(gap["started_at"]), ts(gap["ended_at"])
     assert seen["stalled_pbx"] - 60 <= start <= seen["stalled_pbx"], (gap, seen)
     assert seen["relogin_pbx"] - 0.001 <= end <= seen["relogin_pbx"] + 300, (gap, seen)
     assert "Ping" in gap["reason"]
@@ -165,9 +141,3 @@ def test_half_open_connection_is_a_recorded_gap(lab_settings: Settings, tmp_path
         f"{gap['seconds']:.0f} PBX s; calls before {len(before)}, after {len(after)}, "
         f"across {len(across)} (marked), within {len(within)} (not reported); {rec}"
     )
-
-
-def _count(path: Path, kind: str) -> int:
-    if not path.exists():
-        return 0
-    return sum(f'"type": "{kind}"' in line for line in path.read_text().splitlines())

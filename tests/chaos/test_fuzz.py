@@ -106,7 +106,7 @@ def test_a_hundred_thousand_mutated_streams(lab_settings: Settings) -> None:
     rng = random.Random(20261123)
     directory = load_settings(LAB_CONFIG).directory_model()
     totals: Counter[str] = Counter()
-    for base in range(0, STREAMS, PER_ENGINE):
+    for _ in range(STREAMS // PER_ENGINE):
         engine = Engine(directory, RULES)
         for _ in range(PER_ENGINE):
             start = rng.randrange(len(POOL))
@@ -123,7 +123,6 @@ def test_a_hundred_thousand_mutated_streams(lab_settings: Settings) -> None:
         _healthy(engine)
         totals["other"] += engine.events_by_name["other"]
         totals.update({k: n for k, n in engine.calls.stats.items() if "unknown" in k})
-        assert base + PER_ENGINE <= STREAMS
     print(f"{STREAMS} streams, {totals['bytes']} bytes, {dict(totals)}")
     assert totals["oversized"] > 1000
     assert totals["other"] > 1000

@@ -5,7 +5,6 @@ that was committed is missing or changed; the restarted run carries on."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sqlite3
 import subprocess
@@ -13,12 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from pbxwatch.settings import Settings
 from pbxwatch.sim.live import SimPlan, SimulatedPbx
-from tests.conftest import LAB_CONFIG
-from tests.services import free_port, pbxwatch
+from tests.live import logged_in, run_config, start_run, stored_calls
+from tests.services import free_port
 from tests.sim.expect import DAY
 
 pytestmark = pytest.mark.chaos
@@ -27,51 +25,28 @@ PLAN = SimPlan(DAY, days=1, calls_per_hour=120, speed=1800, seed=4, open_hour=9,
 GRACE = 5.0  # PBX seconds: finalize grace plus what was in flight at the signal
 
 
-def _config(tmp: Path, port: int) -> Path:
-    config = yaml.safe_load(LAB_CONFIG.read_text(encoding="utf-8"))
-    config["ami"].update(port=port, username="u", secret_env="SIM_SECRET")
-    config["metrics"] = {"enabled": False}
-    config["storage"] = {"data_dir": str(tmp / "data")}
-    path = tmp / "pbxwatch.yaml"
-    path.write_text(yaml.safe_dump(config, allow_unicode=True), "utf-8")
-    return path
-
-
 def _rows(db: Path, table: str, key: str) -> dict[str, tuple[object, ...]]:
     with sqlite3.connect(db) as conn:
         return {r[0]: tuple(r) for r in conn.execute(f"SELECT * FROM {table} ORDER BY {key}")}
 
 
-def _calls(db: Path) -> int:
-    if not db.exists():
-        return 0
-    with sqlite3.connect(db) as conn:
-        try:
-            return int(conn.execute("SELECT count(*) FROM calls").fetchone()[0])
-        except sqlite3.OperationalError:
-            return 0  # not migrated yet
-
-
 def test_sigterm_under_load_then_restart(lab_settings: Settings, tmp_path: Path) -> None:
     port = free_port()
-    config = _config(tmp_path, port)
+    config = run_config(tmp_path, port)
     db = tmp_path / "data" / "pbxwatch.db"
     seen: dict[str, float] = {}
 
-    async def start(log: Path) -> subprocess.Popen[bytes]:
+    def start(log: Path) -> subprocess.Popen[bytes]:
         with log.open("wb") as out:
-            return subprocess.Popen(pbxwatch("run", "--config", str(config)), stdout=out,
-                                    stderr=subprocess.STDOUT,
-                                    env={**os.environ, "SIM_SECRET": "s"})  # fmt: skip
+            return start_run(config, out)
 
     async def main() -> SimulatedPbx:
         sim = SimulatedPbx(lab_settings, PLAN, "u", "s")
         await sim.start("127.0.0.1", port)
-        first = await start(tmp_path / "first.log")
-        while sim.server.listeners == 0:
-            await asyncio.sleep(0.05)
+        first = start(tmp_path / "first.log")
+        await logged_in(sim, first, tmp_path / "first.log")
         playing = asyncio.create_task(sim.run())
-        while _calls(db) < 100:
+        while stored_calls(db) < 100:
             await asyncio.sleep(0.05)
         first.send_signal(signal.SIGTERM)
         seen["signal_pbx"] = sim.now or 0.0
@@ -80,10 +55,10 @@ def test_sigterm_under_load_then_restart(lab_settings: Settings, tmp_path: Path)
         seen["exit_seconds"] = time.monotonic() - t0
         seen["first_rc"] = first.returncode
         seen["logoffs"] = sim.server.actions.count("logoff")
-        seen["committed"] = _calls(db)
+        seen["committed"] = stored_calls(db)
         committed[:] = [_rows(db, "calls", "call_id"), _rows(db, "incidents", "incident_id"),
                         _rows(db, "callbacks", "callback_id")]  # fmt: skip
-        second = await start(tmp_path / "second.log")
+        second = start(tmp_path / "second.log")
         while sim.server.logins < 2:  # the PBX goes on meanwhile, as it would
             await asyncio.sleep(0.01)
         seen["restart_pbx"] = sim.now or 0.0
@@ -91,7 +66,7 @@ def test_sigterm_under_load_then_restart(lab_settings: Settings, tmp_path: Path)
         calls = sim.days[0].calls
         want = sum(c.end < seen["signal_pbx"] - GRACE or c.start > seen["restart_pbx"] + GRACE
                    for c in calls)  # fmt: skip
-        while _calls(db) < want and time.monotonic() - t0 < 60:
+        while stored_calls(db) < want and time.monotonic() - t0 < 60:
             await asyncio.sleep(0.2)
         await asyncio.sleep(2.0)
         second.send_signal(signal.SIGTERM)

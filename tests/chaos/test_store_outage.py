@@ -7,7 +7,6 @@ clean replay of the same day writes them."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import time
@@ -15,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -25,7 +23,7 @@ from pbxwatch.sim.live import SimPlan, SimulatedPbx
 from pbxwatch.store import models
 from pbxwatch.store.db import make_engine, upgrade
 from tests import pg
-from tests.conftest import LAB_CONFIG
+from tests.live import logged_in, run_config, start_run
 from tests.services import free_port, pbxwatch
 from tests.sim.expect import DAY
 
@@ -36,16 +34,9 @@ PLAN = SimPlan(DAY, days=1, calls_per_hour=60, speed=900, seed=21)
 
 
 def _config(tmp: Path, url: str | None, port: int = 5038) -> Path:
-    config = yaml.safe_load(LAB_CONFIG.read_text(encoding="utf-8"))
-    config["ami"].update(port=port, username="u", secret_env="SIM_SECRET")
-    config["metrics"] = {"enabled": False}
     # a small memory queue, so that the outage spills to disk as well
-    config["storage"] = {"url": url, "data_dir": str(tmp / "data"), "capacity_rows": 1000,
-                         "batch_size": 200}  # fmt: skip
-    tmp.mkdir(parents=True, exist_ok=True)
-    path = tmp / "pbxwatch.yaml"
-    path.write_text(yaml.safe_dump(config, allow_unicode=True), "utf-8")
-    return path
+    return run_config(tmp, port, storage={"url": url, "data_dir": str(tmp / "data"),
+                                          "capacity_rows": 1000, "batch_size": 200})  # fmt: skip
 
 
 async def _contents(engine: AsyncEngine) -> dict[str, Any]:
@@ -93,13 +84,9 @@ async def _outage(settings: Settings, tmp: Path, server: pg.PostgresServer) -> N
     await sim.start("127.0.0.1", port)
     figures: dict[str, float] = {}
     with log.open("wb") as err:
-        proc = subprocess.Popen(pbxwatch("run", "--config", str(config)), stdout=err,
-                                stderr=subprocess.STDOUT,
-                                env={**os.environ, "SIM_SECRET": "s"})  # fmt: skip
+        proc = start_run(config, err)
         try:
-            while sim.server.listeners == 0:
-                assert proc.poll() is None, log.read_text()
-                await asyncio.sleep(0.05)
+            await logged_in(sim, proc, log)
             playing = asyncio.create_task(sim.run())
             while await _count_calls(server.url) < 40:
                 await asyncio.sleep(0.2)
@@ -176,18 +163,14 @@ async def _late_database(settings: Settings, tmp: Path, server: pg.PostgresServe
     sim = SimulatedPbx(settings, plan, "u", "s")
     await sim.start("127.0.0.1", port)
     with log.open("wb") as err:
-        proc = subprocess.Popen(pbxwatch("run", "--config", str(config)), stdout=err,
-                                stderr=subprocess.STDOUT,
-                                env={**os.environ, "SIM_SECRET": "s"})  # fmt: skip
+        proc = start_run(config, err)
         try:
             await asyncio.sleep(3.0)
             assert proc.poll() is None, log.read_text()  # waiting, not gone
             assert "cannot reach the database" in log.read_text()
             assert sim.server.logins == 0  # no events taken that could not be kept
             server.start()
-            while sim.server.listeners == 0:
-                assert proc.poll() is None, log.read_text()
-                await asyncio.sleep(0.1)
+            await logged_in(sim, proc, log, interval=0.1)
             await sim.run()
             deadline = time.monotonic() + 30
             while await _count_calls(server.url) < 20 and time.monotonic() < deadline:

@@ -5,6 +5,7 @@ test of the core and the report test of the store."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from pbxwatch.settings import Settings
 from pbxwatch.sim.day import SimCall, SimDay
@@ -62,3 +63,15 @@ def listened_at(day: SimDay, message: SimCall) -> float | None:
 def target_unit(settings: Settings, call: SimCall) -> str:
     d = settings.directory
     return d.queues[call.target].unit if call.kind == "queue" else d.people[call.target].unit
+
+
+def ts(value: str) -> float:
+    """An ISO time of pbxwatch's JSON records as epoch seconds."""
+    return dt.datetime.fromisoformat(value).timestamp()
+
+
+def records_of(records: list[dict[str, Any]], call: SimCall) -> list[dict[str, Any]]:
+    """pbxwatch's call records of a simulated call: same caller, started
+    within a second of it."""
+    return [r for r in records if r["type"] == "call" and r["caller"] == call.caller
+            and abs(ts(r["started_at"]) - call.start) < 1]  # fmt: skip

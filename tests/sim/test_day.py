@@ -9,7 +9,6 @@ core reports call by call and in total.
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import json
 from collections import Counter
@@ -20,7 +19,7 @@ import pytest
 from pbxwatch.pipeline import JsonLinesSink, Pipeline, build_engine
 from pbxwatch.settings import Settings
 from pbxwatch.sim.day import SimCall, SimDay, simulate_day
-from tests.sim.expect import DAY, callback_states
+from tests.sim.expect import DAY, callback_states, records_of, ts
 
 
 @pytest.fixture(scope="module")
@@ -41,20 +40,12 @@ def records(lab_settings: Settings, day: SimDay) -> list[dict[str, Any]]:
     return [json.loads(line) for line in out.getvalue().splitlines()]
 
 
-def _ts(value: str) -> float:
-    return dt.datetime.fromisoformat(value).timestamp()
-
-
 def _of(records: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [r for r in records if r["type"] == kind]
 
 
 def _find(records: list[dict[str, Any]], call: SimCall) -> dict[str, Any]:
-    """Our record of ``call``: same caller, started within a second."""
-    [rec] = [
-        r for r in _of(records, "call")
-        if r["caller"] == call.caller and abs(_ts(r["started_at"]) - call.start) < 1
-    ]  # fmt: skip
+    [rec] = records_of(records, call)
     return rec
 
 
@@ -106,7 +97,7 @@ def test_missing_forwards(day: SimDay, records: list[dict[str, Any]]) -> None:
 def test_diversion_intervals(day: SimDay, records: list[dict[str, Any]]) -> None:
     expected = sorted((d.ext, d.state, d.message, d.start, d.end) for d in day.diversions)
     got = sorted(
-        (r["extension"], r["state"], r["message"], _ts(r["start"]), _ts(r["end"]))
+        (r["extension"], r["state"], r["message"], ts(r["start"]), ts(r["end"]))
         for r in _of(records, "diversion")
     )
     assert got == expected

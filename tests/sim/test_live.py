@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import time
@@ -21,13 +20,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pbxwatch.ami.codec import FrameDecoder, encode_frame
 from pbxwatch.settings import Settings
 from pbxwatch.sim.day import SimCall, simulate_day
 from pbxwatch.sim.live import SimPlan, SimulatedPbx
 from tests.conftest import FIXTURES, LAB_CONFIG
+from tests.live import logged_in, reported, run_config, start_run
 from tests.services import free_port, pbxwatch, wait_for_port
 from tests.sim.expect import DAY
 
@@ -145,42 +143,27 @@ def _extensions(incidents: list[dict[str, Any]], kind: str) -> Counter[str]:
     return Counter(i["extension"] for i in incidents if i["kind"] == kind)
 
 
-def _config(tmp: Path, ami_port: int, metrics_port: int | None = None) -> Path:
-    config = yaml.safe_load(LAB_CONFIG.read_text(encoding="utf-8"))
-    config["ami"].update(port=ami_port, username="u", secret_env="SIM_SECRET")
-    config["metrics"] = ({"listen": f"127.0.0.1:{metrics_port}"} if metrics_port
-                         else {"enabled": False})  # fmt: skip
-    config["storage"] = {"data_dir": str(tmp / "data")}
-    path = tmp / "pbxwatch.yaml"
-    path.write_text(yaml.safe_dump(config, allow_unicode=True), "utf-8")
-    return path
-
-
 def test_a_simulated_hour_over_tcp(lab_settings: Settings, tmp_path: Path) -> None:
     """One hour of calls (09:00-10:00, with the messages' callbacks later that
     day) at 3600x, into a real ``pbxwatch run`` process."""
     plan = SimPlan(DAY, days=1, calls_per_hour=60, speed=3600, seed=5, open_hour=9,
                    close_hour=10)  # fmt: skip
     port = free_port()
-    config = _config(tmp_path, port)
+    config = run_config(tmp_path, port)
     out, err = tmp_path / "run.jsonl", tmp_path / "run.log"
 
     async def main() -> SimulatedPbx:
         sim = SimulatedPbx(lab_settings, plan, "u", "s")
         await sim.start("127.0.0.1", port)
         with out.open("wb") as so, err.open("wb") as se:
-            proc = subprocess.Popen(pbxwatch("run", "--config", str(config), "--json"),
-                                    stdout=so, stderr=se,
-                                    env={**os.environ, "SIM_SECRET": "s"})  # fmt: skip
+            proc = start_run(config, so, se, json=True)
             try:
-                while sim.server.listeners == 0:
-                    assert proc.poll() is None, err.read_text()
-                    await asyncio.sleep(0.05)
+                await logged_in(sim, proc, err)
                 await asyncio.sleep(1.0)  # the state read after login
                 await sim.run()
                 expected = len(sim.days[0].calls)
                 deadline = time.monotonic() + 30
-                while _count_calls(out) < expected and time.monotonic() < deadline:
+                while reported(out) < expected and time.monotonic() < deadline:
                     await asyncio.sleep(0.2)
             finally:
                 proc.send_signal(signal.SIGINT)
@@ -194,12 +177,6 @@ def test_a_simulated_hour_over_tcp(lab_settings: Settings, tmp_path: Path) -> No
     assert sum(c.start < day.start + 3.5 * 3600 for c in day.calls) >= 40  # an hour's calls
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert _reported(records) == _totals(day.calls)
-
-
-def _count_calls(path: Path) -> int:
-    if not path.exists():
-        return 0
-    return sum('"type": "call"' in line for line in path.read_text().splitlines())
 
 
 # ------------------------------------------------------------ the demo

@@ -1,0 +1,74 @@
+"""For the tests that run a real ``pbxwatch run`` process against the
+project's AMI server or simulator (login ``u`` / ``s``): its configuration,
+its start, and counting what it reported or stored."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import subprocess
+from pathlib import Path
+from typing import IO, Any
+
+import yaml
+
+from pbxwatch.sim.live import SimulatedPbx
+from tests.conftest import LAB_CONFIG
+from tests.services import pbxwatch
+
+#: the environment a run needs: the simulator's secret
+RUN_ENV = {"SIM_SECRET": "s"}
+
+
+def run_config(tmp: Path, ami_port: int, *, ami: dict[str, Any] | None = None,
+               **sections: Any) -> Path:  # fmt: skip
+    """The lab configuration pointed at ``ami_port``, metrics off and the
+    default SQLite store in ``tmp/data``; ``ami`` adds AMI settings, any
+    other keyword replaces a whole section.  Written to ``tmp/pbxwatch.yaml``."""
+    config = yaml.safe_load(LAB_CONFIG.read_text(encoding="utf-8"))
+    config["ami"].update(port=ami_port, username="u", secret_env="SIM_SECRET", **(ami or {}))
+    config["metrics"] = {"enabled": False}
+    config["storage"] = {"data_dir": str(tmp / "data")}
+    config.update(sections)
+    tmp.mkdir(parents=True, exist_ok=True)
+    path = tmp / "pbxwatch.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True), "utf-8")
+    return path
+
+
+def start_run(config: Path, stdout: IO[bytes], stderr: IO[bytes] | int = subprocess.STDOUT, *,
+              json: bool = False, verbose: bool = False,
+              env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:  # fmt: skip
+    """``pbxwatch [-v] run --config CONFIG [--json]`` with the secret set."""
+    cmd = pbxwatch(*(["-v"] if verbose else []), "run", "--config", str(config),
+                   *(["--json"] if json else []))  # fmt: skip
+    return subprocess.Popen(
+        cmd, stdout=stdout, stderr=stderr, env={**os.environ, **RUN_ENV, **(env or {})}
+    )
+
+
+async def logged_in(sim: SimulatedPbx, proc: subprocess.Popen[bytes], log: Path,
+                    interval: float = 0.05) -> None:  # fmt: skip
+    """Until the run has logged in to the simulator (failing if it died)."""
+    while sim.server.listeners == 0:
+        assert proc.poll() is None, log.read_text()
+        await asyncio.sleep(interval)
+
+
+def reported(path: Path, kind: str = "call") -> int:
+    """Records of ``kind`` a ``run --json`` has printed so far."""
+    if not path.exists():
+        return 0
+    return sum(f'"type": "{kind}"' in line for line in path.read_text().splitlines())
+
+
+def stored_calls(db: Path) -> int:
+    """Calls in a run's SQLite store so far (0 before it exists)."""
+    if not db.exists():
+        return 0
+    with sqlite3.connect(db) as conn:
+        try:
+            return int(conn.execute("SELECT count(*) FROM calls").fetchone()[0])
+        except sqlite3.Error:
+            return 0  # not migrated yet
