@@ -64,3 +64,8 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 
 def rss_mib() -> float:
     return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def p99(values: Sequence[float]) -> float:
+    """The 99th percentile by nearest rank of sorted ``values``."""
+    return values[min(len(values) - 1, int(len(values) * 0.99))]

@@ -39,7 +39,7 @@ from zoneinfo import ZoneInfo
 
 import aiomqtt
 import yaml
-from common import LAB_CONFIG, MIXED_LOAD, ROOT, machine, table
+from common import LAB_CONFIG, MIXED_LOAD, ROOT, machine, p99, table
 
 from pbxwatch.ami.codec import encode_frame
 from pbxwatch.ami.server import load_recording
@@ -163,8 +163,7 @@ def _pct(values: list[float]) -> tuple[str, str, str, str]:
     if not values:
         return ("-", "-", "-", "0")
     values = sorted(values)
-    p99 = values[min(len(values) - 1, int(len(values) * 0.99))]
-    return (f"{statistics.median(values):.2f}", f"{p99:.2f}", f"{values[-1]:.2f}",
+    return (f"{statistics.median(values):.2f}", f"{p99(values):.2f}", f"{values[-1]:.2f}",
             str(len(values)))  # fmt: skip
 
 

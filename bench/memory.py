@@ -23,9 +23,7 @@ from pbxwatch.ami.server import load_recording
 from pbxwatch.core.events import AmiEvent
 from pbxwatch.pipeline import build_engine
 from pbxwatch.settings import load_settings
-
-#: a channel id (not the Timestamp): shifted to make each copy a new call
-_ID = re.compile(rb"^((?!Timestamp)[A-Za-z]+: )(\d{10})(\.\d+)(?=\r|$)", re.MULTILINE)
+from pbxwatch.sim.repeat import shifted
 
 
 def _one_call() -> list[bytes]:
@@ -44,8 +42,7 @@ def _one_call() -> list[bytes]:
 def _copy(frames: list[bytes], k: int) -> list[AmiEvent]:
     out = []
     for raw in frames:
-        shifted = _ID.sub(lambda m: m[1] + str(int(m[2]) + 100 * k).encode() + m[3], raw)
-        ev = AmiEvent.from_fields(parse_frame(shifted))
+        ev = AmiEvent.from_fields(parse_frame(shifted(raw, 100 * k, times=False)))
         if ev is not None:
             out.append(ev)
     return out

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import LAB_CONFIG, MIXED_LOAD, machine, table
+from common import LAB_CONFIG, MIXED_LOAD, machine, p99, table
 from pydantic import SecretStr
 from sqlalchemy import event
 
@@ -120,18 +120,14 @@ async def run(events: int, delay: float) -> None:
     rows = [
         ["frames read", f"{n:,} in {read_s:.1f} s ({n / read_s:,.0f}/s)"],
         ["store delay per batch", f"{delay * 1000:.0f} ms; {writer.stats.batches} batches"],
-        ["longest read handled", f"{read_ms[-1]:.2f} ms (p99 {_p99(read_ms):.2f}, median "
+        ["longest read handled", f"{read_ms[-1]:.2f} ms (p99 {p99(read_ms):.2f}, median "
                                  f"{statistics.median(read_ms):.2f}, {len(read_ms):,} reads)"],
-        ["event loop lag (max)", f"{lag_ms[-1]:.2f} ms (p99 {_p99(lag_ms):.2f})"],
+        ["event loop lag (max)", f"{lag_ms[-1]:.2f} ms (p99 {p99(lag_ms):.2f})"],
         ["store backlog peak", f"{peak:,} rows ({backlog_at_end:,} left when reading ended)"],
     ]  # fmt: skip
     print(table(["", ""], rows))
     stall = max(read_ms[-1], lag_ms[-1])
     print(f"\nreader stall (max of the two): {stall:.2f} ms (target < 20 ms)")
-
-
-def _p99(values: list[float]) -> float:
-    return values[min(len(values) - 1, int(len(values) * 0.99))]
 
 
 def main() -> None:

@@ -16,11 +16,18 @@ from pbxwatch.ami.server import RecordedFrame
 _EPOCH = re.compile(rb"^([A-Za-z]+: )(\d{10})(\.\d+)(?=\r|$)", re.MULTILINE)
 
 
-def shifted(raw: bytes, seconds: int) -> bytes:
-    """``raw`` with every epoch time and channel id ``seconds`` later."""
+def shifted(raw: bytes, seconds: int, *, times: bool = True) -> bytes:
+    """``raw`` with every channel id, and (``times``) epoch time, ``seconds``
+    later; ``times=False`` makes new calls at the same moment."""
     if not seconds:
         return raw
-    return _EPOCH.sub(lambda m: m[1] + str(int(m[2]) + seconds).encode() + m[3], raw)
+
+    def later(m: re.Match[bytes]) -> bytes:
+        if not times and m[1] == b"Timestamp: ":
+            return m[0]
+        return m[1] + str(int(m[2]) + seconds).encode() + m[3]
+
+    return _EPOCH.sub(later, raw)
 
 
 def repeated(frames: Sequence[RecordedFrame], times: int, pause: float = 60.0) -> Iterator[bytes]:
