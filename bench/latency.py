@@ -10,7 +10,8 @@ every sink.  Times are ``CLOCK_MONOTONIC``, which Linux shares between
 processes.
 
 The load is the mixed-load recording, re-timed to the rate (its own queue
-member events left out, so that they do not move the group's staffing).
+member events and every call that reaches the Bygglov group left out, so
+that they do not move the group's staffing).
 Every tenth frame carries a ``BenchSent`` header (i).  Every 200 ms both
 members of the Bygglov group pause, then one comes back: the second pause
 makes the group unstaffed (alert ``firing``), the return staffs it again
@@ -51,6 +52,9 @@ MARK_EVERY = 10
 CYCLE = 0.2  # seconds between pause cycles
 TICK = 0.005  # the sender's pace
 START = dt.datetime(2026, 11, 23, 9, 0, tzinfo=ZoneInfo("Europe/Stockholm")).timestamp()
+#: the group the cycles drive: its queue events, and calls that reach it
+_BYGGLOV = re.compile(rb"^(Queue|AppData): bygglov\b", re.MULTILINE)
+_LINKEDID = re.compile(rb"^Linkedid: (\S+)", re.MULTILINE)
 _TIMESTAMP = re.compile(rb"^Timestamp: [0-9.]+", re.MULTILINE)
 
 PROBE = """
@@ -73,7 +77,11 @@ finally:
 
 def _background() -> list[bytes]:
     frames = list(repeated(load_recording(MIXED_LOAD), 30))
-    return [f for f in frames if b"Event: QueueMember" not in f.split(b"\r\n", 1)[0]]
+    group_calls = {m[1] for f in frames if _BYGGLOV.search(f)
+                   for m in [_LINKEDID.search(f)] if m}  # fmt: skip
+    return [f for f in frames if b"Event: QueueMember" not in f.split(b"\r\n", 1)[0]
+            and not _BYGGLOV.search(f)
+            and not ((m := _LINKEDID.search(f)) and m[1] in group_calls)]  # fmt: skip
 
 
 def _member(pbx_time: float, ext: str, paused: bool) -> bytes:
@@ -142,7 +150,7 @@ async def _subscribe(port: int, runs: list[Run], ready: asyncio.Event) -> None:
         async for msg in client.messages:
             got = time.monotonic_ns()
             alert = json.loads(bytes(msg.payload))  # type: ignore[arg-type]
-            if alert["kind"] == "group_unstaffed" and runs:
+            if alert["alert_id"].startswith("group_unstaffed:bygglov:") and runs:
                 runs[-1].alerts[alert["state"]].append(got)
 
 
@@ -172,8 +180,7 @@ async def main_async(rates: list[int], seconds: float) -> None:
 
     settings = load_settings(LAB_CONFIG)
     with tempfile.TemporaryDirectory() as tmpdir:
-        tmp = Path(os.environ.get("BENCH_KEEP") or tmpdir)
-        tmp.mkdir(exist_ok=True)
+        tmp = Path(tmpdir)
         broker = Mosquitto(tmp)
         broker.start()
         sim = SimulatedPbx(settings, SimPlan(dt.date(2026, 11, 23)), "u", "s")
