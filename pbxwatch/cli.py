@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import contextlib
 import datetime as dt
 import logging
+import logging.handlers
+import queue
 import sys
 import time
 from collections.abc import Sequence
@@ -159,16 +162,31 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _setup_logging(verbose: bool) -> None:
+    """Lines are masked (``privacy.mask_numbers_in_logs`` may lift it) and
+    queued where they are logged, and written to stderr by a thread of the
+    logging module: a slow terminal or journal never holds up the AMI
+    reader.  Left alone when logging is configured already (a program that
+    embeds pbxwatch, or the tests)."""
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    out = logging.StreamHandler(sys.stderr)
+    out.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    lines: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    to_queue = logging.handlers.QueueHandler(lines)
+    to_queue.addFilter(MaskNumbers())
+    root.addHandler(to_queue)
+    listener = logging.handlers.QueueListener(lines, out)
+    listener.start()
+    atexit.register(listener.stop)  # writes what is queued before the process ends
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    for handler in logging.getLogger().handlers:  # privacy.mask_numbers_in_logs may lift it
-        handler.addFilter(MaskNumbers())
+    _setup_logging(args.verbose)
     try:
         if args.command == "check-config":
             return _check_config(args.config)
