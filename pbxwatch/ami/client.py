@@ -52,25 +52,61 @@ class AmiAuthError(Exception):
     """The PBX refused our credentials: a configuration error, not a glitch."""
 
 
+#: frames handled per turn of the event loop.  One socket read can hold
+#: 256 KiB, some 600 frames; handled in one go, they would keep timers, the
+#: watchdog's Ping answer and the store's commits waiting for milliseconds
+#: (more behind a slow sink).  Between turns the transport is paused, so
+#: frames stay in order and the kernel's buffer, not ours, holds the rest.
+FRAMES_PER_TURN = 64
+
+
 class _Protocol(AMIProtocol):  # type: ignore[misc]
-    """panoramisk's protocol with byte-level framing and ordered delivery."""
+    """panoramisk's protocol with byte-level framing and ordered delivery,
+    a few frames per turn of the event loop."""
 
     on_frame: FrameCallback | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self.decoder = FrameDecoder()
+        self._turn: asyncio.Handle | None = None
+        self._paused = False
 
     def data_received(self, data: bytes) -> None:
-        factory = self.factory
+        self.decoder.push(data)
+        if self.decoder.banner and not getattr(self, "version", None):
+            self.version = self.decoder.banner.partition("/")[2].strip()
+        if self.factory is not None:
+            self.factory.bytes_received += len(data)
+        if self._turn is None:
+            self._handle_some()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        # what arrived before the loss is handled before the loss is
+        if self._turn is not None:
+            self._turn.cancel()
+            self._turn = None
+        self._handle(None)
+        super().connection_lost(exc)
+
+    def _handle_some(self) -> None:
+        self._turn = None
+        self._handle(FRAMES_PER_TURN)
+        if self.decoder.pending:
+            if not self._paused:
+                self._paused = True
+                self.transport.pause_reading()
+            self._turn = asyncio.get_running_loop().call_soon(self._handle_some)
+        elif self._paused:
+            self._paused = False
+            self.transport.resume_reading()
+
+    def _handle(self, limit: int | None) -> None:
         oversized = self.decoder.oversized_frames
-        for fields in self.decoder.feed(data):
-            if self.decoder.banner and not getattr(self, "version", None):
-                self.version = self.decoder.banner.partition("/")[2].strip()
+        for fields in self.decoder.take(limit):
             self._route(fields)
-        if factory is not None:
-            factory.bytes_received += len(data)
-            factory.oversized_frames += self.decoder.oversized_frames - oversized
+        if self.factory is not None:
+            self.factory.oversized_frames += self.decoder.oversized_frames - oversized
 
     def _route(self, fields: dict[str, str]) -> None:
         action_id = fields.get("ActionID")

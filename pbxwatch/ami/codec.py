@@ -46,30 +46,52 @@ class FrameDecoder:
         self.oversized_frames = 0
 
     def feed(self, data: bytes) -> Iterator[dict[str, str]]:
+        """Every complete frame, once ``data`` is added."""
+        self.push(data)
+        yield from self.take()
+
+    def push(self, data: bytes) -> None:
+        """Add bytes as they came off the socket; frames wait for ``take``."""
         self._buf += data
         if self.banner is None and self._buf.startswith(BANNER_PREFIX[: len(self._buf)]):
             nl = self._buf.find(EOL)
-            if nl < 0:
-                return
-            self.banner = self._buf[:nl].decode("utf-8", "replace")
-            del self._buf[: nl + 2]
+            if nl >= 0:
+                self.banner = self._buf[:nl].decode("utf-8", "replace")
+                del self._buf[: nl + 2]
         elif self.banner is None:
             self.banner = ""
+
+    def take(self, limit: int | None = None) -> list[dict[str, str]]:
+        """Up to ``limit`` complete frames (all of them with None), in order.
+
+        A reader that takes a few at a time can hand the event loop back
+        between them instead of parsing a whole 256 KiB read in one go."""
+        frames: list[dict[str, str]] = []
+        if self.banner is None:
+            return frames  # the banner's line is not complete yet
+        buf = self._buf
         start = 0
-        while True:
-            end = self._buf.find(EOM, start)
+        end = 0
+        while limit is None or len(frames) < limit:
+            end = buf.find(EOM, start)
             if end < 0:
                 break
-            raw = bytes(self._buf[start:end])
+            raw = bytes(buf[start:end])
             start = end + 4
             if raw.strip():
-                yield parse_frame(raw.strip(b"\r\n"))
-        del self._buf[:start]
-        if len(self._buf) > self._max:
+                frames.append(parse_frame(raw.strip(b"\r\n")))
+        del buf[:start]
+        if end < 0 and len(buf) > self._max:
             # No frame end within the limit: drop what we have, resume at the
             # next frame boundary.  Counted so the loss is visible.
             self.oversized_frames += 1
-            self._buf.clear()
+            buf.clear()
+        return frames
+
+    @property
+    def pending(self) -> bool:
+        """Whether a complete frame is waiting to be taken."""
+        return self.banner is not None and self._buf.find(EOM) >= 0
 
 
 def encode_frame(fields: Mapping[str, str]) -> bytes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import socket
 import ssl
 import subprocess
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from pbxwatch.ami.client import AmiAuthError, AmiSource
+from pbxwatch.ami.client import FRAMES_PER_TURN, AmiAuthError, AmiSource
 from pbxwatch.ami.server import AmiServer, RecordedFrame, load_recording
 from pbxwatch.settings import AmiSettings
 from tests.conftest import FIXTURES
@@ -81,6 +82,31 @@ async def test_events_arrive_in_order_and_intact() -> None:
     assert len(got.frames) == len(frames)
     names = {f.get("MemberName") for f in got.frames if f.get("Event") == "AgentCalled"}
     assert names == {"Maria Nilsson", "Johan Berg"}
+
+
+async def test_a_backlog_is_read_a_few_frames_per_turn_of_the_loop() -> None:
+    """A PBX far ahead (a replay, a reconnect) fills each socket read with
+    hundreds of frames; the reader hands the loop back every
+    ``FRAMES_PER_TURN`` of them, so timers and other tasks keep running,
+    and the frames still come in order."""
+    server = AmiServer(_numbered(20_000), "pbxwatch", SECRET)
+    port = await server.start()
+    got = Collector()
+    source = AmiSource(_settings(port), SecretStr(SECRET), got, reconnect=False)
+    seen: list[int] = []
+
+    async def sample_every_turn() -> None:
+        while True:
+            seen.append(len(got.frames))
+            await asyncio.sleep(0)
+
+    sampler = asyncio.create_task(sample_every_turn())
+    await asyncio.wait_for(source.run(), 30)
+    sampler.cancel()
+    await server.close()
+    assert [f["Seq"] for f in got.frames] == [str(i) for i in range(20_000)]
+    steps = [b - a for a, b in itertools.pairwise(seen)]
+    assert max(steps) <= 2 * FRAMES_PER_TURN, max(steps)
 
 
 async def test_wrong_secret_is_fatal_and_not_retried() -> None:

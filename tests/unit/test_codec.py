@@ -15,6 +15,19 @@ def test_banner_then_frames() -> None:
     assert frames == [{"Response": "Success", "ActionID": "1"}, {"Event": "A"}]
 
 
+def test_frames_can_be_taken_a_few_at_a_time() -> None:
+    dec = FrameDecoder()
+    dec.push(BANNER + b"".join(b"Event: E\r\nSeq: %d\r\n\r\n" % i for i in range(10)) + b"Event")
+    assert dec.take(0) == []
+    firsts = dec.take(4)
+    assert [f["Seq"] for f in firsts] == ["0", "1", "2", "3"]
+    assert dec.pending
+    assert [f["Seq"] for f in dec.take()] == [str(i) for i in range(4, 10)]
+    assert not dec.pending  # "Event" waits for the rest of its frame
+    dec.push(b": F\r\n\r\n")
+    assert dec.take(4) == [{"Event": "F"}]
+
+
 def test_multibyte_letter_split_between_reads_survives() -> None:
     data = "Event: Newchannel\r\nCallerIDName: Åsa Lindström\r\n\r\n".encode()
     cut = data.index("ö".encode()) + 1  # in the middle of the two bytes of ö
