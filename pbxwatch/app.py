@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from pbxwatch import astdb
+from pbxwatch import astdb, heap
 from pbxwatch.ami.client import AmiAuthError, AmiSource
 from pbxwatch.core.alerts import Alert
 from pbxwatch.core.callbacks import CallbackChange, CallbackEvent
@@ -166,7 +166,8 @@ async def run_live(
     store = await open_store_waiting(settings)
     source_name = f"ami:{settings.ami.host}:{settings.ami.port}"
     writer = writer_for(settings, store, source_name)
-    await restore(store, pipeline.engine)
+    log.debug("%d start-up objects frozen out of garbage collection", heap.settle())
+    await restore(store, pipeline.engine)  # after settle: restored state comes and goes
     pipeline.sinks.append(writer.submit)
     writer.start()
     pipeline.sinks.append(LogSink(alerts_to_log=not settings.mqtt.enabled))

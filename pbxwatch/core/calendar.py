@@ -58,6 +58,11 @@ class WorkCalendar:
     tz: ZoneInfo
     closed_days: frozenset[dt.date] = field(default_factory=frozenset)
 
+    def __post_init__(self) -> None:
+        # ``holidays`` imports its country modules on first use, ~70 ms: at
+        # start-up, not inside the first AMI read that asks about a day.
+        holidays.country_holidays("SE", years=())
+
     def local(self, t: float) -> dt.datetime:
         return dt.datetime.fromtimestamp(t, self.tz)
 
