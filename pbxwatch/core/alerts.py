@@ -18,7 +18,7 @@ Kinds:
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -106,15 +106,13 @@ class AlertMaker:
             elif isinstance(rec, Incident):
                 out.extend(self._incident(rec))
         out.extend(self.tick(now))
-        return [self._complete(a) for a in out]
+        return out
 
-    def _complete(self, alert: Alert) -> Alert:
-        unit = self.directory.units.get(alert.unit or "")
-        return replace(
-            alert,
-            unit_name=unit.name if unit else None,
-            created_iso=iso(alert.created_at, self.tz) or "",
-        )
+    def _alert(self, **fields: Any) -> Alert:
+        """An alert with the unit's name and its time in words filled in."""
+        unit = self.directory.units.get(fields["unit"] or "")
+        return Alert(**fields, unit_name=unit.name if unit else None,
+                     created_iso=iso(fields["created_at"], self.tz) or "")  # fmt: skip
 
     def tick(self, now: float) -> list[Alert]:
         """Send the digests of missing-forward windows that have closed."""
@@ -151,7 +149,7 @@ class AlertMaker:
                 f"tidsgränsen {due} har passerat"
             )
             en = f"Voicemail for {who} left at {left} was not called back by the deadline {due}"
-        return Alert(
+        return self._alert(
             alert_id=f"{ev.kind}:{cb.callback_id}",
             kind=ev.kind,
             state="firing",
@@ -198,7 +196,7 @@ class AlertMaker:
         who, at = self._person(inc.extension), _hm(inc.started_at, self.tz)
         where_sv = "kontaktcenter" if miss["landed_in"] == "contact_centre" else "röstbrevlådan"
         where_en = "the contact centre" if miss["landed_in"] == "contact_centre" else "voicemail"
-        return [Alert(
+        return [self._alert(
             alert_id=f"missing_forward:{unit}:{start:.0f}",
             kind="missing_forward", state="firing", unit=inc.unit, severity="info",
             created_at=inc.started_at,
@@ -214,7 +212,7 @@ class AlertMaker:
         n = len(w.more)
         until = _hm(w.start + self.digest, self.tz)
         names = sorted({str(m["name"]) for m in w.more})
-        return Alert(
+        return self._alert(
             alert_id=f"missing_forward:{unit}:{w.start:.0f}:digest",
             kind="missing_forward", state="firing", unit=None if unit == "-" else unit,
             severity="info", created_at=w.start + self.digest,
@@ -250,7 +248,7 @@ class AlertMaker:
     def _lasting(self, inc: Incident, kind: AlertKind, sv: str, en: str,
                  data: dict[str, Any]) -> Alert:  # fmt: skip
         firing = inc.state == "open"
-        return Alert(
+        return self._alert(
             alert_id=f"{inc.incident_id}:{'open' if firing else 'resolved'}",
             kind=kind,
             state="firing" if firing else "resolved",

@@ -25,12 +25,25 @@ def _columns(table: str) -> tuple[str, ...]:
     return tuple(models.Base.metadata.tables[table].columns.keys())
 
 
-def _pick(table: str, obj: object, **more: Any) -> Row:
+_SHARED: dict[tuple[str, type], tuple[str, ...]] = {}
+
+
+def _shared(table: str, kind: type) -> tuple[str, ...]:
+    """The columns of ``table`` that records of type ``kind`` have an
+    attribute for (dataclass fields and properties), found once per type."""
+    key = (table, kind)
+    if key not in _SHARED:
+        names = {f.name for f in fields(kind)} | {n for n in dir(kind) if not n.startswith("_")}
+        _SHARED[key] = tuple(c for c in _columns(table) if c in names)
+    return _SHARED[key]
+
+
+def _pick(table: str, obj: Any, **more: Any) -> Row:
     """The columns of ``table`` that ``obj`` has an attribute for, plus ``more``.
 
     Columns only the database has (``purged``) are left out, so an upsert
     never undoes what the retention purge did to a row."""
-    row = {c: getattr(obj, c) for c in _columns(table) if c not in more and hasattr(obj, c)}
+    row = {c: getattr(obj, c) for c in _shared(table, type(obj)) if c not in more}
     row.update(more)
     return table, row
 
@@ -67,7 +80,7 @@ def _citizen_numbers(table: str, row: dict[str, Any]) -> tuple[str, ...]:
 
 def _rows_of(rec: Record) -> list[Row]:
     if isinstance(rec, CallRecord):
-        call = _pick("calls", rec, unit=rec.target_unit, queues=list(rec.queues))
+        call = _pick("calls", rec, unit=rec.target_unit, queues=rec.queues)
         rings = [
             _pick("rings", ring, call_id=rec.call_id, seq=seq, unit=None)
             for seq, ring in enumerate(rec.rings)
