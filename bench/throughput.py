@@ -40,9 +40,20 @@ from pbxwatch.store.session import writer_for
 
 
 class _Transport:
+    """A socket that is always ready: reading pauses only when the protocol
+    asks (pbxwatch's does, between turns of a few frames)."""
+
+    paused = False
+
     def write(self, data: bytes) -> None: ...
 
     def close(self) -> None: ...
+
+    def pause_reading(self) -> None:
+        self.paused = True
+
+    def resume_reading(self) -> None:
+        self.paused = False
 
 
 class _NoopFactory:
@@ -70,12 +81,25 @@ def _our_protocol(on_frame: Callable[[Any], None]) -> _Protocol:
     return proto
 
 
-def pbxwatch_parse(data: bytes) -> float:
-    proto = _our_protocol(lambda fields: None)
-    t0 = time.perf_counter()
+async def _feed(proto: _Protocol, data: bytes) -> None:
+    """Each read as the event loop hands it over, the next one only when the
+    protocol reads again; other tasks (the store's writer) run in between."""
+    transport = proto.transport
     for chunk in reads(data):
         proto.data_received(chunk)
+        await asyncio.sleep(0)
+        while transport.paused:
+            await asyncio.sleep(0)
+
+
+async def _timed_feed(proto: _Protocol, data: bytes) -> float:
+    t0 = time.perf_counter()
+    await _feed(proto, data)
     return time.perf_counter() - t0
+
+
+def pbxwatch_parse(data: bytes) -> float:
+    return asyncio.run(_timed_feed(_our_protocol(lambda fields: None), data))
 
 
 def _pipeline(settings: Settings) -> Pipeline:
@@ -86,11 +110,7 @@ def _pipeline(settings: Settings) -> Pipeline:
 
 def pbxwatch_core(settings: Settings, data: bytes) -> float:
     pipeline = _pipeline(settings)
-    proto = _our_protocol(pipeline.feed_fields)
-    t0 = time.perf_counter()
-    for chunk in reads(data):
-        proto.data_received(chunk)
-    return time.perf_counter() - t0
+    return asyncio.run(_timed_feed(_our_protocol(pipeline.feed_fields), data))
 
 
 async def _with_store(settings: Settings, data: bytes, url: str, data_dir: Path) -> float:
@@ -103,9 +123,7 @@ async def _with_store(settings: Settings, data: bytes, url: str, data_dir: Path)
     writer.start()
     proto = _our_protocol(pipeline.feed_fields)
     t0 = time.perf_counter()
-    for chunk in reads(data):
-        proto.data_received(chunk)
-        await asyncio.sleep(0)  # as between two socket reads: the writer may run
+    await _feed(proto, data)
     await writer.close()
     took = time.perf_counter() - t0
     await store.dispose()
