@@ -17,7 +17,10 @@ members of the Bygglov group pause, then one comes back: the second pause
 makes the group unstaffed (alert ``firing``), the return staffs it again
 (``resolved``) (ii).
 
-Usage: .venv/bin/python bench/latency.py [--seconds S] [--rates 500,2000,10000]
+Each rate runs ``--runs`` times (in turn, one pbxwatch process); the table
+shows the median over the runs of each run's p50, p99 and max.
+
+Usage: .venv/bin/python bench/latency.py [--seconds S] [--rates 500,2000,10000] [--runs R]
 """
 
 from __future__ import annotations
@@ -167,15 +170,24 @@ def _config(tmp: Path, ami: int, mqtt: int) -> Path:
     return path
 
 
-def _pct(values: list[float]) -> tuple[str, str, str, str]:
+def _pct(values: list[float]) -> tuple[float, float, float] | None:
+    """p50, p99 and max of one run's samples."""
     if not values:
-        return ("-", "-", "-", "0")
+        return None
     values = sorted(values)
-    return (f"{statistics.median(values):.2f}", f"{p99(values):.2f}", f"{values[-1]:.2f}",
-            str(len(values)))  # fmt: skip
+    return statistics.median(values), p99(values), values[-1]
 
 
-async def main_async(rates: list[int], seconds: float) -> None:
+def _cells(per_run: list[tuple[float, float, float] | None], samples: int) -> list[str]:
+    """Medians over the runs of each figure, and every run's p99."""
+    got = [r for r in per_run if r is not None]
+    if not got:
+        return ["-", "-", "-", "-", "0"]
+    medians = [f"{statistics.median(r[i] for r in got):.2f}" for i in range(3)]
+    return [*medians, " / ".join(f"{r[1]:.1f}" for r in got), f"{samples:,}"]
+
+
+async def main_async(rates: list[int], seconds: float, repeats: int) -> None:
     from tests.services import Mosquitto  # the repository's own helper (ROOT is on the path)
 
     settings = load_settings(LAB_CONFIG)
@@ -205,11 +217,12 @@ async def main_async(rates: list[int], seconds: float) -> None:
             await asyncio.sleep(1.5)  # the state read after login
             frames = _background()
             cursor = [0]
-            for rate in rates:
-                run = Run(rate)
-                runs.append(run)
-                await _send(sim, run, seconds, frames, cursor)
-                await asyncio.sleep(1.0)  # the last alerts
+            for _ in range(repeats):
+                for rate in rates:
+                    run = Run(rate)
+                    runs.append(run)
+                    await _send(sim, run, seconds, frames, cursor)
+                    await asyncio.sleep(1.0)  # the last alerts
         finally:
             proc.terminate()
             await asyncio.to_thread(proc.wait, 30)
@@ -220,31 +233,53 @@ async def main_async(rates: list[int], seconds: float) -> None:
             broker.stop()
         marks = json.loads(marks_file.read_text())
     rows = []
-    for run in runs:
-        lo, hi = run.window
-        metric = [(done - sent) / 1e6 for sent, done in marks if lo <= sent <= hi]
-        alert = []
-        for state in ("firing", "resolved"):
-            sent = run.triggers[state]  # each alert: the last trigger sent before it came
-            for got in run.alerts[state]:
-                i = bisect.bisect_right(sent, got) - 1
-                if i >= 0:
-                    alert.append((got - sent[i]) / 1e6)
-        achieved = run.sent / seconds
-        rows.append([f"{run.rate:,}", f"{achieved:,.0f}", "event -> metric", *_pct(metric)])
-        rows.append(["", "", "event -> MQTT alert", *_pct(alert)])
-    print(table(["rate/s", "sent/s", "path", "p50 ms", "p99 ms", "max ms", "samples"], rows))
+    for rate in rates:
+        mine = [run for run in runs if run.rate == rate]
+        metric = [_metric_latency(run, marks) for run in mine]
+        alert = [_alert_latency(run) for run in mine]
+        achieved = statistics.median(run.sent / seconds for run in mine)
+        rows.append(
+            [
+                f"{rate:,}",
+                f"{achieved:,.0f}",
+                "event -> metric",
+                *_cells([_pct(m) for m in metric], sum(map(len, metric))),
+            ]
+        )
+        rows.append(["", "", "event -> MQTT alert",
+                     *_cells([_pct(a) for a in alert], sum(map(len, alert)))])  # fmt: skip
+    header = ["rate/s", "sent/s", "path", "p50 ms", "p99 ms", "max ms", "p99 each run", "samples"]
+    print(table(header, rows))
+
+
+def _metric_latency(run: Run, marks: list[tuple[int, int]]) -> list[float]:
+    lo, hi = run.window
+    return [(done - sent) / 1e6 for sent, done in marks if lo <= sent <= hi]
+
+
+def _alert_latency(run: Run) -> list[float]:
+    """Each alert against the last trigger of its state sent before it came."""
+    out = []
+    for state in ("firing", "resolved"):
+        sent = run.triggers[state]
+        for got in run.alerts[state]:
+            i = bisect.bisect_right(sent, got) - 1
+            if i >= 0:
+                out.append((got - sent[i]) / 1e6)
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--rates", default="500,2000,10000")
+    ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
     print(f"machine: {machine()}")
-    print(f"{args.seconds:g} s per rate; every {MARK_EVERY}th frame timed; an unstaffed/"
-          f"staffed cycle every {CYCLE * 1000:.0f} ms\n")  # fmt: skip
-    asyncio.run(main_async([int(r) for r in args.rates.split(",")], args.seconds))
+    print(f"{args.runs} runs of {args.seconds:g} s per rate (medians over the runs); every "
+          f"{MARK_EVERY}th frame timed; an unstaffed/staffed cycle every "
+          f"{CYCLE * 1000:.0f} ms\n")  # fmt: skip
+    asyncio.run(main_async([int(r) for r in args.rates.split(",")], args.seconds, args.runs))
 
 
 if __name__ == "__main__":

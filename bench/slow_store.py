@@ -15,7 +15,9 @@ sets itself up (``pbxwatch.heap.settle`` once built).  Measured:
 * garbage-collector pauses, by generation (they land on the loop too);
 * the store's peak backlog (rows waiting, in memory or spilled).
 
-Usage: .venv/bin/python bench/slow_store.py [--events N] [--delay S]
+Each figure is the median of ``--runs`` runs (each run's value shown too).
+
+Usage: .venv/bin/python bench/slow_store.py [--events N] [--delay S] [--runs R]
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import multiprocessing
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,18 +59,25 @@ def _slowed(store: Any, delay: float) -> None:
     def _register(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.create_function("bench_sleep", 1, time.sleep)
 
+    if getattr(writer_module.write_rows, "slowed", False):
+        return
     original = writer_module.write_rows
 
     def write_rows(conn: Any, batch: Any) -> None:
         conn.exec_driver_sql(f"SELECT bench_sleep({delay})")
         original(conn, batch)
 
+    write_rows.slowed = True  # type: ignore[attr-defined]
     writer_module.write_rows = write_rows
 
 
-def _timed_turns(durations: list[float], clean: list[float]) -> None:
-    """Every turn's duration; ``clean`` gets those with no full (generation
-    2) collection inside, to tell our code's stalls from the collector's."""
+TURNS: list[float] = []  # every reader turn, seconds
+CLEAN_TURNS: list[float] = []  # those with no full (generation 2) collection inside
+GC_PAUSES: dict[int, list[float]] = {}  # generation -> pauses, seconds
+
+
+def _timed_turns() -> None:
+    """Time each turn of the reader (``_Protocol._handle``)."""
     original = ami_client._Protocol._handle
 
     def _handle(self: Any, limit: int | None) -> None:
@@ -75,21 +85,21 @@ def _timed_turns(durations: list[float], clean: list[float]) -> None:
         t0 = time.perf_counter()
         original(self, limit)
         took = time.perf_counter() - t0
-        durations.append(took)
+        TURNS.append(took)
         if gc.get_stats()[2]["collections"] == full:
-            clean.append(took)
+            CLEAN_TURNS.append(took)
 
     ami_client._Protocol._handle = _handle  # type: ignore[method-assign]
 
 
-def _gc_pauses(pauses: dict[int, list[float]]) -> None:
+def _gc_pauses() -> None:
     started = [0.0]
 
     def callback(phase: str, info: dict[str, int]) -> None:
         if phase == "start":
             started[0] = time.perf_counter()
         else:
-            pauses.setdefault(info["generation"], []).append(time.perf_counter() - started[0])
+            GC_PAUSES.setdefault(info["generation"], []).append(time.perf_counter() - started[0])
 
     gc.callbacks.append(callback)
 
@@ -115,13 +125,33 @@ async def _lag_monitor(lags: list[float], stop: asyncio.Event) -> None:
         lags.append(time.perf_counter() - t0 - 0.001)
 
 
-async def run(events: int, delay: float, port: int) -> None:
+@dataclass
+class Figures:
+    """One run's measurements, in milliseconds where not said otherwise."""
+
+    frames: int = 0
+    frames_per_s: float = 0.0
+    batches: int = 0
+    turns: int = 0
+    turn_max: float = 0.0
+    turn_p99: float = 0.0
+    turn_max_without_full_gc: float = 0.0
+    lag_max: float = 0.0
+    lag_p99: float = 0.0
+    gc: dict[int, tuple[int, float]] = field(default_factory=dict)  # gen -> count, max ms
+    backlog_peak: int = 0
+
+    @property
+    def stall(self) -> float:
+        return max(self.turn_max, self.lag_max)
+
+
+async def run(delay: float, port: int) -> Figures:
     settings = load_settings(LAB_CONFIG)
-    durations: list[float] = []
-    clean: list[float] = []
+    TURNS.clear()
+    CLEAN_TURNS.clear()
+    GC_PAUSES.clear()
     lags: list[float] = []
-    pauses: dict[int, list[float]] = {}
-    _timed_turns(durations, clean)
     with tempfile.TemporaryDirectory() as tmp:
         st = settings.model_copy(update={"storage": StorageSettings(data_dir=Path(tmp))})
         store = make_engine(f"sqlite+aiosqlite:///{tmp}/bench.db")
@@ -133,7 +163,7 @@ async def run(events: int, delay: float, port: int) -> None:
         writer = writer_for(st, store, "bench")
         pipeline.sinks.append(writer.submit)
         heap.settle()
-        _gc_pauses(pauses)
+        GC_PAUSES.clear()
         writer.start()
         ami = settings.ami.model_copy(update={"port": port, "username": "u"})
         source = AmiSource(ami, SecretStr("s"), pipeline.feed_fields, reconnect=False)
@@ -148,41 +178,71 @@ async def run(events: int, delay: float, port: int) -> None:
         read_s = time.perf_counter() - t0
         stop.set()
         await monitor
-        backlog_at_end = writer.backlog
         await writer.close()
         await store.dispose()
-    n = source.frames
     lag_ms = sorted(x * 1000 for x in lags)
-    turn_ms = sorted(x * 1000 for x in durations)
-    gc_rows = [f"gen {g}: {len(v):,}, max {max(v) * 1000:.1f} ms"
-               for g, v in sorted(pauses.items())]  # fmt: skip
+    turn_ms = sorted(x * 1000 for x in TURNS)
+    return Figures(
+        frames=source.frames,
+        frames_per_s=source.frames / read_s,
+        batches=writer.stats.batches,
+        turns=len(turn_ms),
+        turn_max=turn_ms[-1],
+        turn_p99=p99(turn_ms),
+        turn_max_without_full_gc=max(CLEAN_TURNS) * 1000,
+        lag_max=lag_ms[-1],
+        lag_p99=p99(lag_ms),
+        gc={g: (len(v), max(v) * 1000) for g, v in sorted(GC_PAUSES.items())},
+        backlog_peak=peak,
+    )
+
+
+def report(runs: list[Figures], delay: float) -> None:
+    def row(name: str, values: list[float], fmt: str = "{:.2f}") -> list[str]:
+        shown = [fmt.format(v) for v in values]
+        return [name, fmt.format(statistics.median(values)), " / ".join(shown)]
+
+    full = [r.gc.get(2, (0, 0.0)) for r in runs]
     rows = [
-        ["frames read", f"{n:,} in {read_s:.1f} s ({n / read_s:,.0f}/s)"],
-        ["store delay per batch", f"{delay * 1000:.0f} ms; {writer.stats.batches} batches"],
-        ["longest reader turn", f"{turn_ms[-1]:.2f} ms (p99 {p99(turn_ms):.2f}, median "
-                                f"{statistics.median(turn_ms):.2f}, {len(turn_ms):,} turns)"],
-        ["  without a full gc", f"{max(clean) * 1000:.2f} ms"],
-        ["event loop lag (max)", f"{lag_ms[-1]:.2f} ms (p99 {p99(lag_ms):.2f})"],
-        ["gc pauses", "; ".join(gc_rows)],
-        ["store backlog peak", f"{peak:,} rows ({backlog_at_end:,} left when reading ended)"],
+        row("frames read per second", [r.frames_per_s for r in runs], "{:,.0f}"),
+        row("longest reader turn, ms", [r.turn_max for r in runs]),
+        row("  without a full gc inside, ms", [r.turn_max_without_full_gc for r in runs]),
+        row("reader turn p99, ms", [r.turn_p99 for r in runs]),
+        row("event loop lag max, ms", [r.lag_max for r in runs]),
+        row("event loop lag p99, ms", [r.lag_p99 for r in runs]),
+        row("full (gen 2) collections", [float(n) for n, _ in full], "{:.0f}"),
+        row("  longest, ms", [ms for _, ms in full]),
+        row("young (gen 0/1) gc max, ms",
+            [max(ms for g, (_, ms) in r.gc.items() if g < 2) for r in runs]),
+        row("store backlog peak, rows", [float(r.backlog_peak) for r in runs], "{:,.0f}"),
     ]  # fmt: skip
-    print(table(["", ""], rows))
-    stall = max(turn_ms[-1], lag_ms[-1])
-    print(f"\nreader stall (max of the two): {stall:.2f} ms (target < 20 ms)")
+    first = runs[0]
+    print(f"{first.frames:,} frames a run, {first.turns:,} reader turns, store delay "
+          f"{delay * 1000:.0f} ms per batch ({first.batches} batches)\n")  # fmt: skip
+    print(table(["", "median", "runs"], rows))
+    stall = statistics.median(r.stall for r in runs)
+    worst = max(r.stall for r in runs)
+    print(
+        f"\nreader stall (longest turn or loop lag): median {stall:.2f} ms, "
+        f"worst {worst:.2f} ms (target < 20 ms)"
+    )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--events", type=int, default=300_000)
     ap.add_argument("--delay", type=float, default=0.2)
+    ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
     print(f"machine: {machine()}\n")
     ports: Any = multiprocessing.Queue()
     pbx = multiprocessing.Process(target=_serve, args=(args.events, ports), daemon=True)
     pbx.start()
     port, _frames = ports.get(timeout=120)
+    _timed_turns()
+    _gc_pauses()
     try:
-        asyncio.run(run(args.events, args.delay, port))
+        report([asyncio.run(run(args.delay, port)) for _ in range(args.runs)], args.delay)
     finally:
         pbx.terminate()
 
