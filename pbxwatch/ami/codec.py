@@ -46,9 +46,12 @@ class FrameDecoder:
         self.oversized_frames = 0
 
     def feed(self, data: bytes) -> Iterator[dict[str, str]]:
-        """Every complete frame, once ``data`` is added."""
+        """Every complete frame, once ``data`` is added.  Parsed a few at a
+        time as they are consumed: a whole recording parsed up front would
+        keep every frame alive at once (and the collector busy)."""
         self.push(data)
-        yield from self.take()
+        while frames := self.take(256):
+            yield from frames
 
     def push(self, data: bytes) -> None:
         """Add bytes as they came off the socket; frames wait for ``take``."""
