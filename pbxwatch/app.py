@@ -162,7 +162,8 @@ async def run_live(
         for handler in logging.getLogger().handlers:
             for f in [f for f in handler.filters if isinstance(f, MaskNumbers)]:
                 handler.removeFilter(f)
-    pipeline = Pipeline(build_engine(settings))
+    loop = asyncio.get_running_loop()
+    pipeline = Pipeline(build_engine(settings), schedule=loop.call_soon)
     store = await open_store_waiting(settings)
     source_name = f"ami:{settings.ami.host}:{settings.ami.port}"
     writer = writer_for(settings, store, source_name)
@@ -198,8 +199,8 @@ async def run_live(
         elif not source.stopping:
             pipeline.connection_lost(None, source.loss_reason)  # nothing seen since the last event
 
-    source = AmiSource(settings.ami, secret, on_frame, on_state=on_state)
-    loop = asyncio.get_running_loop()
+    source = AmiSource(settings.ami, secret, on_frame, on_state=on_state,
+                       busy=lambda: pipeline.behind)  # fmt: skip
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, source.stop)
@@ -260,6 +261,7 @@ async def run_live(
     except AmiAuthError as exc:
         raise ConfigError(f"ami: {exc} (check ami.username and the secret)") from exc
     finally:
+        pipeline.catch_up_all()  # records still on their way to the sinks
         await _shut_down(settings, tasks, writer, relay, relay_task)
         await store.dispose()
         if http is not None:

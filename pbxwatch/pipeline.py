@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
 from zoneinfo import ZoneInfo
@@ -51,12 +52,34 @@ def build_engine(settings: Settings, *, keep_everything: bool = False) -> Engine
     )
 
 
+#: records handed to the sinks per turn of the event loop in live mode
+SINK_SLICE = 256
+
+
 @dataclass
 class Pipeline:
-    """Engine plus the sinks its records go to."""
+    """Engine plus the sinks its records go to.
+
+    In live mode (``schedule`` set, e.g. ``loop.call_soon``) the sinks get at
+    most ``slice_records`` records at a time and the rest in later turns of
+    the event loop, in order: one event can make hundreds of records (every
+    callback whose deadline passed at closing time) and rows, payloads and
+    metrics for all of them at once would hold the loop for tens of
+    milliseconds.  While records wait, ``behind`` is true and the AMI reader
+    takes no new frame, so nothing overtakes them.  A replay (no
+    ``schedule``) hands every record over at once."""
 
     engine: Engine
     sinks: list[RecordSink] = field(default_factory=list)
+    schedule: Callable[[Callable[[], None]], object] | None = None
+    slice_records: int = SINK_SLICE
+    _pending: deque[Record] = field(default_factory=deque, init=False, repr=False)
+    _scheduled: bool = field(default=False, init=False, repr=False)
+
+    @property
+    def behind(self) -> bool:
+        """Records are waiting for the sinks."""
+        return bool(self._pending)
 
     def feed_fields(self, fields: Mapping[str, str]) -> None:
         ev = AmiEvent.from_fields(fields)
@@ -75,11 +98,36 @@ class Pipeline:
 
     def finish(self) -> None:
         self._emit(self.engine.flush())
+        self.catch_up_all()
 
-    def _emit(self, records: Iterable[Record]) -> None:
-        for rec in records:
-            for sink in self.sinks:
-                sink(rec)
+    def catch_up(self) -> None:
+        """Hand the next slice of waiting records to the sinks; schedule the
+        rest for the next turn."""
+        self._scheduled = False
+        pending = self._pending
+        for _ in range(min(self.slice_records, len(pending))):
+            self._to_sinks(pending.popleft())
+        if pending and self.schedule is not None:
+            self._scheduled = True
+            self.schedule(self.catch_up)
+
+    def catch_up_all(self) -> None:
+        """Every waiting record to the sinks now (shutdown, end of a replay)."""
+        while self._pending:
+            self._to_sinks(self._pending.popleft())
+
+    def _emit(self, records: Sequence[Record]) -> None:
+        if self.schedule is None or (not self._pending and len(records) <= self.slice_records):
+            for rec in records:  # the usual case: a handful, nothing waiting
+                self._to_sinks(rec)
+            return
+        self._pending.extend(records)
+        if not self._scheduled:
+            self.catch_up()
+
+    def _to_sinks(self, rec: Record) -> None:
+        for sink in self.sinks:
+            sink(rec)
 
 
 class JsonLinesSink:

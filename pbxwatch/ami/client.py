@@ -62,13 +62,17 @@ FRAMES_PER_TURN = 64
 
 class _Protocol(AMIProtocol):  # type: ignore[misc]
     """panoramisk's protocol with byte-level framing and ordered delivery,
-    a few frames per turn of the event loop."""
+    a few frames per turn of the event loop, none while ``busy``."""
 
     on_frame: FrameCallback | None = None
+    #: true while what the last frames caused is still being handled (the
+    #: pipeline's sinks catching up): the next frame waits for it
+    busy: Callable[[], bool] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self.decoder = FrameDecoder()
+        self._ready: list[dict[str, str]] = []  # decoded, not handed over yet
         self._turn: asyncio.Handle | None = None
         self._paused = False
 
@@ -86,13 +90,15 @@ class _Protocol(AMIProtocol):  # type: ignore[misc]
         if self._turn is not None:
             self._turn.cancel()
             self._turn = None
-        self._handle(None)
+        frames, self._ready = self._ready, []
+        for fields in frames + self._take(None):
+            self._route(fields)
         super().connection_lost(exc)
 
     def _handle_some(self) -> None:
         self._turn = None
         self._handle(FRAMES_PER_TURN)
-        if self.decoder.pending:
+        if self._ready or self.decoder.pending:
             if not self._paused:
                 self._paused = True
                 self.transport.pause_reading()
@@ -101,12 +107,24 @@ class _Protocol(AMIProtocol):  # type: ignore[misc]
             self._paused = False
             self.transport.resume_reading()
 
-    def _handle(self, limit: int | None) -> None:
-        oversized = self.decoder.oversized_frames
-        for fields in self.decoder.take(limit):
+    def _handle(self, limit: int) -> None:
+        busy = self.busy
+        if busy is not None and busy():
+            return
+        frames = self._ready or self._take(limit)
+        self._ready = []
+        for i, fields in enumerate(frames):
             self._route(fields)
+            if busy is not None and busy():
+                self._ready = frames[i + 1 :]
+                return
+
+    def _take(self, limit: int | None) -> list[dict[str, str]]:
+        oversized = self.decoder.oversized_frames
+        frames = self.decoder.take(limit)
         if self.factory is not None:
             self.factory.oversized_frames += self.decoder.oversized_frames - oversized
+        return frames
 
     def _route(self, fields: dict[str, str]) -> None:
         action_id = fields.get("ActionID")
@@ -154,8 +172,10 @@ class AmiSource:
         *,
         reconnect: bool = True,
         on_state: Callable[[bool], None] | None = None,
+        busy: Callable[[], bool] | None = None,
     ) -> None:
         self.settings = settings
+        self.busy = busy
         self._secret = secret
         self.on_frame = on_frame
         self.reconnect = reconnect
@@ -265,6 +285,7 @@ class AmiSource:
         def factory() -> _Protocol:
             proto = _Protocol()
             proto.on_frame = self._deliver
+            proto.busy = self.busy
             return proto
 
         transport, protocol = await asyncio.wait_for(

@@ -10,6 +10,7 @@ import ssl
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -107,6 +108,33 @@ async def test_a_backlog_is_read_a_few_frames_per_turn_of_the_loop() -> None:
     assert [f["Seq"] for f in got.frames] == [str(i) for i in range(20_000)]
     steps = [b - a for a, b in itertools.pairwise(seen)]
     assert max(steps) <= 2 * FRAMES_PER_TURN, max(steps)
+
+
+async def test_no_frame_is_handed_over_while_the_sinks_catch_up() -> None:
+    """While ``busy`` (the pipeline's sinks still taking the records of an
+    earlier frame) the reader hands over nothing, then carries on in order."""
+    loop = asyncio.get_running_loop()
+    server = AmiServer(_numbered(1000), "pbxwatch", SECRET)
+    port = await server.start()
+    got: list[Mapping[str, str]] = []
+    state: dict[str, Any] = {"busy": False}
+
+    def release() -> None:
+        state["at_release"] = len(got)
+        state["busy"] = False
+
+    def on_frame(fields: Mapping[str, str]) -> None:
+        got.append(fields)
+        if len(got) == 100:
+            state["busy"] = True
+            loop.call_later(0.2, release)
+
+    source = AmiSource(_settings(port), SecretStr(SECRET), on_frame, reconnect=False,
+                       busy=lambda: state["busy"])  # fmt: skip
+    await asyncio.wait_for(source.run(), 30)
+    await server.close()
+    assert state["at_release"] == 100
+    assert [f["Seq"] for f in got] == [str(i) for i in range(1000)]
 
 
 async def test_wrong_secret_is_fatal_and_not_retried() -> None:
