@@ -222,6 +222,7 @@ async def run_live(
             now = pbx_now or time.time()
             if metrics is not None:
                 _observe(health, source, writer, relay)
+                health.sink_errors = pipeline.sink_errors
                 metrics.refresh(pipeline.engine, now, health)
             bad_input.check({**pipeline.engine.bad_input,
                              "oversized_frame": source.oversized_frames})  # fmt: skip

@@ -65,6 +65,7 @@ class Health:
     outbox_backlog: int = 0
     outbox_published: int = 0
     oversized_frames: int = 0
+    sink_errors: int = 0
 
 
 class _StateCollector(Collector):
@@ -326,6 +327,11 @@ class Metrics:
             bad,
             counter(
                 "pbxwatch_event_errors", "Events a handler failed on (skipped, logged).", errors
+            ),
+            counter(
+                "pbxwatch_sink_errors",
+                "Records a sink (store, metrics, log) failed on (skipped, first ten logged).",
+                h.sink_errors,
             ),
             gauge(
                 "pbxwatch_last_event_timestamp_seconds",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ from pbxwatch.core.events import AmiEvent
 from pbxwatch.core.gaps import PbxSnapshot
 from pbxwatch.privacy import pseudonym_of
 from pbxwatch.settings import Settings
+
+log = logging.getLogger(__name__)
 
 RecordSink = Callable[[Record], None]
 
@@ -73,6 +76,8 @@ class Pipeline:
     sinks: list[RecordSink] = field(default_factory=list)
     schedule: Callable[[Callable[[], None]], object] | None = None
     slice_records: int = SINK_SLICE
+    #: records a sink raised on, live mode (the first ten are logged)
+    sink_errors: int = field(default=0, init=False)
     _pending: deque[Record] = field(default_factory=deque, init=False, repr=False)
     _scheduled: bool = field(default=False, init=False, repr=False)
 
@@ -126,8 +131,19 @@ class Pipeline:
             self.catch_up()
 
     def _to_sinks(self, rec: Record) -> None:
+        if self.schedule is None:  # a replay: a failing sink ends it
+            for sink in self.sinks:
+                sink(rec)
+            return
         for sink in self.sinks:
-            sink(rec)
+            try:
+                sink(rec)
+            except Exception:
+                # live: one sink's bug must not stop the others, the reader
+                # (which waits while records do) or the records after this one
+                self.sink_errors += 1
+                if self.sink_errors <= 10:
+                    log.exception("sink %r failed on a %s record", sink, type(rec).__name__)
 
 
 class JsonLinesSink:

@@ -129,6 +129,7 @@ HEALTH: list[Panel] = [
     ("Reconnects, event errors, write errors", "timeseries", "short",
      [("AMI reconnects", "sum(increase(pbxwatch_ami_reconnects_total[$__rate_interval]))"),
       ("event errors", "sum(increase(pbxwatch_event_errors_total[$__rate_interval]))"),
+      ("sink errors", "sum(increase(pbxwatch_sink_errors_total[$__rate_interval]))"),
       ("store write errors",
        "sum(increase(pbxwatch_store_write_errors_total[$__rate_interval]))")], 12),
     ("Database: rows written per second, last batch duration", "timeseries", "short",

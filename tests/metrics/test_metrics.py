@@ -56,6 +56,7 @@ FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
     "pbxwatch_ami_events": ("counter", ("event",)),
     "pbxwatch_bad_input": ("counter", ("kind",)),
     "pbxwatch_event_errors": ("counter", ()),
+    "pbxwatch_sink_errors": ("counter", ()),
     "pbxwatch_last_event_timestamp_seconds": ("gauge", ()),
     "pbxwatch_event_lag_seconds": ("gauge", ()),
     "pbxwatch_calls_in_progress": ("gauge", ()),

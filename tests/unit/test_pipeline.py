@@ -61,3 +61,19 @@ def test_catch_up_all_empties_the_queue() -> None:
     pipeline.catch_up_all()
     assert got == list(range(25))
     assert not pipeline.behind
+
+
+def test_live_a_failing_sink_does_not_stop_the_others_or_the_queue() -> None:
+    got: list[Any] = []
+    turns: list[Any] = []
+
+    def broken(rec: Any) -> None:
+        raise ValueError(rec)
+
+    pipeline = Pipeline(_Burst(), [broken, got.append], schedule=turns.append,  # type: ignore[arg-type]
+                        slice_records=10)  # fmt: skip
+    pipeline.tick(15)
+    turns.pop()()
+    assert got == list(range(15))
+    assert not pipeline.behind
+    assert pipeline.sink_errors == 15
