@@ -115,7 +115,7 @@ class StoreWriter:
         self.spill_path = spill_path
         self.stats = WriterStats()
         self._rows = RowQueue()  # oldest first
-        self._overflow: list[Row] = []  # newer than the spill file; reader side, memory only
+        self._overflow = RowQueue()  # newer than the spill file; reader side, memory only
         self._spilling = False  # rows newer than _rows live in the file and _overflow
         self._spill_offset = 0  # bytes of the spill file already read back
         self._spill_pending = 0  # rows in the spill file not read back yet
@@ -142,15 +142,11 @@ class StoreWriter:
             "stream_positions",
             {"source": self.source, "frames": frames, "event_time": event_time},
         )
-        # only the newest position matters: it replaces one queued last
-        if self._spilling:
-            if self._overflow and self._overflow[-1][0] == "stream_positions":
-                self._overflow[-1] = row
-                return
-        elif self._rows.last_name() == "stream_positions":
-            self._rows.replace_last(row)
-            return
-        self._append(row)
+        tail = self._overflow if self._spilling else self._rows
+        if tail.last_name() == "stream_positions":
+            tail.replace_last(row)  # only the newest position matters
+        else:
+            self._append(row)
 
     def _append(self, row: Row) -> None:
         if self._spilling or (len(self._rows) >= self.capacity and self.spill_path):
@@ -263,8 +259,8 @@ class StoreWriter:
             path.unlink()
             return
         self._spilling, self._spill_offset, self._spill_pending = True, 0, pending
-        self._overflow[:0] = list(self._rows)  # submitted before start: after the file
-        self._rows.clear()
+        # submitted before start (nothing overflowed: not spilling yet): after the file
+        self._overflow, self._rows = self._rows, RowQueue()
         log.warning("%d rows left by the last run in %s: writing them first", pending, path)
 
     def _persist_backlog(self) -> int:
