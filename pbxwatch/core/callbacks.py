@@ -178,12 +178,13 @@ class CallbackBook:
             self._unindex(cb)
 
     def _unindex(self, cb: Callback) -> None:
-        number = cb.number
-        ids = self._by_number.get(number) if number is not None else None
-        if number is not None and ids is not None:
+        if cb.number is None:
+            return
+        ids = self._by_number.get(cb.number)
+        if ids is not None:
             ids.pop(cb.callback_id, None)
             if not ids:
-                del self._by_number[number]
+                del self._by_number[cb.number]
 
     # -------------------------------------------------------------- inputs
 
