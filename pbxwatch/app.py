@@ -167,7 +167,8 @@ async def run_live(
     store = await open_store_waiting(settings)
     source_name = f"ami:{settings.ami.host}:{settings.ami.port}"
     writer = writer_for(settings, store, source_name)
-    log.debug("%d start-up objects frozen out of garbage collection", heap.settle())
+    frozen = heap.settle()
+    log.debug("%d start-up objects frozen out of garbage collection", frozen)
     await restore(store, pipeline.engine)  # after settle: restored state comes and goes
     pipeline.sinks.append(writer.submit)
     writer.start()
@@ -221,8 +222,7 @@ async def run_live(
                 pipeline.tick(pbx_now)
             now = pbx_now or time.time()
             if metrics is not None:
-                _observe(health, source, writer, relay)
-                health.sink_errors = pipeline.sink_errors
+                _observe(health, source, pipeline, writer, relay)
                 metrics.refresh(pipeline.engine, now, health)
             bad_input.check({**pipeline.engine.bad_input,
                              "oversized_frame": source.oversized_frames})  # fmt: skip
@@ -317,10 +317,15 @@ def _start_metrics(settings: Settings, pipeline: Pipeline) -> tuple[Metrics | No
 
 
 def _observe(
-    health: Health, source: AmiSource, writer: StoreWriter, relay: AlertRelay | None
+    health: Health,
+    source: AmiSource,
+    pipeline: Pipeline,
+    writer: StoreWriter,
+    relay: AlertRelay | None,
 ) -> None:
     health.ami_reconnects = source.reconnects
     health.oversized_frames = source.oversized_frames
+    health.sink_errors = pipeline.sink_errors
     if relay is not None:
         health.outbox_backlog = relay.backlog
         health.outbox_published = relay.published
