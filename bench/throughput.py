@@ -24,7 +24,7 @@ import gc
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -92,14 +92,14 @@ async def _feed(proto: _Protocol, data: bytes) -> None:
             await asyncio.sleep(0)
 
 
-async def _timed_feed(proto: _Protocol, data: bytes) -> float:
+async def _timed(work: Awaitable[None]) -> float:
     t0 = time.perf_counter()
-    await _feed(proto, data)
+    await work
     return time.perf_counter() - t0
 
 
 def pbxwatch_parse(data: bytes) -> float:
-    return asyncio.run(_timed_feed(_our_protocol(lambda fields: None), data))
+    return asyncio.run(_timed(_feed(_our_protocol(lambda fields: None), data)))
 
 
 def _pipeline(settings: Settings) -> Pipeline:
@@ -119,14 +119,7 @@ async def _feed_live(pipeline: Pipeline, data: bytes) -> None:
 
 
 def pbxwatch_core(settings: Settings, data: bytes) -> float:
-    pipeline = _pipeline(settings)
-
-    async def timed() -> float:
-        t0 = time.perf_counter()
-        await _feed_live(pipeline, data)
-        return time.perf_counter() - t0
-
-    return asyncio.run(timed())
+    return asyncio.run(_timed(_feed_live(_pipeline(settings), data)))
 
 
 async def _with_store(settings: Settings, data: bytes, url: str, data_dir: Path) -> float:
