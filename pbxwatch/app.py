@@ -25,6 +25,7 @@ from pbxwatch import astdb, heap
 from pbxwatch.ami.client import AmiAuthError, AmiSource
 from pbxwatch.core.alerts import Alert
 from pbxwatch.core.callbacks import CallbackChange, CallbackEvent
+from pbxwatch.core.clock import ClockStep
 from pbxwatch.core.directory import mailbox_key
 from pbxwatch.core.diversion import DiversionInterval
 from pbxwatch.core.engine import Record
@@ -42,27 +43,6 @@ from pbxwatch.store.session import open_store_waiting, restore, writer_for
 from pbxwatch.store.writer import StoreWriter
 
 log = logging.getLogger(__name__)
-
-
-class PbxClock:
-    """PBX time between events: the last event's ``Timestamp`` plus the
-    monotonic time elapsed since it arrived.  ``None`` until the first
-    timestamped event: the host's clock may differ from the PBX's, and
-    ticking the core with it would move PBX time to the wrong moment."""
-
-    def __init__(self) -> None:
-        self._pbx: float | None = None
-        self._mono = 0.0
-
-    def saw(self, pbx_time: float | None) -> None:
-        if pbx_time is not None:
-            self._pbx = pbx_time
-            self._mono = time.monotonic()
-
-    def now(self) -> float | None:
-        if self._pbx is None:
-            return None
-        return self._pbx + (time.monotonic() - self._mono)
 
 
 class LogSink:
@@ -84,6 +64,11 @@ class LogSink:
             )
             return
         if isinstance(rec, CallbackChange):
+            return
+        if isinstance(rec, ClockStep):
+            log.warning("PBX clock stepped by %+.1f s (%s, confirmed by %d events): adopted; "
+                        "calls in progress keep their durations", rec.delta, rec.mode,
+                        rec.confirmed_by)  # fmt: skip
             return
         if isinstance(rec, AmiGap):
             log.warning("AMI gap of %.1f s (%s) reconciled: %s", rec.seconds, rec.reason,
@@ -152,10 +137,13 @@ async def run_live(
     observers: Sequence[Observer] = (),
     sinks: Sequence[Callable[[Record], None]] = (),
     frame_probe: Callable[[Mapping[str, str]], None] | None = None,
+    pbx_speed: float = 1.0,
 ) -> int:
     """Follow the PBX until SIGINT/SIGTERM.  ``observers`` are called once a
     second, ``sinks`` get every record, ``frame_probe`` every frame after the
-    core and the sinks are done with it (the latency benchmark)."""
+    core and the sinks are done with it (the latency benchmark).
+    ``pbx_speed`` is how many PBX seconds pass per host second: 1 for a
+    real PBX, more for a simulator or ``serve-recording --speed``."""
     secret = settings.ami.secret()
     if not settings.privacy.mask_numbers_in_logs:
         log.warning("privacy.mask_numbers_in_logs is off: caller numbers appear in the log")
@@ -163,7 +151,8 @@ async def run_live(
             for f in [f for f in handler.filters if isinstance(f, MaskNumbers)]:
                 handler.removeFilter(f)
     loop = asyncio.get_running_loop()
-    pipeline = Pipeline(build_engine(settings), schedule=loop.call_soon)
+    pipeline = Pipeline(build_engine(settings, pbx_speed=pbx_speed), schedule=loop.call_soon)
+    clock = pipeline.engine.clock
     store = await open_store_waiting(settings)
     source_name = f"ami:{settings.ami.host}:{settings.ami.port}"
     writer = writer_for(settings, store, source_name)
@@ -178,16 +167,19 @@ async def run_live(
         pipeline.sinks.append(JsonLinesSink(sys.stdout, ZoneInfo(settings.timezone)))
     metrics, http = _start_metrics(settings, pipeline)
     health = Health()
-    clock = PbxClock()
 
     def on_frame(fields: Mapping[str, str]) -> None:
-        pipeline.feed_fields(fields)
+        received = source.received_at
+        pipeline.feed_fields(fields, received)
         if frame_probe is not None:
             frame_probe(fields)
         if "Timestamp" in fields:
-            clock.saw(pipeline.engine.now)
-            health.last_event_time = pipeline.engine.now
-            health.event_lag_seconds = time.time() - pipeline.engine.now
+            now = pipeline.engine.now
+            health.last_event_time = now
+            host = time.time()
+            # a faster-than-real-time PBX has no host time to compare with:
+            # then the lag is only pbxwatch's own delay since the frame came
+            health.event_lag_seconds = host - now if pbx_speed == 1.0 else host - received
 
     connected = asyncio.Event()
     resync = asyncio.Event()
@@ -210,19 +202,20 @@ async def run_live(
                         if p.mailbox})  # fmt: skip
 
     def on_snapshot(snap: PbxSnapshot) -> None:
-        clock.saw(snap.pbx_time)  # the PBX's own clock, as its Ping answer said
-        pipeline.reconcile(snap, clock.now(), source_name)
+        host = time.time()
+        clock.observe(snap.pbx_time, host)  # the PBX's own clock, as its Ping answer said
+        pipeline.reconcile(snap, clock.estimate(host), source_name)
 
     bad_input = FirstSeen("bad AMI input")
 
     async def ticker() -> None:
         while True:
-            pbx_now = clock.now()
-            if pbx_now is not None:
-                pipeline.tick(pbx_now)
-            now = pbx_now or time.time()
+            host = time.time()
+            pipeline.tick_live(host)
+            now = clock.estimate(host) or host
             if metrics is not None:
                 _observe(health, source, pipeline, writer, relay)
+                health.clock_offset_seconds = clock.offset or 0.0
                 metrics.refresh(pipeline.engine, now, health)
             bad_input.check({**pipeline.engine.bad_input,
                              "oversized_frame": source.oversized_frames})  # fmt: skip
@@ -244,7 +237,7 @@ async def run_live(
         queues = sorted(settings.directory.queues)
 
         def queue_state() -> dict[str, dict[str, Any]]:
-            now = clock.now() or pipeline.engine.now
+            now = clock.estimate(time.time()) or pipeline.engine.now
             return {name: pipeline.engine.queues.snapshot(name, now, tz) for name in queues}
 
         relay = AlertRelay(settings, store, queue_state)
@@ -262,6 +255,7 @@ async def run_live(
     except AmiAuthError as exc:
         raise ConfigError(f"ami: {exc} (check ami.username and the secret)") from exc
     finally:
+        pipeline.stop()  # held events judged, ended calls reported
         pipeline.catch_up_all()  # records still on their way to the sinks
         await _shut_down(settings, tasks, writer, relay, relay_task)
         await store.dispose()

@@ -9,6 +9,7 @@ import contextlib
 import datetime as dt
 import logging
 import logging.handlers
+import math
 import queue
 import sys
 import time
@@ -60,6 +61,12 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="connect to a live Asterisk and process events")
     run.add_argument("--config", required=True)
     run.add_argument("--json", action="store_true", help="print finished calls as JSON Lines")
+    run.add_argument(
+        "--pbx-speed", type=float, default=1.0, metavar="X",
+        help="PBX seconds per host second: 1 for a real PBX (default), X for "
+        "`simulate --speed X` or `serve-recording --speed X`, 0 when the PBX's "
+        "time is not tied to this host's clock (a recording served as fast as it goes)",
+    )  # fmt: skip
 
     db = sub.add_parser("db", help="database schema and retention")
     db.add_argument(
@@ -387,8 +394,10 @@ def _parse_date(value: str, option: str) -> dt.date:
 def _run(args: argparse.Namespace) -> int:
     from pbxwatch.app import run_live
 
+    if not (args.pbx_speed >= 0 and math.isfinite(args.pbx_speed)):
+        raise ConfigError(f"--pbx-speed: must be 0 or more, not {args.pbx_speed:g}")
     settings = load_settings(args.config)
-    return asyncio.run(run_live(settings, json_out=args.json))
+    return asyncio.run(run_live(settings, json_out=args.json, pbx_speed=args.pbx_speed))
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -143,7 +143,8 @@ async def run_demo(
     player = asyncio.create_task(sim.run())
     stopper = asyncio.create_task(_stop_after(duration)) if duration else None
     try:
-        return await run_live(live, observers=[summary.draw], sinks=[summary])
+        return await run_live(live, observers=[summary.draw], sinks=[summary],
+                              pbx_speed=plan.speed)  # fmt: skip
     finally:
         for task in (player, stopper):
             if task is not None:

@@ -66,6 +66,8 @@ class Health:
     outbox_published: int = 0
     oversized_frames: int = 0
     sink_errors: int = 0
+    #: PBX minus host clock (PBX − speed × host with a faster simulator)
+    clock_offset_seconds: float = 0.0
 
 
 class _StateCollector(Collector):
@@ -342,6 +344,16 @@ class Metrics:
                 "pbxwatch_event_lag_seconds",
                 "Host clock minus the PBX timestamp of the last event when it was processed.",
                 h.event_lag_seconds,
+            ),
+            gauge(
+                "pbxwatch_clock_offset_seconds",
+                "PBX clock minus host clock, as estimated from the promptest recent events.",
+                h.clock_offset_seconds,
+            ),
+            counter(
+                "pbxwatch_clock_steps",
+                "Steps of the PBX clock adopted after consecutive events confirmed them.",
+                engine.clock.steps,
             ),
             gauge("pbxwatch_calls_in_progress", "Calls being followed now.", engine.tracked_calls),
             gauge("pbxwatch_store_backlog_rows", "Rows waiting to be written.", h.store_backlog),

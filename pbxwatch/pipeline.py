@@ -14,6 +14,7 @@ from pbxwatch.core.alerts import Alert
 from pbxwatch.core.calendar import WorkCalendar
 from pbxwatch.core.callbacks import CallbackChange, CallbackMemory
 from pbxwatch.core.calls import CallRules
+from pbxwatch.core.clock import ClockRules
 from pbxwatch.core.engine import Engine, Record
 from pbxwatch.core.events import AmiEvent
 from pbxwatch.core.gaps import PbxSnapshot
@@ -36,9 +37,22 @@ def rules_from(settings: Settings) -> CallRules:
     )
 
 
-def build_engine(settings: Settings, *, keep_everything: bool = False) -> Engine:
+def clock_rules_from(settings: Settings, pbx_speed: float = 1.0) -> ClockRules:
+    c = settings.clock
+    return ClockRules(
+        tolerance=c.tolerance_seconds,
+        max_delay=c.max_delay_seconds,
+        confirm=c.confirm_events,
+        speed=pbx_speed,
+    )
+
+
+def build_engine(
+    settings: Settings, *, keep_everything: bool = False, pbx_speed: float = 1.0
+) -> Engine:
     """The core as configured.  ``keep_everything`` (a replay, whose closing
-    snapshot lists every callback) turns off forgetting finished callbacks."""
+    snapshot lists every callback) turns off forgetting finished callbacks;
+    ``pbx_speed`` is the PBX seconds per host second a live clock expects."""
     calendar = WorkCalendar(ZoneInfo(settings.timezone), frozenset(settings.calendar.closed_days))
     det = settings.detection
     memory = None if keep_everything else CallbackMemory(
@@ -52,6 +66,7 @@ def build_engine(settings: Settings, *, keep_everything: bool = False) -> Engine
         det.missing_forward_digest_minutes * 60.0,
         memory,
         pseudonym_of(settings),
+        clock_rules_from(settings, pbx_speed),
     )
 
 
@@ -86,20 +101,28 @@ class Pipeline:
         """Records are waiting for the sinks."""
         return bool(self._pending)
 
-    def feed_fields(self, fields: Mapping[str, str]) -> None:
+    def feed_fields(self, fields: Mapping[str, str], received: float | None = None) -> None:
+        """One frame; ``received`` is the host's clock when it arrived (live)."""
         ev = AmiEvent.from_fields(fields)
         if ev is None:
             return  # a Response frame: not an event
-        self._emit(self.engine.process(ev))
+        self._emit(self.engine.process(ev, received))
 
     def tick(self, now: float) -> None:
         self._emit(self.engine.tick(now))
+
+    def tick_live(self, host_now: float) -> None:
+        self._emit(self.engine.tick_live(host_now))
 
     def connection_lost(self, now: float | None, reason: str) -> None:
         self.engine.connection_lost(now, reason)
 
     def reconcile(self, snap: PbxSnapshot, now: float | None, source: str) -> None:
         self._emit(self.engine.reconcile(snap, now, source))
+
+    def stop(self) -> None:
+        """Live shutdown: what the core can still finish (see Engine.stop)."""
+        self._emit(self.engine.stop())
 
     def finish(self) -> None:
         self._emit(self.engine.flush())

@@ -117,6 +117,21 @@ class CalendarSettings(_Model):
     )
 
 
+class ClockSettings(_Model):
+    """How far the PBX's event times may disagree with what is expected
+    before they are distrusted (see the README's "Time")."""
+
+    tolerance_seconds: float = Field(
+        5.0, gt=0, description="an event this far ahead of the PBX clock estimate is implausible"
+    )
+    max_delay_seconds: float = Field(
+        60.0, gt=0, description="an event may arrive this late and still keep its own time"
+    )
+    confirm_events: int = Field(
+        3, ge=2, le=50, description="consecutive events that confirm a step of the PBX clock"
+    )
+
+
 class DetectionSettings(_Model):
     unforwarded_absence_minutes: float = Field(15.0, gt=0)
     missing_forward_digest_minutes: float = Field(
@@ -404,6 +419,7 @@ class Settings(BaseSettings):
     diversion: DiversionSettings = Field(default_factory=DiversionSettings)
     calendar: CalendarSettings = Field(default_factory=CalendarSettings)
     detection: DetectionSettings = Field(default_factory=DetectionSettings)
+    clock: ClockSettings = Field(default_factory=ClockSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     mqtt: MqttSettings = Field(default_factory=MqttSettings)

@@ -38,11 +38,13 @@ def run_config(tmp: Path, ami_port: int, *, ami: dict[str, Any] | None = None,
 
 
 def start_run(config: Path, stdout: IO[bytes], stderr: IO[bytes] | int = subprocess.STDOUT, *,
-              json: bool = False, verbose: bool = False,
+              json: bool = False, verbose: bool = False, pbx_speed: float = 0.0,
               env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:  # fmt: skip
-    """``pbxwatch [-v] run --config CONFIG [--json]`` with the secret set."""
+    """``pbxwatch [-v] run --config CONFIG --pbx-speed X [--json]`` with the
+    secret set.  ``pbx_speed`` is the simulator's speed, 0 for a server that
+    sends as fast as it can."""
     cmd = pbxwatch(*(["-v"] if verbose else []), "run", "--config", str(config),
-                   *(["--json"] if json else []))  # fmt: skip
+                   "--pbx-speed", str(pbx_speed), *(["--json"] if json else []))  # fmt: skip
     return subprocess.Popen(
         cmd, stdout=stdout, stderr=stderr, env={**os.environ, **RUN_ENV, **(env or {})}
     )

@@ -72,11 +72,15 @@ class _Protocol(AMIProtocol):  # type: ignore[misc]
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self.decoder = FrameDecoder()
+        self.received_at = time.time()
         self._ready: list[dict[str, str]] = []  # decoded, not handed over yet
         self._turn: asyncio.Handle | None = None
         self._paused = False
 
     def data_received(self, data: bytes) -> None:
+        # the frames in these bytes arrived now: the clock model's receipt time
+        # (frames waiting while reading is paused came in no later than this)
+        self.received_at = time.time()
         self.decoder.push(data)
         if self.decoder.banner and not getattr(self, "version", None):
             self.version = self.decoder.banner.partition("/")[2].strip()
@@ -190,6 +194,7 @@ class AmiSource:
         self._oversized_before = 0  # oversized frames of sessions that ended
         self._stop = asyncio.Event()
         self._manager: _Manager | None = None
+        self._proto: _Protocol | None = None
         self._logoff_task: asyncio.Task[None] | None = None
 
     # -------------------------------------------------------------- public
@@ -228,6 +233,11 @@ class AmiSource:
         """Frames dropped for exceeding the size limit, over all sessions."""
         manager = self._manager
         return self._oversized_before + (manager.oversized_frames if manager else 0)
+
+    @property
+    def received_at(self) -> float:
+        """Host time the frame being delivered came off the socket."""
+        return self._proto.received_at if self._proto is not None else time.time()
 
     @property
     def stopping(self) -> bool:
@@ -286,6 +296,7 @@ class AmiSource:
             proto = _Protocol()
             proto.on_frame = self._deliver
             proto.busy = self.busy
+            self._proto = proto
             return proto
 
         transport, protocol = await asyncio.wait_for(

@@ -171,6 +171,37 @@ class CallTracker:
             out.extend(self._expire(now))
         return out
 
+    def finish_ended(self) -> list[CallRecord]:
+        """Finish the calls every channel of which has hung up, grace or not."""
+        ended, self._ending = list(self._ending), {}
+        return [self._finish(lid, complete=True) for lid in ended]
+
+    def shift(self, delta: float) -> None:
+        """Move every time of what is in progress by ``delta`` (the PBX clock
+        stepped): durations stay measured on one timebase."""
+        for call in self.calls.values():
+            call.started_at += delta
+            call.last_activity += delta
+            if call.ended_at is not None:
+                call.ended_at += delta
+            for ring in (*call.rings.values(), *call.external_legs.values()):
+                ring.started_at += delta
+                if ring.ended_at is not None:
+                    ring.ended_at += delta
+            for mailbox in call.mwi_mailboxes:
+                call.mwi_mailboxes[mailbox] += delta
+        chans = {id(c): c for call in self.calls.values() for c in call.channels.values()}
+        chans.update((id(c), c) for c in self.channels.values())
+        for chan in chans.values():
+            chan.created_at += delta
+            for name in ("up_at", "hangup_at", "hangup_requested_at"):
+                t = getattr(chan, name)
+                if t is not None:
+                    setattr(chan, name, t + delta)
+        for linkedid in self._ending:
+            self._ending[linkedid] += delta
+        self._last_sweep += delta
+
     def mark_gap(self) -> None:
         """The stream stopped: every call in progress may miss events."""
         for call in self.calls.values():

@@ -21,6 +21,7 @@ from pbxwatch.core.alerts import Alert, AlertMaker
 from pbxwatch.core.calendar import WorkCalendar
 from pbxwatch.core.callbacks import CallbackBook, CallbackChange, CallbackEvent, CallbackMemory
 from pbxwatch.core.calls import CallRules, CallTracker
+from pbxwatch.core.clock import ClockRules, ClockStep, EventClock, Timed, plausible_epoch
 from pbxwatch.core.directory import Directory, mailbox_key
 from pbxwatch.core.diversion import DiversionBook, DiversionInterval
 from pbxwatch.core.events import AmiEvent, parse_int
@@ -54,8 +55,6 @@ KNOWN_EVENTS = frozenset(
 )  # fmt: skip
 
 
-MAX_TIME_JUMP = 86_400.0
-
 #: Kinds of bad or odd input, each counted (``bad_input``) and logged once.
 BAD_INPUT_KINDS = (
     "oversized_frame",  # counted by the AMI source's decoder
@@ -69,7 +68,16 @@ BAD_INPUT_KINDS = (
     "event_time_implausible",
 )
 
-Record = CallRecord | Incident | CallbackEvent | CallbackChange | DiversionInterval | Alert | AmiGap
+Record = (
+    CallRecord
+    | Incident
+    | CallbackEvent
+    | CallbackChange
+    | DiversionInterval
+    | Alert
+    | AmiGap
+    | ClockStep
+)
 _STATE_EVENTS = frozenset(
     {
         "QueueMember",
@@ -94,6 +102,7 @@ class Engine:
         alert_digest_seconds: float = 1800.0,
         callback_memory: CallbackMemory | None = None,
         pseudonym: Callable[[str], str] | None = None,
+        clock: ClockRules | None = None,
     ) -> None:
         self.directory = directory
         self.rules = rules or CallRules()
@@ -107,6 +116,7 @@ class Engine:
             directory, self.calendar, self.presence, unforwarded_absence_seconds
         )
         self.alerts = AlertMaker(directory, self.calendar.tz, alert_digest_seconds)
+        self.clock: EventClock[AmiEvent] = EventClock(clock or ClockRules())
         self.now: float = 0.0
         self.last_event_time: float | None = None  # ``now`` moves on with ticks too
         self.stats: Counter[str] = Counter()
@@ -114,14 +124,31 @@ class Engine:
         self._last_tick = 0.0
         self._gap: tuple[float, str] | None = None  # (PBX time it began, why)
 
-    def process(self, ev: AmiEvent) -> list[Record]:
-        """Apply one event; return what it (or the time it carried) made final."""
-        if self._advance(ev.time):
-            self.last_event_time = ev.time
+    def process(self, ev: AmiEvent, received: float | None = None) -> list[Record]:
+        """Apply one event; return what it (or the time it carried) made final.
+
+        ``received`` is the host's clock when the frame arrived (live); the
+        clock model (:mod:`pbxwatch.core.clock`) decides the time each event
+        is applied at, and in a replay may hold a few events until the ones
+        after them confirm a jump in time."""
+        out: list[Record] = []
+        for timed in self.clock.offer(ev, ev.time, received):
+            out.extend(self._apply(timed))
+        return out
+
+    def _apply(self, timed: Timed[AmiEvent]) -> list[Record]:
+        ev = timed.item
+        out: list[Record] = []
+        if timed.step is not None:
+            self._shift(timed.step.delta)
+            out.append(timed.step)
+        if timed.time is not None and (timed.step is not None or timed.time > self.now):
+            self.now = timed.time
+        if timed.verdict == "ok":
+            self.last_event_time = self.now
         self.stats["events"] += 1
         known = ev.name in KNOWN_EVENTS
         self.events_by_name[ev.name if known else "other"] += 1
-        out: list[Record] = []
         try:
             if ev.action_id is not None:
                 # A list item answering an action (QueueMember, CoreShowChannel,
@@ -145,15 +172,49 @@ class Engine:
         return self._with_consequences(out)
 
     def tick(self, now: float) -> list[Record]:
-        """Let PBX time pass without an event (a live clock tick)."""
+        """Let PBX time pass without an event: the caller vouches for ``now``
+        (a test, a replay's end), so the clock takes it as seen."""
+        self.clock.passed(now)
+        return self._tick(now)
+
+    def _tick(self, now: float) -> list[Record]:
         self.now = max(self.now, now)
         out: list[Record] = list(self._finished(self.calls.sweep(self.now)))
         out.extend(self._tick_books())
         return self._with_consequences(out)
 
+    def tick_live(self, host_now: float) -> list[Record]:
+        """A live clock tick at host time ``host_now``: events the clock held
+        too long are judged, then PBX time (as estimated) passes."""
+        out: list[Record] = []
+        for timed in self.clock.expire(host_now):
+            out.extend(self._apply(timed))
+        now = self.clock.estimate(host_now)
+        if now is not None and self.clock.ready:
+            out.extend(self._tick(now))
+        return out
+
+    def settle(self) -> list[Record]:
+        """Apply the events the clock holds back (a replay judging a jump in
+        time), judged on the evidence so far: for a caller that must look
+        at the state now."""
+        out: list[Record] = []
+        for timed in self.clock.drain():
+            out.extend(self._apply(timed))
+        return out
+
+    def stop(self) -> list[Record]:
+        """Live shutdown: judge what the clock still holds, and report the
+        calls that have ended (their grace only waits for stragglers)."""
+        out = self.settle()
+        out.extend(self._finished(self.calls.finish_ended()))
+        return self._with_consequences(out)
+
     def flush(self) -> list[Record]:
-        """End of a replay: finish every open call."""
-        out: list[Record] = list(self._finished(self.calls.flush()))
+        """End of a replay: apply what the clock still holds, then finish
+        every open call."""
+        out = self.settle()
+        out.extend(self._finished(self.calls.flush()))
         out.extend(self._tick_books())
         return self._with_consequences(out)
 
@@ -231,7 +292,7 @@ class Engine:
             "handler_error": sum(n for k, n in stats.items() if k.startswith("handler_error")),
             **{k: calls[k] for k in ("event_without_ids", "event_for_unknown_channel",
                                      "late_event", "duplicate_hangup", "duplicate_dial_begin")},
-            "event_time_implausible": stats["event_time_implausible"],
+            "event_time_implausible": self.clock.implausible,
         }  # fmt: skip
 
     @property
@@ -245,21 +306,19 @@ class Engine:
     # ------------------------------------------------------------ internals
 
     def _advance(self, t: float | None) -> bool:
-        """Move PBX time to ``t``; False when ``t`` is missing, earlier or
-        implausible (time then stays where it is)."""
-        if t is None or not (0.0 < t < 1e11):
-            return False  # no time, or not a plausible epoch time
-        if t < self.now:
-            self.stats["event_time_went_back"] += 1
-        elif self.now and t - self.now > MAX_TIME_JUMP:
-            # One corrupt Timestamp must not fast-forward the clock and expire
-            # every open call; a PBX clock really jumping a day is rarer than
-            # a garbled frame.
-            self.stats["event_time_implausible"] += 1
-        else:
-            self.now = t
-            return True
-        return False
+        """Move PBX time on to ``t`` (a Ping answer's clock); False when it
+        is missing, not a plausible epoch, or not later."""
+        if not plausible_epoch(t) or t is None or t <= self.now:
+            return False
+        self.now = t
+        return True
+
+    def _shift(self, delta: float) -> None:
+        """The PBX clock stepped by ``delta``: what is in progress moves onto
+        the new timebase, so its durations are measured on one clock."""
+        self.calls.shift(delta)
+        self.queues.shift(delta)
+        self._last_tick += delta
 
     def _apply_state(self, ev: AmiEvent, out: list[Record]) -> None:
         out.extend(self.presence.apply(ev, self.now))

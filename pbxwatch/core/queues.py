@@ -79,6 +79,14 @@ class QueueBook:
         self.max_wait = max_wait  # a caller "waiting" longer left unseen (a lost event)
         self.queues: dict[str, QueueState] = {name: QueueState(name) for name in directory.queues}
 
+    def shift(self, delta: float) -> None:
+        """The PBX clock stepped: callers waiting keep their wait whole."""
+        for q in self.queues.values():
+            for uid in q.waiting:
+                q.waiting[uid] += delta
+            if q.last_eval is not None:
+                q.last_eval += delta
+
     def _q(self, name: str) -> QueueState:
         q = self.queues.get(name)
         if q is None:

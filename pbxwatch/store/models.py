@@ -144,6 +144,20 @@ class AmiGap(Base):
     reconciled: Mapped[str | None] = mapped_column(Text)
 
 
+class ClockStep(Base):
+    """A step of the PBX's clock that pbxwatch adopted (an NTP correction, a
+    PBX restarted with a wrong clock): figures either side of it are each on
+    one timebase, and this row says where the timebases meet."""
+
+    __tablename__ = "clock_steps"
+
+    step_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    at: Mapped[float] = mapped_column(Float, index=True)
+    delta: Mapped[float] = mapped_column(Float)
+    mode: Mapped[str] = mapped_column(String(16))
+    confirmed_by: Mapped[int] = mapped_column(Integer)
+
+
 class AlertRow(Base):
     """The transactional outbox: an alert is written in the same batch (one
     transaction) as the records that raised it, and ``sent_at`` is set only

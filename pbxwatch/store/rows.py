@@ -10,6 +10,7 @@ from typing import Any
 
 from pbxwatch.core.alerts import Alert
 from pbxwatch.core.callbacks import Callback, CallbackChange
+from pbxwatch.core.clock import ClockStep
 from pbxwatch.core.diversion import DiversionInterval
 from pbxwatch.core.engine import Record
 from pbxwatch.core.gaps import AmiGap
@@ -99,6 +100,8 @@ def _rows_of(rec: Record) -> list[Row]:
     if isinstance(rec, AmiGap):
         reconciled = json.dumps(dict(rec.reconciled), sort_keys=True)
         return [_pick("ami_gaps", rec, reconciled=reconciled)]
+    if isinstance(rec, ClockStep):
+        return [_pick("clock_steps", rec)]
     if isinstance(rec, Alert):
         payload = json.dumps(rec.payload(), ensure_ascii=False, sort_keys=True)
         return [_pick("alerts", rec, payload=payload)]

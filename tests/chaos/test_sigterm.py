@@ -38,7 +38,7 @@ def test_sigterm_under_load_then_restart(lab_settings: Settings, tmp_path: Path)
 
     def start(log: Path) -> subprocess.Popen[bytes]:
         with log.open("wb") as out:
-            return start_run(config, out)
+            return start_run(config, out, pbx_speed=PLAN.speed)
 
     async def main() -> SimulatedPbx:
         sim = SimulatedPbx(lab_settings, PLAN, "u", "s")

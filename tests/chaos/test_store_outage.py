@@ -84,7 +84,7 @@ async def _outage(settings: Settings, tmp: Path, server: pg.PostgresServer) -> N
     await sim.start("127.0.0.1", port)
     figures: dict[str, float] = {}
     with log.open("wb") as err:
-        proc = start_run(config, err)
+        proc = start_run(config, err, pbx_speed=PLAN.speed)
         try:
             await logged_in(sim, proc, log)
             playing = asyncio.create_task(sim.run())
@@ -163,7 +163,7 @@ async def _late_database(settings: Settings, tmp: Path, server: pg.PostgresServe
     sim = SimulatedPbx(settings, plan, "u", "s")
     await sim.start("127.0.0.1", port)
     with log.open("wb") as err:
-        proc = start_run(config, err)
+        proc = start_run(config, err, pbx_speed=plan.speed)
         try:
             await asyncio.sleep(3.0)
             assert proc.poll() is None, log.read_text()  # waiting, not gone

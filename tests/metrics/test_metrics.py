@@ -59,6 +59,8 @@ FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
     "pbxwatch_sink_errors": ("counter", ()),
     "pbxwatch_last_event_timestamp_seconds": ("gauge", ()),
     "pbxwatch_event_lag_seconds": ("gauge", ()),
+    "pbxwatch_clock_offset_seconds": ("gauge", ()),
+    "pbxwatch_clock_steps": ("counter", ()),
     "pbxwatch_calls_in_progress": ("gauge", ()),
     "pbxwatch_store_backlog_rows": ("gauge", ()),
     "pbxwatch_store_rows_written": ("counter", ()),

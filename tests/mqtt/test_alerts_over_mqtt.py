@@ -86,7 +86,7 @@ class Pbx:
         return process(pbxwatch(*args), self.tmp / "server.log", ENV)
 
     def run(self, n: int = 0) -> Any:
-        return process(pbxwatch("run", "--config", str(self.config)),
+        return process(pbxwatch("run", "--config", str(self.config), "--pbx-speed", str(self.speed)),
                        self.tmp / f"run{n}.log", ENV)  # fmt: skip
 
     def unsent(self) -> int:

@@ -146,7 +146,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
     env = {"PBXWATCH_AMI_SECRET": "pbxwatch-lab-ro"}
     recording = next(r for r in RECORDINGS if r.stem == "mixed_load")
     server = pbxwatch("serve-recording", str(recording), "--port", str(ami))
-    run = pbxwatch("run", "--config", str(tmp / "pbxwatch.yaml"))
+    run = pbxwatch("run", "--config", str(tmp / "pbxwatch.yaml"), "--pbx-speed", "0")
     prometheus = ["prometheus", f"--config.file={tmp / 'prometheus.yml'}",
                   f"--storage.tsdb.path={tmp / 'tsdb'}",
                   f"--web.listen-address=127.0.0.1:{prom}", "--log.level=warn"]  # fmt: skip

@@ -156,7 +156,7 @@ def test_a_simulated_hour_over_tcp(lab_settings: Settings, tmp_path: Path) -> No
         sim = SimulatedPbx(lab_settings, plan, "u", "s")
         await sim.start("127.0.0.1", port)
         with out.open("wb") as so, err.open("wb") as se:
-            proc = start_run(config, so, se, json=True)
+            proc = start_run(config, so, se, json=True, pbx_speed=plan.speed)
             try:
                 await logged_in(sim, proc, err)
                 await asyncio.sleep(1.0)  # the state read after login

@@ -39,7 +39,7 @@ def _feed(engine: Engine, events: list) -> list[Record]:  # type: ignore[type-ar
     out: list[Record] = []
     for e in events:
         out.extend(engine.process(e))
-    return out
+    return out + engine.settle()  # the state is looked at next
 
 
 def test_custom_cf_device_state_diverts_and_makes_an_interval(lab_settings: Settings) -> None:

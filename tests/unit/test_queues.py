@@ -22,7 +22,7 @@ def test_restored_unstaffed_group_ends_with_its_own_start(lab_settings: Settings
     out = engine.tick(t0 + 600)
     back = ev("QueueMemberPause", t0 + 900, Queue="bygglov", Interface="Local/1003@grp-member",
               Paused="0", Status="1")  # fmt: skip
-    out += engine.process(back)
+    out += engine.process(back) + engine.settle()
     got = [(r.incident_id, r.state, r.started_at, r.ended_at) for r in out
            if isinstance(r, Incident)]  # fmt: skip
     assert got == [(opened.incident_id, "resolved", t0, t0 + 900)]
