@@ -55,9 +55,8 @@ def corrupt(data: bytes, values: Sequence[str], every: int = 7) -> bytes:
     chosen = stamps[start : start + every * len(values) : every][: len(values)]
     out, last = b"", 0
     for m, value in zip(chosen, values, strict=True):
-        if value.startswith("+"):
-            value = f"{float(m.group(1)) + float(value[1:]):.6f}"
-        out += data[last : m.start(1)] + value.encode()
+        bad = f"{float(m.group(1)) + float(value[1:]):.6f}" if value.startswith("+") else value
+        out += data[last : m.start(1)] + bad.encode()
         last = m.end(1)
     return out + data[last:]
 

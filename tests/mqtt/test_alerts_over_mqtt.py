@@ -86,8 +86,8 @@ class Pbx:
         return process(pbxwatch(*args), self.tmp / "server.log", ENV)
 
     def run(self, n: int = 0) -> Any:
-        return process(pbxwatch("run", "--config", str(self.config), "--pbx-speed", str(self.speed)),
-                       self.tmp / f"run{n}.log", ENV)  # fmt: skip
+        cmd = pbxwatch("run", "--config", str(self.config), "--pbx-speed", str(self.speed))
+        return process(cmd, self.tmp / f"run{n}.log", ENV)
 
     def unsent(self) -> int:
         db = self.tmp / "data" / "pbxwatch.db"
