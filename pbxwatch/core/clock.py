@@ -46,27 +46,18 @@ duration is ever negative or computed from a rejected time.
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
+from pbxwatch.core.events import plausible_epoch
 from pbxwatch.core.records import iso
 
 T = TypeVar("T")
 
-#: plausible epoch seconds: after 1970 (a PBX whose clock battery died boots
-#: there, and its events agree with each other) and before 2200
-MIN_EPOCH = 0.0
-MAX_EPOCH = 7_258_118_400.0
-
 Verdict = Literal["ok", "none", "implausible"]
-
-
-def plausible_epoch(t: float | None) -> bool:
-    return t is not None and math.isfinite(t) and MIN_EPOCH < t < MAX_EPOCH
 
 
 @dataclass(frozen=True, slots=True)

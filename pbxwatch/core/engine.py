@@ -21,10 +21,10 @@ from pbxwatch.core.alerts import Alert, AlertMaker
 from pbxwatch.core.calendar import WorkCalendar
 from pbxwatch.core.callbacks import CallbackBook, CallbackChange, CallbackEvent, CallbackMemory
 from pbxwatch.core.calls import CallRules, CallTracker
-from pbxwatch.core.clock import ClockRules, ClockStep, EventClock, Timed, plausible_epoch
+from pbxwatch.core.clock import ClockRules, ClockStep, EventClock, Timed
 from pbxwatch.core.directory import Directory, mailbox_key
 from pbxwatch.core.diversion import DiversionBook, DiversionInterval
-from pbxwatch.core.events import AmiEvent, parse_int
+from pbxwatch.core.events import AmiEvent, parse_int, plausible_epoch
 from pbxwatch.core.gaps import AmiGap, PbxSnapshot, gap_id
 from pbxwatch.core.incidents import Incident, incidents_of_call
 from pbxwatch.core.queues import QueueBook
