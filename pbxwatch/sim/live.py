@@ -40,6 +40,13 @@ class SimPlan:
     seed: int = 1
     open_hour: float = 8.0
     close_hour: float = 16.5
+    #: faults of the PBX's clock: (true PBX time, seconds the clock steps by
+    #: then), e.g. an NTP correction; the frames' Timestamps follow the clock
+    clock_steps: tuple[tuple[float, float], ...] = ()
+
+    def skew(self, t: float) -> float:
+        """How far the PBX's clock is off at true time ``t``."""
+        return sum(delta for at, delta in self.clock_steps if at <= t)
 
 
 def working_days(first: dt.date, count: int | None) -> Iterator[dt.date]:
@@ -99,7 +106,10 @@ class SimulatedPbx:
             delay = start_wall + (t - start_sim) / self.plan.speed - time.monotonic()
             if delay > 0.002:
                 await asyncio.sleep(delay)
-            self.now = t
+            skew = self.plan.skew(t) if self.plan.clock_steps else 0.0
+            if skew and "Timestamp" in fields:
+                fields = {**fields, "Timestamp": f"{float(fields['Timestamp']) + skew:.6f}"}
+            self.now = t + skew
             self.state.apply(fields)
             self.server.publish(encode_frame(fields).rstrip(b"\r\n"))
             self.sent += 1
