@@ -108,6 +108,11 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--username", default="pbxwatch")
     sim.add_argument("--secret-env", default="PBXWATCH_AMI_SECRET")
     sim.add_argument("--record", help="write the simulator's own record of each call (JSON Lines)")
+    sim.add_argument(
+        "--wait-for-client",
+        action="store_true",
+        help="start the first day when the first client logs in, not at once",
+    )
 
     s = sub.add_parser("serve-recording", help="serve an .ami recording as an AMI server")
     s.add_argument("recording")
@@ -163,9 +168,10 @@ def _simulate(args: argparse.Namespace) -> int:
     if not secret:
         raise ConfigError(f"--secret-env: environment variable {args.secret_env} is not set")
     settings = load_settings(args.config)
-    with contextlib.suppress(KeyboardInterrupt):
+    with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
         asyncio.run(serve_simulation(settings, _sim_plan(args), args.host, args.port,
-                                     args.username, secret, args.record))  # fmt: skip
+                                     args.username, secret, args.record,
+                                     wait_for_client=args.wait_for_client))  # fmt: skip
     return 0
 
 

@@ -142,10 +142,15 @@ class Engine:
         if timed.step is not None:
             self._shift(timed.step.delta)
             out.append(timed.step)
-        if timed.time is not None and (timed.step is not None or timed.time > self.now):
-            self.now = timed.time
+        # ``at``: the event's own time as the clock decided it.  A live tick
+        # may have moved ``now`` a little past a frame that arrived late
+        # (times the speed of a fast simulator); the call keeps the frame's
+        # time, the books keep time moving forward.
+        at = self.now if timed.time is None else timed.time
+        if timed.step is not None or at > self.now:
+            self.now = at
         if timed.verdict == "ok":
-            self.last_event_time = self.now
+            self.last_event_time = at
         self.stats["events"] += 1
         known = ev.name in KNOWN_EVENTS
         self.events_by_name[ev.name if known else "other"] += 1
@@ -159,10 +164,10 @@ class Engine:
                     self._apply_state(ev, out)
             elif known:  # an event we do not understand must not make up a call
                 self._apply_state(ev, out)
-                self.calls.handle(ev, self.now)
+                self.calls.handle(ev, at)
                 if ev.name == "MessageWaiting" and ev.get("Mailbox"):
                     self.callbacks.on_message_waiting(
-                        mailbox_key(ev.get("Mailbox")), parse_int(ev.get("New")), self.now
+                        mailbox_key(ev.get("Mailbox")), parse_int(ev.get("New")), at
                     )
         except Exception as exc:  # noqa: BLE001 - one bad frame must not stop the rest
             self.stats[f"handler_error:{type(exc).__name__}"] += 1

@@ -12,8 +12,10 @@ just before the clients do.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
+import signal
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -133,13 +135,19 @@ async def serve_simulation(
     username: str,
     secret: str,
     record: str | None = None,
+    *,
+    wait_for_client: bool = False,
 ) -> None:
-    """``pbxwatch simulate``: serve simulated days until stopped (or done)."""
+    """``pbxwatch simulate``: serve simulated days until stopped (or done);
+    with ``wait_for_client`` the first day starts at the first login."""
     sim = SimulatedPbx(settings, plan, username, secret)
     bound = await sim.start(host, port)
+    _stop_on_sigterm()
     log.info("simulated PBX on %s:%d (speed %gx, %g calls/hour)", host, bound, plan.speed,
              plan.calls_per_hour)  # fmt: skip
     try:
+        while wait_for_client and sim.server.logins == 0:
+            await asyncio.sleep(0.05)
         await sim.run()
         log.info("all %d days sent (%d events); still serving status actions", len(sim.days),
                  sim.sent)  # fmt: skip
@@ -150,6 +158,15 @@ async def serve_simulation(
         if record and not sim.finished.is_set():
             write_record(sim.days, record)
         await sim.close()
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM ends the simulation as Ctrl-C does: through ``finally``, so
+    ``--record`` keeps what was generated so far."""
+    task = asyncio.current_task()
+    if task is not None:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
 
 
 def write_record(days: list[SimDay], path: str) -> None:
