@@ -104,13 +104,14 @@ class SimulatedPbx:
 
     async def _play(self, day: SimDay) -> None:
         start_sim, start_wall = day.start, time.monotonic()  # what comes before: at once
-        for t, fields in day.frames:
+        for t, frame in day.frames:
+            fields = frame
             delay = start_wall + (t - start_sim) / self.plan.speed - time.monotonic()
             if delay > 0.002:
                 await asyncio.sleep(delay)
             skew = self.plan.skew(t) if self.plan.clock_steps else 0.0
-            if skew and "Timestamp" in fields:
-                fields = {**fields, "Timestamp": f"{float(fields['Timestamp']) + skew:.6f}"}
+            if skew and "Timestamp" in frame:
+                fields = {**frame, "Timestamp": f"{float(frame['Timestamp']) + skew:.6f}"}
             self.now = t + skew
             self.state.apply(fields)
             self.server.publish(encode_frame(fields).rstrip(b"\r\n"))
