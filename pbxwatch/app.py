@@ -217,8 +217,7 @@ async def run_live(
                 _observe(health, source, pipeline, writer, relay)
                 health.clock_offset_seconds = clock.offset or 0.0
                 metrics.refresh(pipeline.engine, now, health)
-            bad_input.check({**pipeline.engine.bad_input,
-                             "oversized_frame": source.oversized_frames})  # fmt: skip
+            bad_input.check({**pipeline.engine.bad_input, **source.frame_faults})
             for observer in observers:
                 observer(pipeline, now)
             await asyncio.sleep(1.0)
@@ -318,7 +317,7 @@ def _observe(
     relay: AlertRelay | None,
 ) -> None:
     health.ami_reconnects = source.reconnects
-    health.oversized_frames = source.oversized_frames
+    health.frame_faults = source.frame_faults
     health.sink_errors = pipeline.sink_errors
     if relay is not None:
         health.outbox_backlog = relay.backlog

@@ -295,6 +295,7 @@ async def _replay_stored(args: argparse.Namespace, settings: Settings, pipeline:
     engine = await open_store(settings)
     source = f"replay:{Path(args.recording).name}"
     writer = writer_for(settings, engine, source)
+    writer.withhold_alerts = "replay"  # kept as a record, never sent to a chief
     try:
         skip = 0
         if args.resume:

@@ -64,7 +64,8 @@ class Health:
     store: WriterStats = field(default_factory=WriterStats)
     outbox_backlog: int = 0
     outbox_published: int = 0
-    oversized_frames: int = 0
+    #: frames the AMI source dropped before they were events, by kind
+    frame_faults: dict[str, int] = field(default_factory=dict)
     sink_errors: int = 0
     #: PBX minus host clock (PBX − speed × host with a faster simulator)
     clock_offset_seconds: float = 0.0
@@ -319,7 +320,7 @@ class Metrics:
         bad = CounterMetricFamily("pbxwatch_bad_input", "AMI input skipped or distrusted, by "
                                   "kind (each kind is logged once when first seen).",
                                   labels=["kind"])  # fmt: skip
-        counts = {**engine.bad_input, "oversized_frame": h.oversized_frames}
+        counts = {**engine.bad_input, **h.frame_faults}
         for kind in BAD_INPUT_KINDS:
             bad.add_metric([kind], counts.get(kind, 0))
         return [

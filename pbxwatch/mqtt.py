@@ -32,7 +32,7 @@ from typing import Any
 import aiomqtt
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from pbxwatch.backoff import backoff_delay
 from pbxwatch.settings import MqttSettings, Settings
@@ -148,10 +148,10 @@ class AlertRelay:
                     attempt, self.m.reconnect_initial_seconds, self.m.reconnect_max_seconds
                 )
                 attempt += 1
+                await self.refresh_backlog()
                 log.warning("MQTT: %s; %d alerts waiting; retrying in %.1f s",
                             exc, self.backlog, delay)  # fmt: skip
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), delay)
+                await self._wait_for_retry(delay)
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         while True:
@@ -176,13 +176,11 @@ class AlertRelay:
     async def _publish_outbox(self, client: aiomqtt.Client) -> int:
         t = models.AlertRow
         async with self.store.connect() as conn:
-            self.backlog = int(
-                await conn.scalar(select(func.count()).where(t.sent_at.is_(None))) or 0
-            )
+            self.backlog = await self._count(conn)
             rows = (
                 await conn.execute(
                     select(t.alert_id, t.unit, t.payload)
-                    .where(t.sent_at.is_(None))
+                    .where(t.sent_at.is_(None), t.withheld.is_(None))
                     .order_by(t.created_at, t.alert_id)
                     .limit(BATCH)
                 )
@@ -200,6 +198,34 @@ class AlertRelay:
             self.published += 1
             self.backlog = max(0, self.backlog - 1)
         return len(rows)
+
+    @staticmethod
+    async def _count(conn: AsyncConnection) -> int:
+        t = models.AlertRow
+        unsent = select(func.count()).where(t.sent_at.is_(None), t.withheld.is_(None))
+        return int(await conn.scalar(unsent) or 0)
+
+    async def refresh_backlog(self) -> None:
+        """Count the outbox while the broker cannot be reached, so the
+        backlog gauge (and its alert rule) sees alerts pile up."""
+        try:
+            async with self.store.connect() as conn:
+                self.backlog = await self._count(conn)
+        except (SQLAlchemyError, OSError) as exc:
+            log.debug("outbox not counted: %s", exc)
+
+    async def _wait_for_retry(self, delay: float) -> None:
+        """Back off ``delay`` seconds, counting the outbox as alerts come."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + delay
+        while not self._stopping.is_set():
+            await self.refresh_backlog()
+            left = until - loop.time()
+            if left <= 0:
+                return
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), min(left, self.poll * 4))
 
     async def _publish_queues(self, client: aiomqtt.Client) -> None:
         if self.queue_state is None:

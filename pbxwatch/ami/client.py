@@ -25,6 +25,7 @@ import contextlib
 import logging
 import ssl
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -58,6 +59,9 @@ class AmiAuthError(Exception):
 #: (more behind a slow sink).  Between turns the transport is paused, so
 #: frames stay in order and the kernel's buffer, not ours, holds the rest.
 FRAMES_PER_TURN = 64
+
+#: what the source drops before a frame becomes an event (counted in bad_input)
+FRAME_FAULTS = ("oversized_frame", "frame_without_event", "truncated_frame")
 
 
 class _Protocol(AMIProtocol):  # type: ignore[misc]
@@ -97,6 +101,8 @@ class _Protocol(AMIProtocol):  # type: ignore[misc]
         frames, self._ready = self._ready, []
         for fields in frames + self._take(None):
             self._route(fields)
+        if self.decoder.partial:
+            self._fault("truncated_frame")  # the rest of it never came
         super().connection_lost(exc)
 
     def _handle_some(self) -> None:
@@ -124,13 +130,23 @@ class _Protocol(AMIProtocol):  # type: ignore[misc]
                 return
 
     def _take(self, limit: int | None) -> list[dict[str, str]]:
-        oversized = self.decoder.oversized_frames
-        frames = self.decoder.take(limit)
-        if self.factory is not None:
-            self.factory.oversized_frames += self.decoder.oversized_frames - oversized
+        dec = self.decoder
+        oversized, empty = dec.oversized_frames, dec.empty_frames
+        frames = dec.take(limit)
+        if dec.oversized_frames != oversized:
+            self._fault("oversized_frame", dec.oversized_frames - oversized)
+        if dec.empty_frames != empty:
+            self._fault("frame_without_event", dec.empty_frames - empty)
         return frames
 
+    def _fault(self, kind: str, n: int = 1) -> None:
+        if self.factory is not None:
+            self.factory.faults[kind] += n
+
     def _route(self, fields: dict[str, str]) -> None:
+        if "Event" not in fields and "Response" not in fields:
+            self._fault("frame_without_event")  # garbage, or a frame cut in two
+            return
         action_id = fields.get("ActionID")
         if "Event" in fields and (action_id is None or action_id not in self.responses):
             if self.on_frame is not None:
@@ -147,7 +163,8 @@ class _Manager(Manager):  # type: ignore[misc]
     def __init__(self, **config: Any) -> None:
         super().__init__(**config)
         self.bytes_received = 0
-        self.oversized_frames = 0
+        #: frames dropped, by kind (oversized_frame, frame_without_event, truncated_frame)
+        self.faults: Counter[str] = Counter()
         self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def ping(self) -> None:
@@ -191,7 +208,7 @@ class AmiSource:
         self.last_frame_monotonic: float | None = None
         self.ping_failures = 0
         self.loss_reason = ""  # why the last session ended, for the gap record
-        self._oversized_before = 0  # oversized frames of sessions that ended
+        self._faults_before: Counter[str] = Counter()  # of sessions that ended
         self._stop = asyncio.Event()
         self._manager: _Manager | None = None
         self._proto: _Protocol | None = None
@@ -229,10 +246,16 @@ class AmiSource:
                 await asyncio.wait_for(self._stop.wait(), delay)
 
     @property
+    def frame_faults(self) -> dict[str, int]:
+        """Frames dropped before they were events, by kind, over all sessions."""
+        manager = self._manager
+        total = self._faults_before + (manager.faults if manager else Counter())
+        return {k: total[k] for k in FRAME_FAULTS}
+
+    @property
     def oversized_frames(self) -> int:
         """Frames dropped for exceeding the size limit, over all sessions."""
-        manager = self._manager
-        return self._oversized_before + (manager.oversized_frames if manager else 0)
+        return self.frame_faults["oversized_frame"]
 
     @property
     def received_at(self) -> float:
@@ -344,7 +367,7 @@ class AmiSource:
         finally:
             self._set_connected(False)
             manager.close()
-            self._oversized_before += manager.oversized_frames
+            self._faults_before.update(manager.faults)
             self._manager = None
 
     async def _watchdog(self, manager: _Manager) -> None:

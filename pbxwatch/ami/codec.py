@@ -37,13 +37,22 @@ def parse_frame(raw: bytes) -> dict[str, str]:
 
 
 class FrameDecoder:
-    """Feed bytes, get header dicts out, in order."""
+    """Feed bytes, get header dicts out, in order.
+
+    A frame is at most ``max_frame`` bytes (without its blank line),
+    whatever the read boundaries: a longer one is dropped whole, up to its
+    end, and counted once in ``oversized_frames``.  A frame with no header
+    line at all (garbage between frames) is counted in ``empty_frames`` and
+    dropped."""
 
     def __init__(self, max_frame: int = MAX_FRAME_BYTES) -> None:
         self._buf = bytearray()
         self._max = max_frame
+        self._discarding = False  # inside an oversized frame: drop up to its end
+        self._scanned = 0  # a long frame arriving in pieces is searched once
         self.banner: str | None = None
         self.oversized_frames = 0
+        self.empty_frames = 0
 
     def feed(self, data: bytes) -> Iterator[dict[str, str]]:
         """Every complete frame, once ``data`` is added.  Parsed a few at a
@@ -75,26 +84,49 @@ class FrameDecoder:
         buf = self._buf
         start = 0
         end = 0
+        scan = self._scanned  # bytes of the frame under way known to hold no EOM
         while limit is None or len(frames) < limit:
-            end = buf.find(EOM, start)
+            end = buf.find(EOM, max(start, scan))
+            scan = 0
             if end < 0:
                 break
-            raw = bytes(buf[start:end])
-            start = end + 4
-            if raw.strip():
-                frames.append(parse_frame(raw.strip(b"\r\n")))
+            raw_start, start = start, end + 4
+            if self._discarding:  # the end of a frame already counted
+                self._discarding = False
+                continue
+            if end - raw_start > self._max:
+                self.oversized_frames += 1
+                continue
+            raw = bytes(buf[raw_start:end]).strip(b"\r\n")
+            if not raw:
+                continue
+            fields = parse_frame(raw)
+            if fields:
+                frames.append(fields)
+            else:
+                self.empty_frames += 1
         del buf[:start]
+        self._scanned = max(0, len(buf) - len(EOM) + 1) if end < 0 else 0
         if end < 0 and len(buf) > self._max:
-            # No frame end within the limit: drop what we have, resume at the
-            # next frame boundary.  Counted so the loss is visible.
-            self.oversized_frames += 1
-            buf.clear()
+            # No frame end within the cap: count the frame once, drop it up to
+            # its end (keeping a tail in case the blank line is split).
+            if not self._discarding:
+                self.oversized_frames += 1
+                self._discarding = True
+            del buf[: len(buf) - len(EOM) + 1]
+            self._scanned = 0
         return frames
 
     @property
     def pending(self) -> bool:
         """Whether a complete frame is waiting to be taken."""
         return self.banner is not None and self._buf.find(EOM) >= 0
+
+    @property
+    def partial(self) -> bool:
+        """Whether bytes of an unfinished frame are buffered (a connection
+        lost now cuts a frame off)."""
+        return not self._discarding and bool(bytes(self._buf).strip(b"\r\n"))
 
 
 def encode_frame(fields: Mapping[str, str]) -> bytes:

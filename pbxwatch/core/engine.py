@@ -57,7 +57,9 @@ KNOWN_EVENTS = frozenset(
 
 #: Kinds of bad or odd input, each counted (``bad_input``) and logged once.
 BAD_INPUT_KINDS = (
-    "oversized_frame",  # counted by the AMI source's decoder
+    "oversized_frame",  # these three are counted by the AMI source
+    "frame_without_event",
+    "truncated_frame",
     "unknown_event",
     "handler_error",
     "event_without_ids",

@@ -174,6 +174,9 @@ class AlertRow(Base):
     payload: Mapped[str] = mapped_column(Text)  # the JSON published; caller numbers masked
     sent_at: Mapped[float | None] = mapped_column(Float, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: why the alert is never published: ``replay`` (a replay records what it
+    #: would have sent; chiefs must not get old news from it) or ``too_old``
+    withheld: Mapped[str | None] = mapped_column(String(16))
 
 
 #: Columns holding personal data, per table: the retention purge erases them

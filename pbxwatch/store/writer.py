@@ -108,6 +108,8 @@ class StoreWriter:
         self.pseudonym = pseudonym
         #: called after a batch holding alerts committed (wakes the MQTT relay)
         self.on_alerts_committed: Callable[[], None] | None = None
+        #: set (e.g. "replay") when this writer's alerts must never be published
+        self.withhold_alerts: str | None = None
         self.source = source
         self.max_batch = max_batch
         self.max_delay = max_delay
@@ -131,7 +133,11 @@ class StoreWriter:
     # ------------------------------------------------------------ producer side
 
     def submit(self, rec: Record) -> None:
-        for row in rows_of(rec, self.pseudonym):
+        rows = rows_of(rec, self.pseudonym)
+        if isinstance(rec, Alert) and self.withhold_alerts is not None:
+            for _, values in rows:
+                values["withheld"] = self.withhold_alerts
+        for row in rows:
             self._append(row)
         if isinstance(rec, Alert):  # a unit chief is waiting: no batching delay
             self._wake.set()

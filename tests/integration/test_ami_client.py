@@ -297,3 +297,32 @@ async def test_ami_over_tls_checks_the_certificate(tmp_path: Path) -> None:
     untrusted.stop()
     await asyncio.wait_for(task, 5)
     await server.close()
+
+
+async def test_garbage_and_a_frame_cut_by_the_disconnect_are_counted() -> None:
+    """A broken peer: after the login, a frame of garbage, an event, a frame
+    with no Event header, then half a frame and the connection closes."""
+
+    async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"Asterisk Call Manager/11.0.0\r\n")
+        login = (await reader.readuntil(b"\r\n\r\n")).decode()
+        action_id = next(line.split(": ", 1)[1] for line in login.split("\r\n")
+                         if line.startswith("ActionID"))  # fmt: skip
+        writer.write(f"Response: Success\r\nActionID: {action_id}\r\n\r\n".encode())
+        writer.write(b"\xff\xfe garbage\r\nno colon here\r\n\r\n")
+        writer.write(b"Event: UserEvent\r\nTimestamp: 1000.5\r\n\r\n")
+        writer.write(b"Channel: PJSIP/1001-1\r\nUniqueid: 1.1\r\n\r\n")
+        writer.write(b"Event: Hangup\r\nChannel: PJSIP/10")
+        await writer.drain()
+        await asyncio.sleep(0.2)
+        writer.close()
+
+    server = await asyncio.start_server(peer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    got = Collector()
+    source = AmiSource(_settings(port), SecretStr(SECRET), got, reconnect=False)
+    await asyncio.wait_for(source.run(), 10)
+    server.close()
+    assert [f["Event"] for f in got.frames] == ["UserEvent"]
+    assert source.frame_faults == {"oversized_frame": 0, "frame_without_event": 2,
+                                   "truncated_frame": 1}  # fmt: skip

@@ -70,6 +70,32 @@ def test_oversized_frame_is_dropped_and_counted() -> None:
     assert frames[-1] == {"Event": "Next"}
 
 
+def test_the_cap_is_one_number_whatever_the_read_boundaries() -> None:
+    """50 frames of 415 KB against a 256 KiB cap: every one dropped and
+    counted once, whether they come in one read, 4 KiB reads or 300 KiB
+    reads; the small frames between them all arrive."""
+    big = b"Event: Big\r\nX: " + b"a" * 415_000 + b"\r\n\r\n"
+    small = b"Event: Small\r\nN: 1\r\n\r\n"
+    data = (big + small) * 50
+    for size in (len(data), 4096, 300 * 1024, 1000):
+        dec = FrameDecoder()
+        dec.banner = ""
+        frames = [f for i in range(0, len(data), size) for f in dec.feed(data[i : i + size])]
+        assert dec.oversized_frames == 50, size
+        assert frames == [{"Event": "Small", "N": "1"}] * 50, size
+
+
+def test_frames_without_headers_are_counted() -> None:
+    dec = FrameDecoder()
+    dec.banner = ""
+    frames = list(dec.feed(b"garbage\r\nmore\r\n\r\nEvent: A\r\n\r\n\xff\xfe\r\n\r\n"))
+    assert frames == [{"Event": "A"}]
+    assert dec.empty_frames == 2
+    assert not dec.partial
+    list(dec.feed(b"Event: Cut\r\nChan"))
+    assert dec.partial
+
+
 def test_encode_roundtrip() -> None:
     fields = {"Action": "Login", "Username": "pbxwatch", "Secret": "s3cret"}
     assert parse_frame(encode_frame(fields).rstrip(b"\r\n")) == fields
