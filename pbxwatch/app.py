@@ -260,6 +260,7 @@ async def run_live(
         await store.dispose()
         if http is not None:
             http.shutdown()
+            http.server_close()
     log.info("stopped: %d calls still open are not reported", pipeline.engine.tracked_calls)
     return 0
 

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import get_args
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -36,6 +36,7 @@ from pbxwatch.core.gaps import AmiGap
 from pbxwatch.core.incidents import Incident
 from pbxwatch.core.queues import member_state
 from pbxwatch.core.records import CallRecord, Outcome
+from pbxwatch.metrics_http import MetricsServer, serve_metrics
 from pbxwatch.settings import MetricsSettings, Settings
 from pbxwatch.store.writer import WriterStats
 
@@ -385,9 +386,9 @@ class Metrics:
         ]
 
 
-def serve(settings: MetricsSettings, registry: CollectorRegistry) -> object:
-    """Start the /metrics endpoint in a thread; returns the server (has
-    ``shutdown()``)."""
-    server, _thread = start_http_server(settings.port, addr=settings.host, registry=registry)
+def serve(settings: MetricsSettings, registry: CollectorRegistry) -> MetricsServer:
+    """Start the /metrics endpoint in a thread (bounded: see
+    :mod:`pbxwatch.metrics_http`); returns the server (has ``shutdown()``)."""
+    server = serve_metrics(settings.host, settings.port, registry)
     log.info("metrics on http://%s/metrics", settings.listen)
     return server
