@@ -153,7 +153,16 @@ async def run_live(
     loop = asyncio.get_running_loop()
     pipeline = Pipeline(build_engine(settings, pbx_speed=pbx_speed), schedule=loop.call_soon)
     clock = pipeline.engine.clock
-    store = await open_store_waiting(settings)
+    health = Health(store_up=False)
+    metrics, http = _start_metrics(settings, pipeline, health)  # up while the store is not
+
+    def store_down() -> None:
+        health.store_connect_failures += 1
+        if metrics is not None:
+            metrics.refresh(pipeline.engine, time.time(), health)
+
+    store = await open_store_waiting(settings, on_failure=store_down)
+    health.store_up = True
     source_name = f"ami:{settings.ami.host}:{settings.ami.port}"
     writer = writer_for(settings, store, source_name)
     frozen = heap.settle()
@@ -165,8 +174,9 @@ async def run_live(
     pipeline.sinks.extend(sinks)
     if json_out:
         pipeline.sinks.append(JsonLinesSink(sys.stdout, ZoneInfo(settings.timezone)))
-    metrics, http = _start_metrics(settings, pipeline)
-    health = Health()
+    if metrics is not None:
+        metrics.adopt(pipeline.engine)  # restored callbacks were counted by the last run
+        pipeline.sinks.append(metrics)
 
     def on_frame(fields: Mapping[str, str]) -> None:
         received = source.received_at
@@ -296,13 +306,13 @@ async def _shut_down(
             await relay_task
 
 
-def _start_metrics(settings: Settings, pipeline: Pipeline) -> tuple[Metrics | None, Any]:
+def _start_metrics(
+    settings: Settings, pipeline: Pipeline, health: Health
+) -> tuple[Metrics | None, Any]:
     if not settings.metrics.enabled:
         return None, None
     metrics = Metrics(settings)
-    metrics.adopt(pipeline.engine)  # restored callbacks were counted by the last run
-    pipeline.sinks.append(metrics)
-    metrics.refresh(pipeline.engine, time.time(), Health())
+    metrics.refresh(pipeline.engine, time.time(), health)
     try:
         return metrics, serve(settings.metrics, metrics.registry)
     except OSError as exc:
@@ -321,6 +331,8 @@ def _observe(
     health.frame_faults = source.frame_faults
     health.sink_errors = pipeline.sink_errors
     if relay is not None:
+        health.mqtt_up = relay.connected
+        health.mqtt_connect_failures = relay.connect_failures
         health.outbox_backlog = relay.backlog
         health.outbox_published = relay.published
     health.store_backlog = writer.backlog

@@ -201,6 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _setup_logging(args.verbose)
     try:
+        _check_args(args)
         if args.command == "check-config":
             return _check_config(args.config)
         if args.command == "replay":
@@ -227,6 +228,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 1
 
 
+def _check_args(args: argparse.Namespace) -> None:
+    """Options argparse takes as numbers or paths but cannot judge: refused
+    in one line (exit 2) before anything starts."""
+    port = getattr(args, "port", None)
+    if port is not None and not 0 <= port <= 65535:
+        raise ConfigError(f"--port: {port} is not a TCP port (0-65535)")
+    rate = getattr(args, "calls_per_hour", None)
+    if rate is not None and not (rate > 0 and math.isfinite(rate)):
+        raise ConfigError(f"--calls-per-hour: must be more than 0, not {rate:g}")
+    days = getattr(args, "days", None)
+    if days is not None and days < 1:
+        raise ConfigError(f"--days: must be 1 or more, not {days}")
+    if args.command == "serve-recording":
+        if not (args.speed >= 0 and math.isfinite(args.speed)):
+            raise ConfigError(f"--speed: must be 0 or more, not {args.speed:g}")
+        _readable(args.recording, "recording")
+    if args.command == "replay":
+        _readable(args.recording, "recording")
+
+
+def _readable(path: str, what: str) -> None:
+    from pathlib import Path
+
+    try:
+        with Path(path).open("rb"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{what} {path}: cannot read: {exc.strerror or exc}") from exc
+
+
 def _check_config(path: str) -> int:
     s = load_settings(path)
     d = s.directory
@@ -234,6 +265,11 @@ def _check_config(path: str) -> int:
         f"{path}: OK — site {s.site}, {len(d.units)} units, {len(d.people)} people, "
         f"{len(d.queues)} queues"
     )
+    for slug, unit in sorted(d.units.items()):
+        if "phone_hours" not in unit.model_fields_set:  # say what it will be judged by
+            h = unit.phone_hours
+            print(f"  directory.units.{slug}.phone_hours not given: the default "
+                  f"{'/'.join(h.days)} {h.open:%H:%M}-{h.close:%H:%M} {s.timezone}")  # fmt: skip
     return 0
 
 

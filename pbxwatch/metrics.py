@@ -68,6 +68,10 @@ class Health:
     #: frames the AMI source dropped before they were events, by kind
     frame_faults: dict[str, int] = field(default_factory=dict)
     sink_errors: int = 0
+    store_up: bool = True
+    store_connect_failures: int = 0
+    mqtt_up: bool = False
+    mqtt_connect_failures: int = 0
     #: PBX minus host clock (PBX − speed × host with a faster simulator)
     clock_offset_seconds: float = 0.0
 
@@ -358,6 +362,20 @@ class Metrics:
                 engine.clock.steps,
             ),
             gauge("pbxwatch_calls_in_progress", "Calls being followed now.", engine.tracked_calls),
+            gauge("pbxwatch_store_up", "1 once the database is open.", 1 if h.store_up else 0),
+            counter(
+                "pbxwatch_store_connect_failures",
+                "Failed tries to open the database (down, unresolvable host, refused login).",
+                h.store_connect_failures,
+            ),
+            gauge(
+                "pbxwatch_mqtt_up", "1 while connected to the MQTT broker.", 1 if h.mqtt_up else 0
+            ),
+            counter(
+                "pbxwatch_mqtt_connect_failures",
+                "Failed tries to reach the broker (down, refused login), retried with backoff.",
+                h.mqtt_connect_failures,
+            ),
             gauge("pbxwatch_store_backlog_rows", "Rows waiting to be written.", h.store_backlog),
             counter(
                 "pbxwatch_store_rows_written", "Rows written to the database.", h.store.rows_written

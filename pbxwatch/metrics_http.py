@@ -45,7 +45,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
+    def log_message(self, format: str, *args: Any) -> None:
         """Scrapes are not news; the access log stays quiet."""
 
 
@@ -74,7 +74,7 @@ class MetricsServer(socketserver.TCPServer):
     def _work(self, request: Any, client_address: Any) -> None:
         try:
             self.finish_request(request, client_address)
-        except Exception:  # noqa: BLE001 - a client's broken request ends its connection only
+        except Exception:
             log.debug("metrics request from %s failed", client_address, exc_info=True)
         finally:
             self.shutdown_request(request)

@@ -109,6 +109,7 @@ class AlertRelay:
         self.published = 0
         self.backlog = 0
         self.connected = False
+        self.connect_failures = 0  # refused logins, unreachable broker: counted, retried
         self._last_state: dict[str, str] = {}
         self._last_state_at = 0.0
         self._stopping = asyncio.Event()
@@ -144,6 +145,7 @@ class AlertRelay:
                     return
             except aiomqtt.MqttError as exc:
                 self.connected = False
+                self.connect_failures += 1
                 delay = backoff_delay(
                     attempt, self.m.reconnect_initial_seconds, self.m.reconnect_max_seconds
                 )
@@ -247,20 +249,39 @@ class AlertRelay:
 
 async def tail(settings: Settings, unit: str | None, as_json: bool, queues: bool,
                out: Callable[[str], None] = print) -> None:  # fmt: skip
-    """``pbxwatch alerts tail``: print alerts (and queue state) as they come."""
+    """``pbxwatch alerts tail``: print alerts (and queue state) as they
+    come, until interrupted; a broker that goes away is waited for (capped
+    backoff, one line when it goes and one when it is back)."""
     topics = topics_for(settings)
     ident = f"pbxwatch-tail-{int(time.time() * 1000) % 10**9}"
-    async with client_for(settings.mqtt, ident) as client:
-        await client.subscribe(topics.all_alerts(unit), qos=1)
-        if queues:
-            await client.subscribe(topics.queue("+"), qos=1)
-        async for message in client.messages:
-            text = message.payload.decode() if isinstance(message.payload, bytes) else ""
-            if as_json:
-                out(text)
-                continue
-            with contextlib.suppress(ValueError):
-                out(_pretty(str(message.topic), json.loads(text)))
+    m, attempt, lost = settings.mqtt, 0, False
+    while True:
+        try:
+            async with client_for(m, ident) as client:
+                await client.subscribe(topics.all_alerts(unit), qos=1)
+                if queues:
+                    await client.subscribe(topics.queue("+"), qos=1)
+                if lost:
+                    log.warning("MQTT: connected to %s:%d again", m.host, m.port)
+                attempt, lost = 0, False
+                async for message in client.messages:
+                    _print(message, as_json, out)
+        except aiomqtt.MqttError as exc:
+            delay = backoff_delay(attempt, m.reconnect_initial_seconds, m.reconnect_max_seconds)
+            attempt += 1
+            if not lost:
+                log.warning("MQTT: %s; reconnecting", exc)
+                lost = True
+            await asyncio.sleep(delay)
+
+
+def _print(message: aiomqtt.Message, as_json: bool, out: Callable[[str], None]) -> None:
+    text = message.payload.decode() if isinstance(message.payload, bytes) else ""
+    if as_json:
+        out(text)
+        return
+    with contextlib.suppress(ValueError):
+        out(_pretty(str(message.topic), json.loads(text)))
 
 
 def _pretty(topic: str, body: dict[str, Any]) -> str:

@@ -205,6 +205,10 @@ class DiversionSettings(_Model):
     )
 
 
+#: the database drivers pbxwatch is built and tested for
+SUPPORTED_STORES = ("postgresql+asyncpg", "sqlite+aiosqlite")
+
+
 class StorageSettings(_Model):
     url: str | None = Field(
         None,
@@ -228,6 +232,17 @@ class StorageSettings(_Model):
         description="at shutdown, how long to wait for the database before the "
         "rows still queued go to the spill file (written first at the next start)",
     )
+
+    @field_validator("url")
+    @classmethod
+    def _supported_driver(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        scheme = v.split("://", 1)[0] if "://" in v else ""
+        if scheme not in SUPPORTED_STORES:
+            hint = " or ".join(f"{s}://" for s in SUPPORTED_STORES)
+            raise ValueError(f"unsupported database {scheme or v!r}: use {hint}")
+        return v
 
     def resolved_url(self) -> str:
         from pbxwatch.store.db import default_url
@@ -560,6 +575,8 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
             if err["loc"] and err["loc"][-1] == "secret":
                 msg += " (secrets never go in the YAML: use ami.secret_env or ami.secret_file)"
         lines.append(f"  {_format_loc(err['loc'])}: {msg}")
+    if len(lines) == 2:  # one mistake: one line, the key first
+        return f"{source}: {lines[1].strip()}"
     return "\n".join(lines)
 
 

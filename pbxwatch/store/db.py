@@ -56,6 +56,9 @@ def make_engine(url: str) -> AsyncEngine:
             cur.execute("PRAGMA journal_mode=WAL")  # readers (report) never block the writer
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=5000")
+            # erased means erased: deleted and overwritten content is zeroed in
+            # the file, whatever the host's libsqlite3 was built with
+            cur.execute("PRAGMA secure_delete=ON")
             cur.close()
 
     return engine

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -48,9 +49,13 @@ async def open_store(settings: Settings) -> AsyncEngine:
     return engine
 
 
-async def open_store_waiting(settings: Settings) -> AsyncEngine:
-    """``open_store``, waiting (capped backoff) while the database is down:
-    a service started before its database must not give up."""
+async def open_store_waiting(
+    settings: Settings, on_failure: Callable[[], None] | None = None
+) -> AsyncEngine:
+    """``open_store``, waiting (capped backoff) while the database is down
+    or its host does not resolve: a service started before its database
+    must not give up, but says so at every try (at most every 30 s) and
+    calls ``on_failure`` (the metrics count it)."""
     attempt = 0
     while True:
         try:
@@ -58,7 +63,9 @@ async def open_store_waiting(settings: Settings) -> AsyncEngine:
         except StoreUnavailable as exc:
             delay = backoff_delay(attempt, 1.0, 30.0)
             attempt += 1
-            log.warning("%s; retrying in %.0f s", exc, delay)
+            if on_failure is not None:
+                on_failure()
+            log.warning("%s; retrying in %.0f s (attempt %d)", exc, delay, attempt)
             await asyncio.sleep(delay)
 
 
