@@ -76,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     db.add_argument("--config", required=True)
     db.add_argument("--now", help="purge: as if at this time (ISO 8601; default: now)")
+    db.add_argument(
+        "--compact",
+        action="store_true",
+        help="purge: also rewrite the tables so no erased value stays in the "
+        "data files (PostgreSQL VACUUM FULL, locks the tables while it runs)",
+    )
 
     rep = sub.add_parser("report", help="guideline figures of one unit and period")
     rep.add_argument("--config", required=True)
@@ -386,7 +392,7 @@ async def _purge(args: argparse.Namespace, settings: Settings) -> int:
     now = _parse_now(args.now, ZoneInfo(settings.timezone)) or time.time()
     engine = await open_store(settings)
     try:
-        report = await purge(engine, settings, now)
+        report = await purge(engine, settings, now, compact=args.compact)
     finally:
         await engine.dispose()
     print(json.dumps(report.to_json(), ensure_ascii=False))

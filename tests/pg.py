@@ -75,10 +75,21 @@ def _run(*cmd: str) -> None:
     subprocess.run(_as_owner(list(cmd)), check=True, capture_output=True)
 
 
+#: the data directory of each running server, by its URL
+DATA_DIRS: dict[str, Path] = {}
+
+
+def data_dir_of(url: str) -> Path:
+    """The data directory of the server a URL (any of its databases) is on."""
+    base = url.rsplit("/", 1)[0]
+    return next(d for u, d in DATA_DIRS.items() if u.rsplit("/", 1)[0] == base)
+
+
 @contextlib.contextmanager
 def postgres_server() -> Iterator[str]:
     """Start a server; yield an asyncpg SQLAlchemy URL of an empty database."""
     server = PostgresServer()
+    DATA_DIRS[server.url] = server.data
     try:
         yield server.url
     finally:

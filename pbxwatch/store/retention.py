@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, delete, null, or_, true, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pbxwatch.settings import Settings
@@ -87,8 +88,11 @@ def _scope(table: Any, unit: str | None, known: list[str]) -> ColumnElement[bool
     return or_(table.c.unit.is_(None), table.c.unit.not_in(known))
 
 
-async def purge(engine: AsyncEngine, settings: Settings, now: float) -> PurgeReport:
-    """Erase personal data past retention, one transaction per table."""
+async def purge(
+    engine: AsyncEngine, settings: Settings, now: float, *, compact: bool = False
+) -> PurgeReport:
+    """Erase personal data past retention, one transaction per table, then
+    make the erasure reach the files (:func:`erase_from_files`)."""
     limits = cutoffs(settings, now)
     known = [u for u in limits if u is not None]
     report = PurgeReport(at=now, cutoffs=limits)
@@ -115,4 +119,46 @@ async def purge(engine: AsyncEngine, settings: Settings, now: float) -> PurgeRep
         report.rows[name] = per_unit
     report.rows["alerts"] = await _delete_sent_alerts(engine, limits, known)
     log.info(report.summary())
+    if report.total or compact:
+        await erase_from_files(engine, compact=compact)
     return report
+
+
+#: the tables whose rows the purge changes
+_PURGED_TABLES = (*models.PERSONAL, "alerts")
+
+
+async def erase_from_files(engine: AsyncEngine, *, compact: bool = False) -> None:
+    """What an UPDATE to NULL leaves on disk, removed as far as the database
+    can.
+
+    * **SQLite** runs with ``secure_delete`` (set on every connection): the
+      bytes of overwritten and deleted content are zeroed in the database
+      file.  The write-ahead log still holds the old pages until a
+      checkpoint, so it is checkpointed and truncated here.  ``compact``
+      also VACUUMs (rebuilds the file).
+    * **PostgreSQL** keeps the old row versions in the table's files until
+      they are vacuumed, and VACUUM only marks their space free.  A plain
+      VACUUM runs after each purge; ``compact`` (``pbxwatch db purge
+      --compact``) runs VACUUM FULL, which rewrites the tables and their
+      indexes into new files (it locks them while it runs: the writer waits
+      or spills), then a CHECKPOINT.  The WAL segments (``pg_wal``) and any
+      base backups still hold the old values until they are recycled or
+      expire: their retention (``max_wal_size``, ``wal_keep_size``, the
+      backup policy) must not exceed the personal-data retention.
+    """
+    auto = engine.execution_options(isolation_level="AUTOCOMMIT")
+    async with auto.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            if compact:
+                await conn.exec_driver_sql("VACUUM")
+            await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        elif engine.dialect.name == "postgresql":
+            tables = ", ".join(_PURGED_TABLES)
+            await conn.exec_driver_sql(f"VACUUM {'FULL ' if compact else ''}{tables}")
+            if compact:
+                try:
+                    await conn.exec_driver_sql("CHECKPOINT")
+                except DBAPIError as exc:  # needs superuser or the pg_checkpoint role
+                    log.warning("retention: CHECKPOINT refused (%s); the next one writes "
+                                "the rewritten tables out", exc.orig)  # fmt: skip
