@@ -139,6 +139,10 @@ class EventClock(Generic[T]):
     _samples: deque[float] = field(default_factory=deque, init=False, repr=False)
     _candidates: list[float] = field(default_factory=list, init=False, repr=False)
     _host: float | None = field(default=None, init=False, repr=False)  # speed 0: last receipt
+    _tolerances: tuple[float, float] = field(default=(0.0, 0.0), init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._tolerances = self.rules.live_tolerances()
     _held_since: float | None = field(default=None, init=False, repr=False)
 
     # ------------------------------------------------------------ public
@@ -161,6 +165,33 @@ class EventClock(Generic[T]):
             self._held.append(_Held(item, ts, "ok"))
             return list(self._judge(final=False))
         return [self._at(item, ts, "ok")]
+
+    def quick(self, ts: float | None, received: float | None = None) -> float | None:
+        """The common case of ``offer`` without its allocations: the time to
+        apply an event at when it is plausible, nothing is held and no step
+        is under way; None sends the caller to ``offer``."""
+        if ts is None or self._held or not plausible_epoch(ts):
+            return None
+        now, rules = self.now, self.rules
+        if received is not None and rules.speed > 0:
+            if self.offset is None:
+                return None
+            sample = ts - rules.speed * received
+            d = sample - self.offset
+            ahead, behind = self._tolerances
+            if not -behind <= d <= ahead:
+                return None
+            if self._candidates:
+                self._candidates.clear()
+            self._learn(sample)
+        else:
+            if received is not None:
+                self._host = received
+            if now is not None and not now - rules.tolerance <= ts <= now + rules.jump:
+                return None
+        if now is None or ts > now:
+            self.now = now = ts
+        return now
 
     def drain(self) -> list[Timed[T]]:
         """End of the stream: judge what is held on the evidence there is."""
@@ -212,7 +243,7 @@ class EventClock(Generic[T]):
         if self.offset is None:
             self._learn(sample)
             return self._at(item, ts, "ok")
-        ahead, behind = self.rules.live_tolerances()
+        ahead, behind = self._tolerances
         d = sample - self.offset
         if -behind <= d <= ahead:
             self._candidates.clear()

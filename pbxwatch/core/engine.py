@@ -133,25 +133,32 @@ class Engine:
         clock model (:mod:`pbxwatch.core.clock`) decides the time each event
         is applied at, and in a replay may hold a few events until the ones
         after them confirm a jump in time."""
+        at = self.clock.quick(ev.time, received)
+        if at is not None:  # the usual case: a plausible time, nothing held
+            return self._apply_at(ev, at, ok=True)
         out: list[Record] = []
         for timed in self.clock.offer(ev, ev.time, received):
             out.extend(self._apply(timed))
         return out
 
     def _apply(self, timed: Timed[AmiEvent]) -> list[Record]:
-        ev = timed.item
         out: list[Record] = []
         if timed.step is not None:
             self._shift(timed.step.delta)
+            self.now = self.now if timed.time is None else timed.time
             out.append(timed.step)
-        # ``at``: the event's own time as the clock decided it.  A live tick
-        # may have moved ``now`` a little past a frame that arrived late
-        # (times the speed of a fast simulator); the call keeps the frame's
-        # time, the books keep time moving forward.
         at = self.now if timed.time is None else timed.time
-        if timed.step is not None or at > self.now:
+        return out + self._apply_at(timed.item, at, ok=timed.verdict == "ok")
+
+    def _apply_at(self, ev: AmiEvent, at: float, *, ok: bool) -> list[Record]:
+        """Apply ``ev`` at ``at``, the time the clock decided.  A live tick
+        may have moved ``now`` a little past a frame that arrived late
+        (times the speed of a fast simulator): the call keeps the frame's
+        time, the books keep time moving forward."""
+        out: list[Record] = []
+        if at > self.now:
             self.now = at
-        if timed.verdict == "ok":
+        if ok:
             self.last_event_time = at
         self.stats["events"] += 1
         known = ev.name in KNOWN_EVENTS
