@@ -143,6 +143,7 @@ class EventClock(Generic[T]):
 
     def __post_init__(self) -> None:
         self._tolerances = self.rules.live_tolerances()
+
     _held_since: float | None = field(default=None, init=False, repr=False)
 
     # ------------------------------------------------------------ public

@@ -156,8 +156,7 @@ class Engine:
         (times the speed of a fast simulator): the call keeps the frame's
         time, the books keep time moving forward."""
         out: list[Record] = []
-        if at > self.now:
-            self.now = at
+        self.now = max(self.now, at)
         if ok:
             self.last_event_time = at
         self.stats["events"] += 1
