@@ -5,17 +5,21 @@ its start, and counting what it reported or stored."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import signal
 import sqlite3
 import subprocess
+import time
 from pathlib import Path
 from typing import IO, Any
 
 import yaml
 
-from pbxwatch.sim.live import SimulatedPbx
+from pbxwatch.settings import Settings
+from pbxwatch.sim.live import SimPlan, SimulatedPbx
 from tests.conftest import LAB_CONFIG
-from tests.services import pbxwatch
+from tests.services import free_port, pbxwatch
 
 #: the environment a run needs: the simulator's secret
 RUN_ENV = {"SIM_SECRET": "s"}
@@ -74,3 +78,39 @@ def stored_calls(db: Path) -> int:
             return int(conn.execute("SELECT count(*) FROM calls").fetchone()[0])
         except sqlite3.Error:
             return 0  # not migrated yet
+
+
+def run_whole_plan(settings: Settings, plan: SimPlan, tmp: Path,
+                   **sections: Any) -> tuple[SimulatedPbx, list[dict[str, Any]], str]:  # fmt: skip
+    """A real ``pbxwatch run --json --pbx-speed`` (the plan's speed) against
+    the simulator for all of ``plan``: logged in first, then every day
+    played, then waited for (up to 30 s) until every simulated call was
+    reported, then stopped with SIGINT.  Returns the simulator (its own
+    record), the records the run printed and its log."""
+    port = free_port()
+    config = run_config(tmp, port, **sections)
+    out, err = tmp / "run.jsonl", tmp / "run.log"
+
+    async def main() -> SimulatedPbx:
+        sim = SimulatedPbx(settings, plan, "u", "s")
+        await sim.start("127.0.0.1", port)
+        with out.open("wb") as so, err.open("wb") as se:
+            proc = start_run(config, so, se, json=True, pbx_speed=plan.speed)
+            try:
+                await logged_in(sim, proc, err)
+                await asyncio.sleep(1.0)  # the state read after login
+                await sim.run()
+                expected = sum(len(day.calls) for day in sim.days)
+                deadline = time.monotonic() + 30
+                while reported(out) < expected and time.monotonic() < deadline:
+                    await asyncio.sleep(0.2)
+            finally:
+                proc.send_signal(signal.SIGINT)
+                await asyncio.to_thread(proc.wait, 20)
+                await sim.close()
+        assert proc.returncode == 0, err.read_text()
+        return sim
+
+    sim = asyncio.run(main())
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    return sim, records, err.read_text()

@@ -6,13 +6,9 @@ the PBX's own time."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import json
 import re
-import signal
 import sqlite3
-import time
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,9 +17,8 @@ import pytest
 
 from pbxwatch.settings import Settings
 from pbxwatch.sim.day import SimCall
-from pbxwatch.sim.live import SimPlan, SimulatedPbx
-from tests.live import logged_in, reported, run_config, start_run
-from tests.services import free_port
+from pbxwatch.sim.live import SimPlan
+from tests.live import run_whole_plan
 from tests.sim.expect import DAY, ts
 
 pytestmark = pytest.mark.chaos
@@ -55,32 +50,8 @@ def _record(calls: list[dict[str, Any]], call: SimCall) -> dict[str, Any] | None
 def test_clock_steps_are_recorded_and_durations_stay_whole(
     lab_settings: Settings, tmp_path: Path
 ) -> None:
-    port = free_port()
-    config = run_config(tmp_path, port)
-    out, err = tmp_path / "run.jsonl", tmp_path / "run.log"
-
-    async def main() -> SimulatedPbx:
-        sim = SimulatedPbx(lab_settings, PLAN, "u", "s")
-        await sim.start("127.0.0.1", port)
-        with out.open("wb") as so, err.open("wb") as se:
-            proc = start_run(config, so, se, json=True, pbx_speed=PLAN.speed)
-            try:
-                await logged_in(sim, proc, err)
-                await asyncio.sleep(0.5)
-                await sim.run()
-                deadline = time.monotonic() + 30
-                while reported(out) < len(sim.days[0].calls) and time.monotonic() < deadline:
-                    await asyncio.sleep(0.2)
-            finally:
-                proc.send_signal(signal.SIGINT)
-                await asyncio.to_thread(proc.wait, 20)
-                await sim.close()
-        assert proc.returncode == 0, err.read_text()
-        return sim
-
-    sim = asyncio.run(main())
+    sim, records, log = run_whole_plan(lab_settings, PLAN, tmp_path)
     [day] = sim.days
-    records = [json.loads(line) for line in out.read_text().splitlines()]
     steps = [r for r in records if r["type"] == "clock_step"]
     assert [round(s["delta_seconds"] / 60) for s in steps] == [120, -120], steps
     with sqlite3.connect(tmp_path / "data" / "pbxwatch.db") as db:
@@ -100,6 +71,6 @@ def test_clock_steps_are_recorded_and_durations_stay_whole(
             # the DialEnd pbxwatch measures by, steps or not
             answer = call.answered_at - call.start
             assert abs(got["answer_seconds"] - answer) < max(slack, 1.5), (call, got)
-    logged = re.findall(r"PBX clock stepped by ([+-]\d+)\.\d s", err.read_text())
+    logged = re.findall(r"PBX clock stepped by ([+-]\d+)\.\d s", log)
     assert [round(int(s) / 60) for s in logged] == [120, -120], logged
     print(f"{len(day.calls)} calls, {len(across)} in progress across a step; steps {steps}")

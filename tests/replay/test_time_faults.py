@@ -4,38 +4,23 @@ exactly the calls their clean parts give alone, by file and by TCP."""
 
 from __future__ import annotations
 
-import asyncio
-import io
-import json
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 
-from pbxwatch.ami.tcp_replay import replay_via_tcp
-from pbxwatch.pipeline import JsonLinesSink, Pipeline, build_engine
+from pbxwatch.pipeline import Pipeline, build_engine
 from pbxwatch.replay import replay_file
 from pbxwatch.settings import Settings
 from tests import timefaults
 from tests.conftest import FIXTURES
+from tests.replay.test_recordings import _records
 
 DAY = 86_400
 #: Monday 23 November 2026, then Thursday, then the Monday after the weekend
 WEEK = (("answered_after_rings", 0), ("voicemail_callback", 3 * DAY),
         ("group_number_answered", 7 * DAY))  # fmt: skip
 GARBLED = ("+72000", "nan", "inf", "-5", "99999999999")
-
-
-def _records(settings: Settings, recording: Path, *, tcp: bool) -> list[dict[str, Any]]:
-    out = io.StringIO()
-    pipeline = Pipeline(build_engine(settings))
-    pipeline.sinks.append(JsonLinesSink(out, ZoneInfo(settings.timezone)))
-    if tcp:
-        asyncio.run(replay_via_tcp(recording, settings, pipeline))
-    else:
-        replay_file(recording, pipeline)
-    return [json.loads(line) for line in out.getvalue().splitlines()]
 
 
 def _calls(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

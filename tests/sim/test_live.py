@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import subprocess
 import time
 import urllib.request
@@ -25,7 +24,7 @@ from pbxwatch.settings import Settings
 from pbxwatch.sim.day import SimCall, simulate_day
 from pbxwatch.sim.live import SimPlan, SimulatedPbx
 from tests.conftest import FIXTURES, LAB_CONFIG
-from tests.live import logged_in, reported, run_config, start_run
+from tests.live import run_whole_plan
 from tests.services import free_port, pbxwatch, wait_for_port
 from tests.sim.expect import DAY
 
@@ -148,34 +147,9 @@ def test_a_simulated_hour_over_tcp(lab_settings: Settings, tmp_path: Path) -> No
     day) at 3600x, into a real ``pbxwatch run`` process."""
     plan = SimPlan(DAY, days=1, calls_per_hour=60, speed=3600, seed=5, open_hour=9,
                    close_hour=10)  # fmt: skip
-    port = free_port()
-    config = run_config(tmp_path, port)
-    out, err = tmp_path / "run.jsonl", tmp_path / "run.log"
-
-    async def main() -> SimulatedPbx:
-        sim = SimulatedPbx(lab_settings, plan, "u", "s")
-        await sim.start("127.0.0.1", port)
-        with out.open("wb") as so, err.open("wb") as se:
-            proc = start_run(config, so, se, json=True, pbx_speed=plan.speed)
-            try:
-                await logged_in(sim, proc, err)
-                await asyncio.sleep(1.0)  # the state read after login
-                await sim.run()
-                expected = len(sim.days[0].calls)
-                deadline = time.monotonic() + 30
-                while reported(out) < expected and time.monotonic() < deadline:
-                    await asyncio.sleep(0.2)
-            finally:
-                proc.send_signal(signal.SIGINT)
-                await asyncio.to_thread(proc.wait, 20)
-                await sim.close()
-        assert proc.returncode == 0, err.read_text()
-        return sim
-
-    sim = asyncio.run(main())
+    sim, records, _ = run_whole_plan(lab_settings, plan, tmp_path)
     [day] = sim.days
     assert sum(c.start < day.start + 3.5 * 3600 for c in day.calls) >= 40  # an hour's calls
-    records = [json.loads(line) for line in out.read_text().splitlines()]
     assert _reported(records) == _totals(day.calls)
 
 
