@@ -38,6 +38,7 @@ from pbxwatch.pipeline import JsonLinesSink, Pipeline, build_engine
 from pbxwatch.privacy import MaskNumbers
 from pbxwatch.resync import resync_forever
 from pbxwatch.settings import ConfigError, Settings
+from pbxwatch.store.db import last_event_time
 from pbxwatch.store.retention import purge
 from pbxwatch.store.session import open_store_waiting, restore, writer_for
 from pbxwatch.store.writer import StoreWriter
@@ -168,6 +169,9 @@ async def run_live(
     frozen = heap.settle()
     log.debug("%d start-up objects frozen out of garbage collection", frozen)
     await restore(store, pipeline.engine)  # after settle: restored state comes and goes
+    blind_since = await last_event_time(store, source_name)
+    if blind_since is not None:  # a restart is a gap: from the last event the last run had
+        pipeline.connection_lost(blind_since, "pbxwatch was not running (restart)")
     pipeline.sinks.append(writer.submit)
     writer.start()
     pipeline.sinks.append(LogSink(alerts_to_log=not settings.mqtt.enabled))
@@ -222,6 +226,8 @@ async def run_live(
         while True:
             host = time.time()
             pipeline.tick_live(host)
+            if pipeline.engine.last_event_time is not None:  # where a restart is blind from
+                writer.note_position(source.frames, pipeline.engine.last_event_time)
             now = clock.estimate(host) or host
             if metrics is not None:
                 _observe(health, source, pipeline, writer, relay)
@@ -265,6 +271,8 @@ async def run_live(
         raise ConfigError(f"ami: {exc} (check ami.username and the secret)") from exc
     finally:
         pipeline.stop()  # held events judged, ended calls reported
+        if pipeline.engine.last_event_time is not None:
+            writer.note_position(source.frames, pipeline.engine.last_event_time)
         pipeline.catch_up_all()  # records still on their way to the sinks
         await _shut_down(settings, tasks, writer, relay, relay_task)
         await store.dispose()

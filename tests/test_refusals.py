@@ -71,3 +71,32 @@ def test_check_config_writes_out_the_default_phone_hours(tmp_path: Path) -> None
     assert p.returncode == 0, p.stderr
     assert (f"directory.units.{unit}.phone_hours not given: the default "
             "mon/tue/wed/thu/fri 08:00-16:30 Europe/Stockholm") in p.stdout  # fmt: skip
+
+
+def test_a_database_that_does_not_resolve_is_waited_for_and_counted(tmp_path: Path) -> None:
+    """Not a configuration error (the host may come up): retried with a
+    warning at every try, and counted on the metrics meanwhile."""
+    import time
+    import urllib.request
+
+    from tests.services import free_port, process, wait_for_port
+
+    metrics = free_port()
+    config = _config(tmp_path, storage={"url": "postgresql+asyncpg://pbxwatch@db.invalid/x"},
+                     metrics={"listen": f"127.0.0.1:{metrics}"})  # fmt: skip
+    log = tmp_path / "run.log"
+    run = pbxwatch("run", "--config", str(config))
+    with process(run, log, {"PBXWATCH_AMI_SECRET": "s"}) as proc:
+        wait_for_port(metrics, proc=proc)
+        deadline = time.monotonic() + 20
+        body = ""
+        while time.monotonic() < deadline:
+            with urllib.request.urlopen(f"http://127.0.0.1:{metrics}/metrics", timeout=5) as r:
+                body = r.read().decode()
+            if "pbxwatch_store_connect_failures_total 2.0" in body:
+                break
+            time.sleep(0.5)
+        assert proc.poll() is None  # waiting, not gone
+    assert "pbxwatch_store_up 0.0" in body
+    assert "pbxwatch_store_connect_failures_total 2.0" in body, body[-2000:]
+    assert log.read_text().count("retrying in") >= 2

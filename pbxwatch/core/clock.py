@@ -139,12 +139,11 @@ class EventClock(Generic[T]):
     _samples: deque[float] = field(default_factory=deque, init=False, repr=False)
     _candidates: list[float] = field(default_factory=list, init=False, repr=False)
     _host: float | None = field(default=None, init=False, repr=False)  # speed 0: last receipt
+    _held_since: float | None = field(default=None, init=False, repr=False)
     _tolerances: tuple[float, float] = field(default=(0.0, 0.0), init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._tolerances = self.rules.live_tolerances()
-
-    _held_since: float | None = field(default=None, init=False, repr=False)
 
     # ------------------------------------------------------------ public
 

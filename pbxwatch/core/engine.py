@@ -267,8 +267,9 @@ class Engine:
         if self._gap is not None:
             started, reason = self._gap
             self._gap = None
-            out.append(AmiGap(gap_id(source, started), source, started,
-                              max(self.now, started), reason, counts))  # fmt: skip
+            if self.now >= started:  # else a PBX on a new, earlier timeline: no gap to tell
+                out.append(AmiGap(gap_id(source, started), source, started, self.now, reason,
+                                  counts))  # fmt: skip
         return self._with_consequences(out)
 
     def restore_incident(self, inc: Incident) -> bool:

@@ -169,6 +169,15 @@ async def load_open_incidents(engine: AsyncEngine) -> list[Incident]:
         return [incident_of_row(row) for row in await conn.execute(q)]
 
 
+async def last_event_time(engine: AsyncEngine, source: str) -> float | None:
+    """The PBX time of the last event a source's rows were committed with:
+    where a restarted ``run`` was blind from."""
+    t = models.StreamPosition
+    async with engine.connect() as conn:
+        value = await conn.scalar(select(t.event_time).where(t.source == source))
+    return None if value is None else float(value)
+
+
 async def stream_position(engine: AsyncEngine, source: str) -> int:
     t = models.StreamPosition
     async with engine.connect() as conn:
