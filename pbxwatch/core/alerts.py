@@ -13,6 +13,12 @@ Kinds:
   that window come as one digest when it closes;
 - ``unforwarded_absence`` and ``group_unstaffed``: one alert when the
   condition opens and a matching ``resolved`` one when it ends.
+
+An overdue alert claims only what pbxwatch saw: when the time between the
+message and the deadline overlaps a gap (a lost connection, pbxwatch
+itself not running), the callback may have been made unseen.  The alert is
+sent all the same (holding it would hide a real miss), but says so in both
+languages, and its data carries ``unsure: "ami_gap"`` with the gaps.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from zoneinfo import ZoneInfo
 
 from pbxwatch.core.callbacks import CallbackEvent
 from pbxwatch.core.directory import Directory
+from pbxwatch.core.gaps import AmiGap
 from pbxwatch.core.incidents import Incident
 from pbxwatch.core.numbers import is_pseudonym, mask
 from pbxwatch.core.records import iso
@@ -77,6 +84,10 @@ def _day_hm(t: float, now: float, tz: ZoneInfo) -> str:
     return a.strftime("%H:%M") if a.date() == b.date() else a.strftime("%Y-%m-%d %H:%M")
 
 
+#: gaps remembered for judging overdue alerts (older ones cover no deadline)
+MAX_GAPS = 64
+
+
 @dataclass
 class _Window:
     start: float
@@ -90,6 +101,9 @@ class AlertMaker:
         self.tz = tz
         self.digest = digest_seconds
         self._windows: dict[str, _Window] = {}  # unit -> its current missing-forward window
+        #: stretches pbxwatch saw nothing for (recent ones), and one still under way
+        self.gaps: list[tuple[float, float]] = []
+        self.blind_since: float | None = None
 
     # ------------------------------------------------------------ inputs
 
@@ -101,7 +115,9 @@ class AlertMaker:
     def on_records(self, records: list[Any], now: float) -> list[Alert]:
         out: list[Alert] = []
         for rec in records:
-            if isinstance(rec, CallbackEvent):
+            if isinstance(rec, AmiGap):
+                self.gaps = [*self.gaps[-(MAX_GAPS - 1) :], (rec.started_at, rec.ended_at)]
+            elif isinstance(rec, CallbackEvent):
                 out.append(self._callback(rec))
             elif isinstance(rec, Incident):
                 out.extend(self._incident(rec))
@@ -149,7 +165,11 @@ class AlertMaker:
                 f"tidsgränsen {due} har passerat"
             )
             en = f"Voicemail for {who} left at {left} was not called back by the deadline {due}"
-        return self._alert(
+        unseen = self._blind_between(cb.left_at, ev.at)
+        if unseen and ev.kind == "callback_overdue":
+            sv += " (kan ha ringts tillbaka medan pbxwatch inte såg växeln)"
+            en += " (may have been called back while pbxwatch could not see the PBX)"
+        alert = self._alert(
             alert_id=f"{ev.kind}:{cb.callback_id}",
             kind=ev.kind,
             state="firing",
@@ -170,6 +190,20 @@ class AlertMaker:
                 "deadline": iso(cb.deadline, tz),
             },
         )
+        if unseen and ev.kind == "callback_overdue":
+            alert.data["unsure"] = "ami_gap"
+            alert.data["gaps"] = [{"from": iso(a, tz), "to": iso(b, tz) if b is not None else None}
+                                  for a, b in unseen]  # fmt: skip
+        return alert
+
+    def _blind_between(self, start: float, end: float) -> list[tuple[float, float | None]]:
+        """The gaps (and the one under way) that overlap ``start``..``end``."""
+        out: list[tuple[float, float | None]] = [
+            (a, b) for a, b in self.gaps if a < end and b > start
+        ]
+        if self.blind_since is not None and self.blind_since < end:
+            out.append((self.blind_since, None))
+        return out
 
     def _incident(self, inc: Incident) -> list[Alert]:
         if inc.kind == "missing_forward":

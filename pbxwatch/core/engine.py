@@ -248,6 +248,7 @@ class Engine:
             now = self.now if self.last_event_time is None else self.last_event_time
         if self._gap is None:
             self._gap = (now, reason)
+            self.alerts.blind_since = now
         self.calls.mark_gap()
 
     def reconcile(self, snap: PbxSnapshot, now: float | None, source: str) -> list[Record]:
@@ -267,6 +268,7 @@ class Engine:
         if self._gap is not None:
             started, reason = self._gap
             self._gap = None
+            self.alerts.blind_since = None
             if self.now >= started:  # else a PBX on a new, earlier timeline: no gap to tell
                 out.append(AmiGap(gap_id(source, started), source, started, self.now, reason,
                                   counts))  # fmt: skip

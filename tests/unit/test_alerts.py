@@ -93,3 +93,33 @@ def test_lasting_conditions_open_and_resolve_under_matching_ids(lab_settings: Se
     assert (
         c.text_en == "Erik Öberg's phone has been unreachable since 09:12 and no diversion is set"
     )
+
+
+def test_an_overdue_alert_across_a_gap_says_it_may_be_wrong(lab_settings: Settings) -> None:
+    """#18: a callback whose window overlapped a gap may have been made
+    unseen: the alert goes out, marked, in both languages and in its data."""
+    from pbxwatch.core.gaps import AmiGap
+
+    maker = _maker(lab_settings)
+    cb = _callback()
+    gap = AmiGap("gap:x", "ami:x", T + 600, T + 900, "pbxwatch was not running (restart)", {})
+    [late] = maker.on_records([gap, CallbackEvent("callback_overdue", cb, cb.deadline + 60)],
+                              cb.deadline + 60)  # fmt: skip
+    assert late.text_sv.endswith("(kan ha ringts tillbaka medan pbxwatch inte såg växeln)")
+    assert late.text_en.endswith("(may have been called back while pbxwatch could not see the PBX)")
+    assert late.data["unsure"] == "ami_gap"
+    assert late.data["gaps"] == [{"from": "2026-11-24T09:22:00.000+01:00",
+                                  "to": "2026-11-24T09:27:00.000+01:00"}]  # fmt: skip
+    # a gap before the message was left, or none: a plain alert
+    plain = _maker(lab_settings)
+    early = AmiGap("gap:y", "ami:x", T - 900, T - 600, "lost", {})
+    [late] = plain.on_records([early, CallbackEvent("callback_overdue", cb, cb.deadline + 60)],
+                              cb.deadline + 60)  # fmt: skip
+    assert "unsure" not in late.data
+    assert "pbxwatch" not in late.text_sv
+    # still blind (connection lost, not back yet): marked too
+    blind = _maker(lab_settings)
+    blind.blind_since = cb.deadline - 60
+    [late] = blind.on_records([CallbackEvent("callback_overdue", cb, cb.deadline + 60)],
+                              cb.deadline + 60)  # fmt: skip
+    assert late.data["gaps"][0]["to"] is None
