@@ -61,14 +61,22 @@ class Mosquitto:
     """A real Mosquitto on a loopback port, with persistence in a temp dir
     so it can be stopped and started again with its queued messages."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, users: dict[str, str] | None = None) -> None:
+        """``users`` (name -> password): logins required, anonymous refused."""
         self.dir = workdir
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.conf = workdir / "mosquitto.conf"
+        auth = "allow_anonymous true\n"
+        if users:
+            passwd = workdir / "passwd"
+            for i, (name, password) in enumerate(users.items()):
+                subprocess.run(["mosquitto_passwd", "-b", *(["-c"] if i == 0 else []),
+                                str(passwd), name, password], check=True)  # fmt: skip
+            auth = f"allow_anonymous false\npassword_file {passwd}\n"
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
+            f"{auth}"
             "persistence true\n"
             f"persistence_location {workdir}/\n"
             "autosave_interval 1\n"

@@ -26,7 +26,7 @@ from tests.mqtt.test_alerts_over_mqtt import (
     chief,
     expected_alerts,
 )
-from tests.services import Mosquitto, free_port, pbxwatch, process
+from tests.services import Mosquitto, free_port, pbxwatch, process, wait_for_port
 
 __all__ = ["broker", "chief"]  # fixtures used by name
 QUIET = next(r for r in RECORDINGS if r.stem == "answered_after_rings")  # raises no alert
@@ -102,3 +102,31 @@ async def test_alerts_tail_lives_through_a_broker_restart(
         tail.terminate()
         tail.wait(timeout=10)
     assert json.loads(line)["alert_id"] == alert["alert_id"]
+
+
+async def test_a_wrong_broker_password_is_retried_warned_and_counted(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "broker").mkdir()
+    secure = Mosquitto(tmp_path / "broker", users={"pbxwatch": "right"})
+    secure.start()
+    try:
+        pbx = Pbx(tmp_path, secure)
+        port = free_port()
+        raw = yaml.safe_load(pbx.config.read_text(encoding="utf-8"))
+        raw["metrics"] = {"listen": f"127.0.0.1:{port}"}
+        raw["mqtt"].update(username="pbxwatch", password_env="MQTT_PASSWORD")
+        pbx.config.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+        cmd = pbxwatch("run", "--config", str(pbx.config), "--pbx-speed", "0")
+        log = tmp_path / "wrong.log"
+        with process(cmd, log, {**ENV, "MQTT_PASSWORD": "wrong"}) as proc:
+            wait_for_port(port, proc=proc)
+            await _until(lambda: _metric(port, "pbxwatch_mqtt_connect_failures_total") >= 3, 30)
+            assert _metric(port, "pbxwatch_mqtt_up") == 0
+            assert proc.poll() is None  # still running, still trying
+        assert log.read_text().count("MQTT: ") >= 3  # said at every try, not once and silent
+        with process(cmd, tmp_path / "right.log", {**ENV, "MQTT_PASSWORD": "right"}) as proc:
+            wait_for_port(port, proc=proc)
+            await _until(lambda: _metric(port, "pbxwatch_mqtt_up") == 1, 30)
+    finally:
+        secure.stop()
