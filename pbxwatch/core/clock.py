@@ -155,16 +155,16 @@ class EventClock(Generic[T]):
             return self._release_or_hold(item, None, "implausible")
         if ts is None:
             return self._release_or_hold(item, None, "none")
+        at = self.quick(ts, received)
+        if at is not None:  # plausible, nothing held: applied at once
+            return [Timed(item, at, "ok")]
         if received is not None and self.rules.speed > 0:
-            return [self._live(item, ts, received)]
-        if received is not None:
-            self._host = received
-        if self._held or self._leaves_run(ts):
-            if not self._held:
-                self._held_since = received
-            self._held.append(_Held(item, ts, "ok"))
-            return list(self._judge(final=False))
-        return [self._at(item, ts, "ok")]
+            return [self._live_outside(item, ts, received)]
+        # a replay's jump, or an event behind one already held: judged later
+        if not self._held:
+            self._held_since = received
+        self._held.append(_Held(item, ts, "ok"))
+        return list(self._judge(final=False))
 
     def quick(self, ts: float | None, received: float | None = None) -> float | None:
         """The common case of ``offer`` without its allocations: the time to
@@ -238,23 +238,18 @@ class EventClock(Generic[T]):
 
     # ----------------------------------------------------------- live
 
-    def _live(self, item: T, ts: float, received: float) -> Timed[T]:
+    def _live_outside(self, item: T, ts: float, received: float) -> Timed[T]:
+        """A live event ``quick`` did not accept: the first one (it teaches
+        the offset), or one outside the tolerances of the estimate."""
         sample = ts - self.rules.speed * received
         if self.offset is None:
             self._learn(sample)
             return self._at(item, ts, "ok")
-        ahead, behind = self._tolerances
-        d = sample - self.offset
-        if -behind <= d <= ahead:
-            self._candidates.clear()
-            self._learn(sample)
-            return self._at(item, ts, "ok")
         self.implausible += 1
-        estimated = self.offset + self.rules.speed * received
-        step = self._maybe_step(sample, ahead)
+        step = self._maybe_step(sample, self._tolerances[0])
         if step is not None:
             return self._at(item, ts, "implausible", step)
-        return self._at(item, estimated, "implausible")
+        return self._at(item, self.offset + self.rules.speed * received, "implausible")
 
     def _maybe_step(self, sample: float, tol: float) -> ClockStep | None:
         c = self._candidates
