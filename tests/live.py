@@ -69,6 +69,23 @@ def reported(path: Path, kind: str = "call") -> int:
     return sum(f'"type": "{kind}"' in line for line in path.read_text().splitlines())
 
 
+async def until_reported(out: Path, expected: int, timeout: float = 30.0) -> None:
+    """Until a ``run --json`` has printed ``expected`` calls, or ``timeout``
+    (the caller's assertions then say what is missing)."""
+    deadline = time.monotonic() + timeout
+    while reported(out) < expected and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+
+
+async def stop_run(proc: subprocess.Popen[bytes], sim: SimulatedPbx,
+                   sig: signal.Signals = signal.SIGINT, timeout: float = 20.0) -> None:  # fmt: skip
+    """Stop the run as an operator would (its exit status is the caller's to
+    check), then the simulator."""
+    proc.send_signal(sig)
+    await asyncio.to_thread(proc.wait, timeout)
+    await sim.close()
+
+
 def stored_calls(db: Path) -> int:
     """Calls in a run's SQLite store so far (0 before it exists)."""
     if not db.exists():
@@ -100,14 +117,9 @@ def run_whole_plan(settings: Settings, plan: SimPlan, tmp: Path,
                 await logged_in(sim, proc, err)
                 await asyncio.sleep(1.0)  # the state read after login
                 await sim.run()
-                expected = sum(len(day.calls) for day in sim.days)
-                deadline = time.monotonic() + 30
-                while reported(out) < expected and time.monotonic() < deadline:
-                    await asyncio.sleep(0.2)
+                await until_reported(out, sum(len(day.calls) for day in sim.days))
             finally:
-                proc.send_signal(signal.SIGINT)
-                await asyncio.to_thread(proc.wait, 20)
-                await sim.close()
+                await stop_run(proc, sim)
         assert proc.returncode == 0, err.read_text()
         return sim
 

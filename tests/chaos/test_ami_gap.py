@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import sqlite3
 import time
 from dataclasses import replace
@@ -20,7 +19,7 @@ import pytest
 from pbxwatch.settings import Settings
 from pbxwatch.sim.day import SimCall
 from pbxwatch.sim.live import SimPlan, SimulatedPbx
-from tests.live import logged_in, reported, run_config, start_run
+from tests.live import logged_in, run_config, start_run, stop_run, until_reported
 from tests.services import free_port
 from tests.sim.expect import DAY, records_of, ts
 
@@ -74,14 +73,10 @@ def test_half_open_connection_is_a_recorded_gap(lab_settings: Settings, tmp_path
                 sim.plan = replace(plan, speed=1e9)  # the rest of the day at once
                 await playing
                 expected = sum(1 for c in sim.days[0].calls if c.end < seen["stalled_pbx"])
-                deadline = time.monotonic() + 30
-                while reported(out) < expected and time.monotonic() < deadline:
-                    await asyncio.sleep(0.2)
+                await until_reported(out, expected)
                 await asyncio.sleep(1.0)
             finally:
-                proc.send_signal(signal.SIGINT)
-                await asyncio.to_thread(proc.wait, 20)
-                await sim.close()
+                await stop_run(proc, sim)
         assert proc.returncode == 0, err.read_text()
         return sim
 

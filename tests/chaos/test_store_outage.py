@@ -23,7 +23,7 @@ from pbxwatch.sim.live import SimPlan, SimulatedPbx
 from pbxwatch.store import models
 from pbxwatch.store.db import make_engine, upgrade
 from tests import pg
-from tests.live import logged_in, run_config, start_run
+from tests.live import logged_in, run_config, start_run, stop_run
 from tests.services import free_port, pbxwatch
 from tests.sim.expect import DAY
 
@@ -176,8 +176,6 @@ async def _late_database(settings: Settings, tmp: Path, server: pg.PostgresServe
             while await _count_calls(server.url) < 20 and time.monotonic() < deadline:
                 await asyncio.sleep(0.2)
         finally:
-            proc.send_signal(signal.SIGTERM)
-            await asyncio.to_thread(proc.wait, 30)
-            await sim.close()
+            await stop_run(proc, sim, signal.SIGTERM, timeout=30)
     assert proc.returncode == 0, log.read_text()
     assert await _count_calls(server.url) >= 20
