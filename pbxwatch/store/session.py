@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pbxwatch.backoff import backoff_delay
@@ -46,7 +47,30 @@ async def open_store(settings: Settings) -> AsyncEngine:
     except OSError as exc:
         await engine.dispose()
         raise StoreUnavailable(f"storage: cannot reach the database: {exc}") from exc
+    except DBAPIError as exc:
+        await engine.dispose()
+        if not _not_ready(exc):
+            raise
+        raise StoreUnavailable(f"storage: the database is not ready: {exc.orig}") from exc
     return engine
+
+
+#: SQLSTATEs of a server that is there but cannot take us yet: starting up,
+#: shutting down, out of connection slots
+_NOT_READY = frozenset({"57P03", "57P01", "57P02", "53300"})
+
+
+def _not_ready(exc: BaseException) -> bool:
+    """Whether the error (or one it was raised from) is a server that is
+    starting or stopping, which waiting cures, not a wrong configuration."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # a chain of wrappers, never a cycle worth following
+        if seen is None:
+            break
+        if getattr(seen, "sqlstate", None) in _NOT_READY:
+            return True
+        seen = seen.__cause__ or getattr(seen, "orig", None)
+    return False
 
 
 async def open_store_waiting(

@@ -113,3 +113,22 @@ async def test_migrations_build_exactly_the_models(store: AsyncEngine) -> None:
 
     async with store.connect() as conn:
         assert await conn.run_sync(_diff) == []
+
+
+def test_a_server_starting_up_is_waited_for_not_a_config_error() -> None:
+    """PostgreSQL answers 'the database system is starting up' (57P03) for a
+    moment after pg_ctl start: ``run`` must wait, as for a refused connection
+    (this once made the store-outage test fail); a wrong password must not."""
+    import asyncpg.exceptions
+    from sqlalchemy.exc import DBAPIError
+
+    from pbxwatch.store.session import _not_ready
+
+    def wrapped(inner: Exception) -> DBAPIError:
+        adapter = RuntimeError("adapter")
+        adapter.__cause__ = inner
+        return DBAPIError("connect", None, adapter)
+
+    assert _not_ready(wrapped(asyncpg.exceptions.CannotConnectNowError("starting up")))
+    assert _not_ready(wrapped(asyncpg.exceptions.TooManyConnectionsError("full")))
+    assert not _not_ready(wrapped(asyncpg.exceptions.InvalidPasswordError("no")))
