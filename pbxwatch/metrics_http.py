@@ -11,6 +11,7 @@ connection, so none of these limits is ever near in normal use.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import socketserver
@@ -62,6 +63,8 @@ class MetricsServer(socketserver.TCPServer):
         super().__init__((host, port), handler)
         self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="metrics")
         self._slots = threading.BoundedSemaphore(WORKERS + QUEUED)
+        self._open: set[socket.socket] = set()  # accepted, not answered yet
+        self._lock = threading.Lock()
         self.refused = 0
 
     def process_request(self, request: Any, client_address: Any) -> None:
@@ -69,19 +72,30 @@ class MetricsServer(socketserver.TCPServer):
             self.refused += 1
             self.shutdown_request(request)
             return
+        with self._lock:
+            self._open.add(request)
         self._pool.submit(self._work, request, client_address)
 
     def _work(self, request: Any, client_address: Any) -> None:
         try:
             self.finish_request(request, client_address)
-        except Exception:
+        except Exception:  # a client's broken request ends its own connection only
             log.debug("metrics request from %s failed", client_address, exc_info=True)
         finally:
+            with self._lock:
+                self._open.discard(request)
             self.shutdown_request(request)
             self._slots.release()
 
     def server_close(self) -> None:
+        """Stop accepting and cut the connections still open, so a worker
+        waiting for a half-sent request does not hold the exit up."""
         super().server_close()
+        with self._lock:
+            waiting = list(self._open)
+        for sock in waiting:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 

@@ -60,3 +60,29 @@ def test_a_thousand_half_sent_requests_are_bounded() -> None:
     assert during["rss_kib"] - before["rss_kib"] < 20 * 1024, (before, during)
     assert after["rss_kib"] - before["rss_kib"] < 20 * 1024, (before, after)
     print(f"before {before}, during the flood {during}, after {after}")
+
+
+def test_closing_cuts_the_requests_still_waiting() -> None:
+    """At shutdown no worker stays blocked on a half-sent request (each
+    would otherwise hold the process's exit for its 5 s)."""
+    import threading
+
+    from prometheus_client import CollectorRegistry
+
+    from pbxwatch.metrics_http import serve_metrics
+
+    port = free_port()
+    server = serve_metrics("127.0.0.1", port, CollectorRegistry())
+    socks = [socket.create_connection(("127.0.0.1", port), 5) for _ in range(4)]
+    for s in socks:
+        s.sendall(b"GET /metrics HTTP/1.1\r\n")
+    time.sleep(0.5)  # the workers are reading
+    workers = [t for t in threading.enumerate() if t.name.startswith("metrics_")]
+    assert workers
+    server.shutdown()
+    server.server_close()
+    for t in workers:
+        t.join(2.0)
+    assert [t.name for t in workers if t.is_alive()] == []
+    for s in socks:
+        s.close()
