@@ -40,7 +40,13 @@ from pbxwatch.resync import resync_forever
 from pbxwatch.settings import ConfigError, Settings
 from pbxwatch.store.db import last_event_time
 from pbxwatch.store.retention import purge
-from pbxwatch.store.session import open_store_waiting, restore, writer_for
+from pbxwatch.store.session import (
+    Checkpointer,
+    open_store_waiting,
+    restore,
+    restore_checkpoint,
+    writer_for,
+)
 from pbxwatch.store.writer import StoreWriter
 
 log = logging.getLogger(__name__)
@@ -164,10 +170,11 @@ async def run_live(
 
     store = await open_store_waiting(settings, on_failure=store_down)
     health.store_up = True
-    source_name = f"ami:{settings.ami.host}:{settings.ami.port}"
+    source_name = settings.source_name()
     writer = writer_for(settings, store, source_name)
     frozen = heap.settle()
     log.debug("%d start-up objects frozen out of garbage collection", frozen)
+    await restore_checkpoint(store, pipeline.engine, source_name)
     await restore(store, pipeline.engine)  # after settle: restored state comes and goes
     blind_since = await last_event_time(store, source_name)
     if blind_since is not None:  # a restart is a gap: from the last event the last run had
@@ -238,8 +245,10 @@ async def run_live(
                 observer(pipeline, now)
             await asyncio.sleep(1.0)
 
+    saver = Checkpointer(pipeline.engine, writer, source_name)
     tasks = [
         asyncio.create_task(ticker()),
+        asyncio.create_task(saver.every(settings.storage.checkpoint_seconds)),
         asyncio.create_task(purge_forever(store, settings)),
         asyncio.create_task(
             resync_forever(source, pipeline.feed_fields, mailboxes, on_snapshot, resync)
@@ -274,12 +283,14 @@ async def run_live(
         if pipeline.engine.last_event_time is not None:
             writer.note_position(source.frames, pipeline.engine.last_event_time)
         pipeline.catch_up_all()  # records still on their way to the sinks
+        saver.save_now()  # the calls still up, for the next start
         await _shut_down(settings, tasks, writer, relay, relay_task)
         await store.dispose()
         if http is not None:
             http.shutdown()
             http.server_close()
-    log.info("stopped: %d calls still open are not reported", pipeline.engine.tracked_calls)
+    log.info("stopped: %d calls in progress checkpointed for the next start",
+             pipeline.engine.tracked_calls)  # fmt: skip
     return 0
 
 

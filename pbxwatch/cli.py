@@ -53,6 +53,13 @@ def _parser() -> argparse.ArgumentParser:
         help="continue after the stream position committed in the store (after a crash)",
     )
     r.add_argument(
+        "--cut",
+        action="store_true",
+        help="the recording ends where the connection to the PBX was lost: keep the calls "
+        "in progress (checkpointed in the store as the configured PBX, ami.host:ami.port) "
+        "for the next `pbxwatch run` to continue, instead of finishing them",
+    )
+    r.add_argument(
         "--via-tcp",
         action="store_true",
         help="serve the recording from the built-in AMI server and read it with the real client",
@@ -129,6 +136,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--username", default="pbxwatch")
     s.add_argument("--secret-env", default="PBXWATCH_AMI_SECRET")
+    s.add_argument(
+        "--transcript",
+        help="answer the state read after login from this recorded transcript "
+        "(*.transcript.json of a restart recording)",
+    )
     return p
 
 
@@ -250,8 +262,13 @@ def _check_args(args: argparse.Namespace) -> None:
         if not (args.speed >= 0 and math.isfinite(args.speed)):
             raise ConfigError(f"--speed: must be 0 or more, not {args.speed:g}")
         _readable(args.recording, "recording")
+        if args.transcript:
+            _readable(args.transcript, "transcript")
     if args.command == "replay":
         _readable(args.recording, "recording")
+        if args.cut and (args.no_store or args.via_tcp or args.resume):
+            raise ConfigError("--cut: needs the store and a plain replay "
+                              "(not with --no-store, --via-tcp or --resume)")  # fmt: skip
 
 
 def _readable(path: str, what: str) -> None:
@@ -335,7 +352,8 @@ async def _replay_stored(args: argparse.Namespace, settings: Settings, pipeline:
     from pbxwatch.store.session import open_store, restore, writer_for
 
     engine = await open_store(settings)
-    source = f"replay:{Path(args.recording).name}"
+    # a cut recording is the PBX's own stream: the next `run` carries on from it
+    source = settings.source_name() if args.cut else f"replay:{Path(args.recording).name}"
     writer = writer_for(settings, engine, source)
     writer.withhold_alerts = "replay"  # kept as a record, never sent to a chief
     try:
@@ -352,7 +370,9 @@ async def _replay_stored(args: argparse.Namespace, settings: Settings, pipeline:
             frames = await replay_via_tcp(args.recording, settings, pipeline)
             await writer.close()
         else:
-            frames = await replay_into_store(args.recording, pipeline, writer, skip_frames=skip)
+            frames = await replay_into_store(
+                args.recording, pipeline, writer, skip_frames=skip, cut=args.cut
+            )
         log.info("store: %d rows in %d batches", writer.stats.rows_written, writer.stats.batches)
         return frames
     finally:
@@ -457,9 +477,13 @@ def _serve(args: argparse.Namespace) -> int:
     secret = os.environ.get(args.secret_env)
     if not secret:
         raise ConfigError(f"--secret-env: environment variable {args.secret_env} is not set")
-    asyncio.run(
-        serve_forever(args.recording, args.host, args.port, args.username, secret, args.speed)
-    )
+    from pbxwatch.ami.transcript import TranscriptError
+
+    try:
+        asyncio.run(serve_forever(args.recording, args.host, args.port, args.username, secret,
+                                  args.speed, args.transcript))  # fmt: skip
+    except TranscriptError as exc:
+        raise ConfigError(f"--transcript: {exc}") from exc
     return 0
 
 

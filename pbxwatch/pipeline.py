@@ -120,6 +120,11 @@ class Pipeline:
     def reconcile(self, snap: PbxSnapshot, now: float | None, source: str) -> None:
         self._emit(self.engine.reconcile(snap, now, source))
 
+    def settle(self) -> None:
+        """Apply what the clock holds back (see Engine.settle)."""
+        self._emit(self.engine.settle())
+        self.catch_up_all()
+
     def stop(self) -> None:
         """Live shutdown: what the core can still finish (see Engine.stop)."""
         self._emit(self.engine.stop())

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from pbxwatch.ami.codec import iter_recording
+from pbxwatch.core import checkpoint
 from pbxwatch.pipeline import Pipeline
+from pbxwatch.store.checkpoints import checkpoint_row, encode
 from pbxwatch.store.writer import StoreWriter
 
 
@@ -21,11 +24,19 @@ def replay_file(path: str | Path, pipeline: Pipeline) -> int:
 
 
 async def replay_into_store(
-    path: str | Path, pipeline: Pipeline, writer: StoreWriter, *, skip_frames: int = 0
+    path: str | Path,
+    pipeline: Pipeline,
+    writer: StoreWriter,
+    *,
+    skip_frames: int = 0,
+    cut: bool = False,
 ) -> int:
     """Like ``replay_file``, with every record written to the store and the
     stream position committed with them.  ``skip_frames`` resumes after a
-    restart: those frames were processed (and committed) before."""
+    restart: those frames were processed (and committed) before.  With
+    ``cut`` the recording ends where the connection was lost: the calls in
+    progress are checkpointed, as a ``run`` stopped there would leave them,
+    instead of being finished."""
     data = Path(path).read_bytes()
     n = 0
     for fields in iter_recording(data):
@@ -36,7 +47,13 @@ async def replay_into_store(
         writer.note_position(n, pipeline.engine.now)
         if n % 2000 == 0:
             await writer.flush()
-    pipeline.finish()
-    writer.note_position(n, pipeline.engine.now)
+    if cut:
+        pipeline.settle()
+        writer.note_position(n, pipeline.engine.last_event_time)
+        state = checkpoint.dump(pipeline.engine)
+        writer.note_checkpoint(checkpoint_row(writer.source, state, encode(state), time.time()))
+    else:
+        pipeline.finish()
+        writer.note_position(n, pipeline.engine.now)
     await writer.flush()
     return n

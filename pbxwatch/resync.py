@@ -9,9 +9,13 @@ would not know it.  So after each login ``run`` asks:
   ``PresenceStateList``, ``DeviceStateList`` and ``ExtensionStateList``:
   their items go to the core, which treats items carrying an ``ActionID``
   as state, never as news of a call;
-* ``CoreShowChannels``: which calls are still up (the core closes the ones
-  that ended unseen);
-* ``MailboxCount`` for every configured mailbox: how many messages are new.
+* ``CoreShowChannels``: which calls are still up, with what each channel
+  runs (the core closes the calls that ended unseen, continues the ones
+  still up and builds the ones it never saw);
+* ``MailboxCount`` for every configured mailbox: how many messages are new;
+* ``VoicemailBoxSummary`` for every mailbox: each message in INBOX and Old
+  with its msg_id, caller and length, so messages left, heard or deleted
+  while pbxwatch was blind are matched by id, not guessed from a count.
 
 All of them need only the ``reporting`` write class (see
 ``asterisk-lab/etc/manager.conf``).
@@ -26,12 +30,13 @@ from typing import Any
 
 from pbxwatch.ami.client import AmiSource, messages_of
 from pbxwatch.core.events import parse_int, parse_timestamp
-from pbxwatch.core.gaps import PbxSnapshot
+from pbxwatch.core.gaps import PbxSnapshot, VoicemailMessage
 
 log = logging.getLogger(__name__)
 
 STATE_ACTIONS = ("QueueStatus", "PresenceStateList", "DeviceStateList", "ExtensionStateList")
 CHANNELS_ACTION = "CoreShowChannels"
+SUMMARY_ACTION = "VoicemailBoxSummary"
 
 Feed = Callable[[Mapping[str, str]], None]
 
@@ -54,11 +59,11 @@ async def read_state(source: AmiSource, feed: Feed, mailboxes: Sequence[str]) ->
         items[action] = len(answer)
         for item in answer:
             feed(item)
-    answer = list_items(await source.send_action({"Action": CHANNELS_ACTION}))
-    items[CHANNELS_ACTION] = len(answer)
-    channels = frozenset(
-        (c.get("Uniqueid", ""), c.get("Linkedid", "")) for c in answer if c.get("Uniqueid")
-    )
+    channels = tuple(
+        c for c in list_items(await source.send_action({"Action": CHANNELS_ACTION}))
+        if c.get("Uniqueid")
+    )  # fmt: skip
+    items[CHANNELS_ACTION] = len(channels)
     counts: dict[str, int] = {}
     for box in mailboxes:
         reply = await source.send_action({"Action": "MailboxCount", "Mailbox": box})
@@ -66,7 +71,25 @@ async def read_state(source: AmiSource, feed: Feed, mailboxes: Sequence[str]) ->
         if reply.get("Response") == "Success" and new is not None:
             counts[box] = new
     items["MailboxCount"] = len(counts)
-    return PbxSnapshot(channels, counts, items, pbx_time=parse_timestamp(pong.get("Timestamp")))
+    messages = {box: msgs for box in mailboxes
+                if (msgs := await read_mailbox(source, box)) is not None}  # fmt: skip
+    items[SUMMARY_ACTION] = len(messages)
+    return PbxSnapshot(channels, counts, messages, items,
+                       pbx_time=parse_timestamp(pong.get("Timestamp")))  # fmt: skip
+
+
+async def read_mailbox(source: AmiSource, mailbox: str) -> tuple[VoicemailMessage, ...] | None:
+    """A mailbox's messages (``1002@default``), or None when the PBX would
+    not say (no app_voicemail, no such box, an older Asterisk)."""
+    box, _, context = mailbox.partition("@")
+    answer = await source.send_action(
+        {"Action": SUMMARY_ACTION, "Context": context or "default", "Mailbox": box}
+    )
+    frames = messages_of(answer)
+    if not frames or frames[0].get("Response") != "Success":
+        return None
+    return tuple(VoicemailMessage.from_item(m) for m in frames
+                 if m.get("Event") == "VoicemailBoxDetail")  # fmt: skip
 
 
 async def resync_forever(

@@ -226,6 +226,12 @@ class StorageSettings(_Model):
     purge_every_hours: float = Field(
         24.0, gt=0, description="how often `run` erases personal data past retention"
     )
+    checkpoint_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="how often `run` saves its live state (calls in progress, presence, "
+        "queues) so a restart carries on from it; 0 = only at shutdown",
+    )
     shutdown_flush_seconds: float = Field(
         10.0,
         gt=0,
@@ -449,6 +455,11 @@ class Settings(BaseSettings):
         except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {v!r}") from exc
         return v
+
+    def source_name(self) -> str:
+        """The PBX as the store knows it: stream position, gaps and the
+        checkpoint of ``run`` are kept under this name."""
+        return f"ami:{self.ami.host}:{self.ami.port}"
 
     @model_validator(mode="after")
     def _inbound_rule(self) -> Settings:

@@ -27,6 +27,7 @@ from ssl import SSLContext
 from typing import TYPE_CHECKING
 
 from pbxwatch.ami.codec import EOM, FrameDecoder, encode_frame, parse_frame
+from pbxwatch.ami.transcript import RecordedAnswer, Transcript
 from pbxwatch.core.events import parse_timestamp
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ LIST_ACTIONS = {
     "extensionstatelist": ("Extension Statuses will follow", "ExtensionStateListComplete"),
     "devicestatelist": ("Device State Changes will follow", "DeviceStateListComplete"),
     "voicemailuserslist": ("Voicemail user list will follow", "VoicemailUserEntryComplete"),
-    "voicemailboxsummary": ("List will follow", "VoicemailBoxSummaryComplete"),  # not recorded
+    "voicemailboxsummary": ("Voicemail box detail will follow", "VoicemailBoxDetailComplete"),
     "status": ("Channel status will follow", "StatusComplete"),
 }
 
@@ -62,10 +63,12 @@ class RecordedFrame:
     time: float | None
 
 
-def load_recording(path: str | Path) -> list[RecordedFrame]:
+def load_recording(path: str | Path, *, drop_answers: bool = False) -> list[RecordedFrame]:
     """The event frames of a recording, raw.  The recorder's own responses
     (to its Login and Logoff, or its status actions) are left out: a client
-    of this server gets responses to *its* actions instead."""
+    of this server gets responses to *its* actions instead.  With
+    ``drop_answers`` so are the list items answering the recorder's actions
+    (they carry its ActionID): a transcript answers the client instead."""
     data = Path(path).read_bytes()
     if data.startswith(b"Asterisk Call Manager/"):
         data = data.split(b"\r\n", 1)[1] if b"\r\n" in data else b""
@@ -75,6 +78,8 @@ def load_recording(path: str | Path) -> list[RecordedFrame]:
         if not raw.startswith(b"Event:"):
             continue
         fields = parse_frame(raw)
+        if drop_answers and "ActionID" in fields:
+            continue
         frames.append(RecordedFrame(raw, parse_timestamp(fields.get("Timestamp"))))
     return frames
 
@@ -99,8 +104,11 @@ class AmiServer:
         speed: float = 0.0,
         close_when_done: bool = True,
         state: PbxState | None = None,
+        transcript: Transcript | None = None,
     ) -> None:
         self.frames = frames
+        #: recorded answers to the state read after a login (a restart recording)
+        self.transcript = transcript
         self.username = username
         self.secret = secret
         self.speed = speed
@@ -249,10 +257,17 @@ class _Session:
             self._reply(aid, "Goodbye", Message="Thanks for all the fish.")
             await self.writer.drain()
             return False
+        recorded = self.server.transcript.take(fields) if self.server.transcript else None
         if not self.authenticated:
             self._reply(aid, "Error", Message="Authentication Required")
+        elif recorded is not None:
+            self._recorded(recorded, aid)
         elif name == "ping":
             self._reply(aid, "Success", Ping="Pong", Timestamp=f"{self.server.clock():.6f}")
+        elif name == "voicemailboxsummary" and self.server.state is None:
+            # a recording without state cannot say what a mailbox holds; an
+            # empty list would claim every message deleted
+            self._reply(aid, "Error", Message="Invalid/unknown command")
         elif name in LIST_ACTIONS:
             self._list(name, lower, aid)
         elif name in ("mailboxcount", "mailboxstatus") and self.server.state is not None:
@@ -290,6 +305,11 @@ class _Session:
             done["Items"] = str(len(items))
         self._send(done)
 
+    def _recorded(self, answer: RecordedAnswer, aid: str | None) -> None:
+        """A transcript's answer and its list items, under the client's ActionID."""
+        for frame in (answer.response, *answer.list_events):
+            self._send(_with_id(frame, aid))
+
     def _dbget(self, family: str, key: str, aid: str | None) -> None:
         """As manager.c: a one-item list, or an error when the key is absent."""
         val = self.server.astdb.get((family, key))
@@ -326,9 +346,17 @@ class _Session:
         speed = self.server.speed
         first_t: float | None = None
         start = time.monotonic()
+        transcript = self.server.transcript
+        hold_after = max((a.sent_at for a in transcript.answers), default=0.0) if transcript else 0
         for frame in self.server.frames:
             while self.stalled:
                 await asyncio.sleep(0.05)
+            if transcript is not None and frame.time is not None and frame.time > hold_after:
+                await self.writer.drain()
+                await transcript.wait_for_client()  # the answers describe the state before this
+                transcript = None
+                if speed > 0 and first_t is not None:  # the recorded pace from here on
+                    start = time.monotonic() - (frame.time - first_t) / speed
             if speed > 0 and frame.time is not None:
                 if first_t is None:
                     first_t = frame.time
@@ -346,12 +374,33 @@ class _Session:
             self.writer.close()
 
 
+def _with_id(fields: dict[str, str], aid: str | None) -> dict[str, str]:
+    """A recorded frame with the client's ActionID where the recorder's
+    stood (none if the client sent none)."""
+    out = {k: v for k, v in fields.items() if k != "ActionID" or aid is not None}
+    if aid is not None:
+        out["ActionID"] = aid  # replaces in place: a dict keeps the key's position
+    return out
+
+
 async def serve_forever(
-    recording: str | Path, host: str, port: int, username: str, secret: str, speed: float
+    recording: str | Path,
+    host: str,
+    port: int,
+    username: str,
+    secret: str,
+    speed: float,
+    transcript: str | Path | None = None,
 ) -> None:
-    """``pbxwatch serve-recording``: play a recording to every client that logs in."""
+    """``pbxwatch serve-recording``: play a recording to every client that
+    logs in; with a transcript, its state read is answered from it."""
     server = AmiServer(
-        load_recording(recording), username, secret, speed=speed, close_when_done=False
+        load_recording(recording, drop_answers=transcript is not None),
+        username,
+        secret,
+        speed=speed,
+        close_when_done=False,
+        transcript=Transcript.load(transcript) if transcript else None,
     )
     bound = await server.start(host, port)
     log.info("serving %s on %s:%d (speed %s)", recording, host, bound, speed or "max")

@@ -9,7 +9,9 @@ or a diversion is set.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from pbxwatch.core.calendar import WorkCalendar
 from pbxwatch.core.directory import Directory
@@ -58,6 +60,14 @@ class AbsenceWatch:
         diversion is set, instead of opening a second one."""
         if ext in self.directory.people:
             self._unreachable[ext] = _Watch(since=since, open_id=incident_id)
+
+    def dump(self) -> dict[str, Any]:
+        """For a checkpoint: the devices unreachable, since when."""
+        return {ext: asdict(w) for ext, w in self._unreachable.items()}
+
+    def load(self, state: Mapping[str, Any]) -> None:
+        self._unreachable = {ext: _Watch(**w) for ext, w in state.items()
+                             if ext in self.directory.people}  # fmt: skip
 
     def tick(self, now: float) -> list[Incident]:
         out: list[Incident] = []

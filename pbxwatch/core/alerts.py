@@ -24,7 +24,8 @@ languages, and its data carries ``unsure: "ami_gap"`` with the gaps.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -123,6 +124,15 @@ class AlertMaker:
                 out.extend(self._incident(rec))
         out.extend(self.tick(now))
         return out
+
+    def dump(self) -> dict[str, Any]:
+        """For a checkpoint: the open missing-forward windows and the gaps."""
+        return {"windows": {u: asdict(w) for u, w in self._windows.items()},
+                "gaps": [list(g) for g in self.gaps]}  # fmt: skip
+
+    def load(self, state: Mapping[str, Any]) -> None:
+        self._windows = {u: _Window(**w) for u, w in state["windows"].items()}
+        self.gaps = [(float(a), float(b)) for a, b in state["gaps"]][-MAX_GAPS:]
 
     def _alert(self, **fields: Any) -> Alert:
         """An alert with the unit's name and its time in words filled in."""

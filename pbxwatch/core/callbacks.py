@@ -10,7 +10,8 @@ new-message count falls.  Reminders are emitted once each from ``tick``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -19,7 +20,8 @@ from pbxwatch.core.calendar import WorkCalendar
 from pbxwatch.core.directory import Directory
 from pbxwatch.core.diversion import Presence
 from pbxwatch.core.figures import CallbackState, callback_state
-from pbxwatch.core.numbers import normalise
+from pbxwatch.core.gaps import VoicemailMessage
+from pbxwatch.core.numbers import is_anonymous, is_pseudonym, normalise
 from pbxwatch.core.records import CallRecord, iso
 
 
@@ -41,6 +43,12 @@ class Callback:
     listened_at: float | None = None
     due_soon_sent: bool = False
     overdue_sent: bool = False
+    #: the spool's msg_id, once a ``VoicemailBoxSummary`` listed the message
+    message_id: str | None = None
+    #: the message was found by the state read after a gap, not seen left
+    found_at_resync: bool = False
+    #: the message was gone from the mailbox when a state read looked
+    deleted_at: float | None = None
 
     def state(self, now: float) -> CallbackState:
         return callback_state(
@@ -69,6 +77,9 @@ class Callback:
             "resolved_from": self.resolved_from,
             "listened_at": iso(self.listened_at, tz),
             "exempt_reason": self.exempt_reason,
+            "message_id": self.message_id,
+            "found_at_resync": self.found_at_resync,
+            "deleted_at": iso(self.deleted_at, tz),
             "evaluated_at": iso(now, tz),
         }
 
@@ -114,6 +125,58 @@ class _Mailbox:
 UNHEARD_SLACK = 100
 
 
+#: a callback whose message a state read does not list was deleted, unless
+#: it is this new (the spool and the MWI event may be a moment apart)
+DELETE_GRACE = 10.0
+#: how far the end of a listed message may be from a callback's ``left_at``
+#: (the MWI event's time) for the two to be one message
+MATCH_SECONDS = 15.0
+
+
+def _digits(number: str | None) -> str:
+    d = "".join(ch for ch in number or "" if ch.isdigit())
+    return d[-9:]
+
+
+def same_caller(a: str | None, b: str | None) -> bool:
+    """Two ways of writing a caller agree (national vs E.164: the last nine
+    digits); a pseudonymised one (restored from a store that keeps no
+    numbers) cannot be compared and agrees with anything."""
+    if a is not None and is_pseudonym(a):
+        return True
+    return _digits(a) == _digits(b)
+
+
+def match_messages(
+    callbacks: list[Callback], messages: tuple[VoicemailMessage, ...]
+) -> dict[str, VoicemailMessage]:
+    """Callback id -> its message: by msg_id first, then by the nearest end
+    of recording within ``MATCH_SECONDS`` from the same caller."""
+    pairs: dict[str, VoicemailMessage] = {}
+    by_id = {m.message_id: m for m in messages if m.message_id}
+    used: set[str] = set()
+    for cb in callbacks:
+        msg = by_id.get(cb.message_id or "")
+        if msg is not None:
+            pairs[cb.callback_id] = msg
+            used.add(msg.message_id)
+    for cb in sorted(callbacks, key=lambda c: c.left_at):
+        if cb.callback_id in pairs:
+            continue
+        best: tuple[float, VoicemailMessage] | None = None
+        for msg in messages:
+            end = msg.left_at
+            if msg.message_id in used or end is None or not same_caller(cb.caller, msg.caller):
+                continue
+            diff = abs(end - cb.left_at)
+            if diff <= MATCH_SECONDS and (best is None or diff < best[0]):
+                best = (diff, msg)
+        if best is not None:
+            pairs[cb.callback_id] = best[1]
+            used.add(best[1].message_id)
+    return pairs
+
+
 @dataclass(frozen=True, slots=True)
 class CallbackMemory:
     """How long finished obligations stay in memory (``None``: for ever, as
@@ -150,6 +213,9 @@ class CallbackBook:
         #: open callbacks by the number a callback must dial, oldest first
         self._by_number: dict[str, dict[str, None]] = {}
         self._last_prune = 0.0
+        #: set while the engine reconciles a state read: obligations made
+        #: now are ``found_at_resync``
+        self.resyncing = False
 
     @property
     def changed(self) -> bool:
@@ -220,36 +286,145 @@ class CallbackBook:
             self._try_fulfil(rec)
         if rec.outcome != "voicemail" or rec.voicemail_mailbox is None:
             return None
-        mailbox = rec.voicemail_mailbox
+        owner = self.directory.person_of_mailbox(rec.voicemail_mailbox)
+        return self._oblige(
+            callback_id=f"callback:{rec.call_id}:{rec.voicemail_mailbox}",
+            call_id=rec.call_id,
+            mailbox=rec.voicemail_mailbox,
+            caller=rec.caller,
+            number=rec.caller_e164 if rec.direction == "inbound" else rec.caller,
+            left_at=rec.voicemail_left_at or rec.ended_at or rec.started_at,
+            presence=presence if owner is not None and rec.target == owner.extension else None,
+        )
+
+    def _oblige(self, *, callback_id: str, call_id: str, mailbox: str, caller: str | None,
+                number: str | None, left_at: float, presence: Presence | None,
+                message_id: str | None = None) -> Callback | None:  # fmt: skip
+        """A new obligation (None if it exists): deadline by the owner's
+        unit's policy, exempt when the owner was away for a listed reason."""
+        if callback_id in self.callbacks:
+            return None
         owner = self.directory.person_of_mailbox(mailbox)
         unit = self.directory.unit(owner.unit if owner else None)
-        left_at = rec.voicemail_left_at or rec.ended_at or rec.started_at
         cb = Callback(
-            callback_id=f"callback:{rec.call_id}:{mailbox}",
-            call_id=rec.call_id,
+            callback_id=callback_id,
+            call_id=call_id,
             mailbox=mailbox,
             owner=owner.extension if owner else None,
             unit=owner.unit if owner else None,
-            caller=rec.caller,
-            number=rec.caller_e164 if rec.direction == "inbound" else rec.caller,
+            caller=caller,
+            number=number,
             left_at=left_at,
             deadline=self.calendar.deadline(left_at, unit.callback_policy, unit.phone_hours),
-            exempt_reason=self._exemption(
-                presence if owner is not None and rec.target == owner.extension else None
-            ),
+            exempt_reason=self._exemption(presence),
+            message_id=message_id,
+            found_at_resync=self.resyncing,
         )
-        if cb.callback_id in self.callbacks:
-            return None
         self._put(cb)
-        self._mailboxes.setdefault(mailbox, _Mailbox()).unheard.append(cb.callback_id)
+        self._unheard_in_order(mailbox, cb)
         return cb
+
+    def _unheard_in_order(self, mailbox: str, cb: Callback) -> None:
+        """Voicemail plays new messages oldest first: keep them in that order
+        (one found at a resync may be older than ones seen being left)."""
+        unheard = self._mailboxes.setdefault(mailbox, _Mailbox()).unheard
+        unheard.append(cb.callback_id)
+        if len(unheard) > 1:
+            left = self.callbacks[unheard[-2]].left_at if unheard[-2] in self.callbacks else 0.0
+            if left > cb.left_at:
+                unheard.sort(key=lambda i: self.callbacks[i].left_at if i in self.callbacks else 0)
+
+    # ------------------------------------------------------- after a gap
+
+    def reconcile_messages(
+        self,
+        mailbox: str,
+        messages: tuple[VoicemailMessage, ...],
+        now: float,
+        blind_from: float | None,
+        presence: Presence | None = None,
+    ) -> Counter[str]:
+        """A mailbox's messages as the PBX listed them after a login.
+
+        Each callback of the mailbox is matched to its message by msg_id,
+        else by when the message was complete and who left it.  A matched
+        message in ``Old`` was heard unseen (and one in ``INBOX`` was not,
+        whatever a count said); a callback whose message is gone was
+        deleted; a message nobody knew, left since pbxwatch went blind
+        (``blind_from``), becomes a callback ``found_at_resync``.  Older
+        unknown messages predate what pbxwatch follows and are counted only.
+        ``presence`` is the owner's, for the exemption of a new obligation."""
+        counts: Counter[str] = Counter()
+        known = [cb for cb in self.callbacks.values()
+                 if cb.mailbox == mailbox and cb.deleted_at is None]  # fmt: skip
+        pairs = match_messages(known, messages)
+        for cb in known:
+            msg = pairs.get(cb.callback_id)
+            if msg is None:
+                if cb.left_at < now - DELETE_GRACE:
+                    self._put(replace(cb, deleted_at=now))
+                    counts["messages_deleted_unseen"] += 1
+                continue
+            heard = msg.folder.lower() != "inbox"
+            listened = (cb.listened_at or now) if heard else None
+            if heard and cb.listened_at is None:
+                counts["messages_heard_unseen"] += 1
+            if listened != cb.listened_at or cb.message_id != msg.message_id:
+                self._put(replace(cb, listened_at=listened, message_id=msg.message_id))
+        taken = {msg.message_id for msg in pairs.values()}
+        for msg in messages:
+            if msg.message_id in taken:
+                continue
+            if blind_from is None or msg.origtime is None or msg.origtime < blind_from - 5.0:
+                counts["messages_older_unknown"] += 1
+                continue
+            self._from_message(mailbox, msg, now, presence)
+            counts["messages_left_unseen"] += 1
+        self._rebuild_mailbox(mailbox, messages)
+        return counts
+
+    def _from_message(
+        self, mailbox: str, msg: VoicemailMessage, now: float, presence: Presence | None
+    ) -> None:
+        d = self.directory
+        caller = None if is_anonymous(msg.caller) else msg.caller.strip()
+        number = caller if caller in d.people else normalise(caller or "", d.country_code)
+        resyncing, self.resyncing = self.resyncing, True
+        cb = self._oblige(callback_id=f"callback:message:{mailbox}:{msg.message_id}"[:160],
+                          call_id=f"message:{msg.message_id}"[:64], mailbox=mailbox,
+                          caller=caller, number=number, left_at=msg.left_at or now,
+                          presence=presence, message_id=msg.message_id)  # fmt: skip
+        self.resyncing = resyncing
+        if cb is not None and msg.folder.lower() != "inbox":
+            self._put(replace(cb, listened_at=now))
+
+    def _rebuild_mailbox(self, mailbox: str, messages: tuple[VoicemailMessage, ...]) -> None:
+        """The unheard list from the callbacks now matched, oldest first, and
+        the new-message count as listed."""
+        box = self._mailboxes.setdefault(mailbox, _Mailbox())
+        box.unheard = sorted(
+            (cb.callback_id for cb in self.callbacks.values()
+             if cb.mailbox == mailbox and cb.listened_at is None and cb.deleted_at is None),
+            key=lambda i: self.callbacks[i].left_at,
+        )  # fmt: skip
+        box.new = sum(1 for m in messages if m.folder.lower() == "inbox")
 
     def restore(self, cb: Callback) -> None:
         """Put back an obligation loaded from the store after a restart."""
         self.callbacks[cb.callback_id] = cb
         self._index(cb)
-        if cb.listened_at is None:
-            self._mailboxes.setdefault(cb.mailbox, _Mailbox()).unheard.append(cb.callback_id)
+        if cb.listened_at is None and cb.deleted_at is None:
+            self._unheard_in_order(cb.mailbox, cb)
+
+    def restore_counts(self, counts: Mapping[str, int]) -> None:
+        """New-message counts from a checkpoint: a fall after the restart
+        still marks messages heard."""
+        for mailbox, new in counts.items():
+            self._mailboxes.setdefault(mailbox, _Mailbox()).new = new
+
+    def counts(self) -> dict[str, int]:
+        """The new-message counts as last stated (for a checkpoint)."""
+        return {m: box.new for m, box in self._mailboxes.items() if box.new is not None}
 
     def tick(self, now: float) -> list[CallbackEvent]:
         if now - self._last_prune >= 3600.0:

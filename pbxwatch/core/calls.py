@@ -15,6 +15,7 @@ odd events are counted in ``stats``.
 from __future__ import annotations
 
 from collections import Counter, OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -78,6 +79,9 @@ class Ring:
     status: str | None = None
     cause: int | None = None
     forward: str | None = None
+    #: the ring was still on when pbxwatch went blind and had gone when it
+    #: could see again: how it ended was not seen
+    ended_unseen: bool = False
 
 
 @dataclass(slots=True)
@@ -109,6 +113,8 @@ class Call:
     queue_abandoned: str | None = None
     transferred_to: str | None = None
     across_gap: bool = False  # events of this call may have been missed
+    ended_unseen: bool = False  # it ended while pbxwatch was blind
+    dial_timeout: float | None = None  # of the last Dial() the origin ran, seconds
 
 
 class CallTracker:
@@ -208,35 +214,145 @@ class CallTracker:
             call.across_gap = True
 
     def reconcile(
-        self, active: frozenset[tuple[str, str]], now: float
-    ) -> tuple[list[CallRecord], dict[str, int]]:
-        """After a gap, with the channels the PBX listed as up (Uniqueid,
-        Linkedid): calls left with no channel ended unseen and are finished,
-        incomplete; channels that are gone are closed.  Returns the finished
-        calls and counts of what was reconciled."""
-        up_uids = {uid for uid, _ in active}
-        up_calls = {lid for _, lid in active}
+        self, items: Sequence[Mapping[str, str]], now: float
+    ) -> tuple[list[str], dict[str, int]]:
+        """After a gap, with the channels ``CoreShowChannels`` listed.
+
+        * A call none of whose channels is listed ended unseen: it is marked
+          so (rings still on when pbxwatch went blind ended unseen too) and
+          its Linkedid returned, for the caller to finish once it has
+          looked for a message it left (:meth:`finish`).
+        * A call still up continues as the same call: channels that are gone
+          are closed, listed ones it did not know are added, and what its
+          first channel now runs (voicemail, a queue) is taken.
+        * Channels of a call never seen become a call built from them,
+          marked ``across_gap`` and not observed from the start.
+
+        Returns the Linkedids that ended unseen and counts for the gap row."""
+        by_call: dict[str, list[Mapping[str, str]]] = {}
+        for item in items:
+            uid, lid = item.get("Uniqueid", ""), item.get("Linkedid", "")
+            if uid and lid:
+                by_call.setdefault(lid, []).append(item)
+        up_uids = {item["Uniqueid"] for chans in by_call.values() for item in chans}
         ended: list[str] = []
         still = 0
         for lid, call in self.calls.items():
             if lid in self._ending:
                 continue
-            if lid not in up_calls and not (call.open_channels & up_uids):
+            if lid not in by_call and not (call.open_channels & up_uids):
+                call.ended_unseen = True
+                for ring in (*call.rings.values(), *call.external_legs.values()):
+                    if ring.status is None and ring.ended_at is None:
+                        ring.ended_unseen = True
                 ended.append(lid)
                 continue
             still += 1
-            for uid in call.open_channels - up_uids:
-                chan = call.channels[uid]
-                if chan.hangup_at is None:
-                    chan.hangup_at = now
-            call.open_channels &= up_uids
-        finished = [self._finish(lid, complete=False) for lid in ended]
+            self._continue(call, by_call.get(lid, []), up_uids, now)
         known = set(self.calls) | set(self._finished)
-        return finished, {
+        begun = [lid for lid in by_call if lid not in known]
+        for lid in begun:
+            self._begun_unseen(lid, by_call[lid], now)
+        return ended, {
             "calls_still_up": still,
             "calls_ended_unseen": len(ended),
-            "calls_begun_unseen": len(up_calls - known),
+            "calls_begun_unseen": len(begun),
         }
+
+    def finish(self, linkedid: str, *, complete: bool) -> CallRecord:
+        """Finish one call now (one that ended unseen, after a gap)."""
+        self._ending.pop(linkedid, None)
+        return self._finish(linkedid, complete=complete)
+
+    def _continue(
+        self, call: Call, items: list[Mapping[str, str]], up_uids: set[str], now: float
+    ) -> None:
+        for uid in call.open_channels - up_uids:
+            chan = call.channels[uid]
+            if chan.hangup_at is None:
+                chan.hangup_at = now
+        call.open_channels &= up_uids
+        for item in items:
+            uid = item["Uniqueid"]
+            if uid == call.linkedid:
+                self._snapshot_application(call, item)
+            if uid not in self.channels:
+                self._snapshot_channel(call, item, now)
+        self._close_unseen_rings(call, up_uids)
+
+    def _close_unseen_rings(self, call: Call, up_uids: set[str]) -> None:
+        """Rings on at the cut whose phone channel has gone.  When the call
+        has since gone to voicemail and nobody answered, the ring ended the
+        way the voicemail options say (``b`` busy, else no answer) at the
+        end of the Dial timeout; otherwise how it ended was not seen."""
+        answered = any(r.status == "ANSWER" for r in call.rings.values())
+        in_voicemail = call.voicemail_mailbox is not None and not answered
+        for uid, ring in call.rings.items():
+            if uid in up_uids or ring.status is not None or ring.ended_at is not None:
+                continue
+            timeout = call.dial_timeout
+            if in_voicemail and timeout is not None:
+                ring.status = "BUSY" if "b" in call.voicemail_options else "NOANSWER"
+                ring.ended_at = ring.started_at + timeout
+            else:
+                ring.ended_unseen = True
+
+    def _begun_unseen(self, linkedid: str, items: list[Mapping[str, str]], now: float) -> None:
+        """A call that began while pbxwatch was blind, from its channels."""
+        start = now - max(_duration(i.get("Duration", "")) for i in items)
+        call = Call(linkedid=linkedid, started_at=start, observed_from_start=False,
+                    last_activity=now, across_gap=True)  # fmt: skip
+        self.calls[linkedid] = call
+        self.stats["call_begun_unseen"] += 1
+        items = sorted(items, key=lambda i: i["Uniqueid"] != linkedid)  # the first channel first
+        for item in items:
+            if item["Uniqueid"] == linkedid:
+                chan = self._snapshot_channel(call, item, now)
+                call.origin = chan
+                call.origin_context = chan.context
+                call.origin_exten = chan.exten
+                call.origin_caller = chan.caller_num
+                self._resolve_target_early(call, now)
+                if call.target is None and chan.exten:  # inbound, past the DID already
+                    call.target = self.directory.internal_numbers.get(chan.exten)
+                self._snapshot_application(call, item)
+            else:
+                self._snapshot_channel(call, item, now)
+
+    def _snapshot_channel(self, call: Call, item: Mapping[str, str], now: float) -> Channel:
+        """A channel pbxwatch first learns of from ``CoreShowChannels``; a
+        phone's or the trunk's (not the call's first) is a ring or a leg,
+        answered if it is up."""
+        uid = item["Uniqueid"]
+        name = item.get("Channel", "")
+        created = now - _duration(item.get("Duration", ""))
+        up = item.get("ChannelStateDesc") == "Up"
+        chan = Channel(uid, call.linkedid, name, created, item.get("Context", ""),
+                       item.get("Exten", ""), item.get("CallerIDNum", ""),
+                       up_at=now if up else None)  # fmt: skip
+        self.channels[uid] = chan
+        call.channels[uid] = chan
+        call.open_channels.add(uid)
+        call.last_activity = now
+        device = device_of_channel(name)
+        if uid == call.linkedid or not name or device.lower().startswith("local/"):
+            return chan
+        status, ended = ("ANSWER", now) if up else (None, None)
+        if self.directory.is_trunk(name):
+            call.external_legs[uid] = Ring(uid, device, None, created, None, ended, status)
+        else:
+            ext = self.directory.extension_of_device(device) or resource_of_device(device)
+            call.rings[uid] = Ring(uid, device, ext, created, call.in_queue, ended, status)
+        return chan
+
+    def _snapshot_application(self, call: Call, item: Mapping[str, str]) -> None:
+        app, data = item.get("Application", ""), item.get("ApplicationData", "")
+        self._application(call, app, data)
+        if app == "Queue" and data:
+            queue = data.split(",")[0]
+            if not call.queues or call.queues[-1] != queue:
+                call.queues.append(queue)
+            call.in_queue = queue
 
     def flush(self) -> list[CallRecord]:
         """Finish everything (end of a replay): calls still open are
@@ -383,7 +499,7 @@ class CallTracker:
 
     def _on_newexten(self, ev: AmiEvent, now: float) -> None:
         app = ev.get("Application")
-        if app not in ("VoiceMail", "VoiceMailMain", "Queue"):
+        if app not in ("VoiceMail", "VoiceMailMain", "Queue", "Dial"):
             return
         call = self.calls.get(ev.get("Linkedid"))
         if call is None:
@@ -398,7 +514,10 @@ class CallTracker:
 
     def _application(self, call: Call, app: str, data: str) -> None:
         args = data.split(",")
-        if app == "VoiceMail":
+        if app == "Dial":
+            timeout = parse_int(args[1]) if len(args) > 1 else None
+            call.dial_timeout = float(timeout) if timeout else None
+        elif app == "VoiceMail":
             if call.voicemail_mailbox is None and args[0]:
                 call.voicemail_mailbox = mailbox_key(args[0])
                 call.voicemail_options = args[1] if len(args) > 1 else ""
@@ -660,6 +779,8 @@ class CallTracker:
             return "answered"
         if call.voicemail_main:
             return "completed"  # a phone user calling their mailbox (*97)
+        if call.ended_unseen and call.voicemail_mailbox is None:
+            return "unknown"  # last seen ringing or queued: how it ended was not seen
         legs = call.external_legs if direction == "outbound" else call.rings
         statuses = {r.status for r in legs.values()}
         cause = call.origin.hangup_cause if call.origin else None
@@ -680,10 +801,22 @@ class CallTracker:
         return "abandoned"
 
 
+def _duration(text: str) -> float:
+    """``CoreShowChannel``'s ``Duration`` (``HH:MM:SS``) in seconds, with
+    half a second added: the count is whole seconds, rounded down."""
+    parts = text.split(":")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        return 0.0
+    h, m, sec = (int(p) for p in parts)
+    return h * 3600 + m * 60 + sec + 0.5
+
+
 def _ring_record(r: Ring, ring_period: float) -> RingRecord:
     result: RingResult
     status = r.status
-    if status == "ANSWER":
+    if r.ended_unseen:
+        result = "unknown"
+    elif status == "ANSWER":
         result = "answered"
     elif status == "BUSY":
         result = "busy"

@@ -21,7 +21,8 @@ the snapshot.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -116,6 +117,22 @@ class DiversionBook:
         if not known:
             return None
         return any(ext == extension for ext, _ in self._open)
+
+    def dump(self) -> dict[str, Any]:
+        """For a checkpoint: what each source last said, and the open intervals."""
+        return {
+            "presence": {ext: asdict(p) for ext, p in self._presence.items()},
+            "other": [
+                [ext, src, asdict(p) if p else None] for (ext, src), p in self._other.items()
+            ],
+            "open": [asdict(i) for i in self._open.values()],
+        }
+
+    def load(self, state: Mapping[str, Any]) -> None:
+        self._presence = {ext: Presence(**p) for ext, p in state["presence"].items()}
+        self._other = {(ext, src): Presence(**p) if p else None for ext, src, p in state["other"]}
+        self._open = {(i["extension"], i["source"]): DiversionInterval(**i)
+                      for i in state["open"]}  # fmt: skip
 
     def open_intervals(self) -> list[DiversionInterval]:
         return sorted(self._open.values(), key=lambda i: (i.start, i.extension))

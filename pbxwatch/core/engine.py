@@ -19,8 +19,14 @@ from zoneinfo import ZoneInfo
 from pbxwatch.core.absence import AbsenceWatch
 from pbxwatch.core.alerts import Alert, AlertMaker
 from pbxwatch.core.calendar import WorkCalendar
-from pbxwatch.core.callbacks import CallbackBook, CallbackChange, CallbackEvent, CallbackMemory
-from pbxwatch.core.calls import CallRules, CallTracker
+from pbxwatch.core.callbacks import (
+    CallbackBook,
+    CallbackChange,
+    CallbackEvent,
+    CallbackMemory,
+    same_caller,
+)
+from pbxwatch.core.calls import Call, CallRules, CallTracker
 from pbxwatch.core.clock import ClockRules, ClockStep, EventClock, Timed
 from pbxwatch.core.directory import Directory, mailbox_key
 from pbxwatch.core.diversion import DiversionBook, DiversionInterval
@@ -253,26 +259,59 @@ class Engine:
 
     def reconcile(self, snap: PbxSnapshot, now: float | None, source: str) -> list[Record]:
         """Take the PBX's state after a login (see :mod:`pbxwatch.core.gaps`).
-        After a lost connection this closes the gap with an ``AmiGap``."""
+        After a gap (a lost connection, a restart) this reconciles the calls
+        and closes the gap with an ``AmiGap``."""
         self._advance(now)  # the PBX's clock, as plausible as an event's
         out: list[Record] = []
-        counts: dict[str, int] = {}
-        if self._gap is not None:
-            finished, counts = self.calls.reconcile(snap.channels, self.now)
-            out.extend(self._finished(finished))
-        unseen = 0
-        for mailbox, new in sorted(snap.mailboxes.items()):
-            unseen += self.callbacks.reconcile_mailbox(mailbox, new, self.now)
-        counts = {**{f"items_{k}": v for k, v in snap.items.items()}, **counts,
-                  "messages_left_unseen": unseen}  # fmt: skip
+        counts: Counter[str] = Counter()
+        blind_from = self._gap[0] if self._gap is not None else None
+        self.callbacks.resyncing = True
+        try:
+            if self._gap is not None:
+                ended, found = self.calls.reconcile(snap.channels, self.now)
+                counts.update(found)
+                for lid in ended:
+                    if self._message_left_unseen(self.calls.calls[lid], snap):
+                        counts["messages_left_unseen"] += 1
+                out.extend(self._finished([self.calls.finish(lid, complete=False)
+                                           for lid in ended]))  # fmt: skip
+            for mailbox, messages in sorted(snap.messages.items()):
+                owner = self.directory.person_of_mailbox(mailbox)
+                presence = self.presence.get(owner.extension) if owner else None
+                counts.update(self.callbacks.reconcile_messages(
+                    mailbox, messages, self.now, blind_from, presence))  # fmt: skip
+            for mailbox, new in sorted(snap.mailboxes.items()):
+                if mailbox not in snap.messages:  # only a count: the older way
+                    counts["messages_left_unseen"] += self.callbacks.reconcile_mailbox(
+                        mailbox, new, self.now
+                    )
+        finally:
+            self.callbacks.resyncing = False
+        reconciled = {**{f"items_{k}": v for k, v in snap.items.items()}, **counts}
         if self._gap is not None:
             started, reason = self._gap
             self._gap = None
             self.alerts.blind_since = None
             if self.now >= started:  # else a PBX on a new, earlier timeline: no gap to tell
                 out.append(AmiGap(gap_id(source, started), source, started, self.now, reason,
-                                  counts))  # fmt: skip
+                                  reconciled))  # fmt: skip
         return self._with_consequences(out)
+
+    def _message_left_unseen(self, call: Call, snap: PbxSnapshot) -> bool:
+        """A call last seen in voicemail that ended unseen: the message it
+        left, if the mailbox lists one from its caller begun during it."""
+        mailbox = call.voicemail_mailbox
+        if mailbox is None or mailbox in call.mwi_mailboxes:
+            return False
+        known = {cb.message_id for cb in self.callbacks.callbacks.values() if cb.message_id}
+        for msg in snap.messages.get(mailbox, ()):
+            if (msg.origtime is not None and msg.left_at is not None
+                    and msg.origtime >= call.started_at - 1.0
+                    and msg.message_id not in known
+                    and same_caller(call.origin_caller, msg.caller)):  # fmt: skip
+                call.mwi_mailboxes[mailbox] = msg.left_at
+                return True
+        return False
 
     def restore_incident(self, inc: Incident) -> bool:
         """Put back an open, lasting incident loaded from the store after a

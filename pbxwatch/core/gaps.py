@@ -7,10 +7,14 @@ are lost, so after every login the adapter asks the PBX for its state
 counts) and hands it to the core as a :class:`PbxSnapshot`.  The core then
 
 * closes the calls none of whose channels still exist: they ended unseen,
-  so they are reported incomplete and ``across_gap``, never guessed;
-* keeps following the calls that are still up, marked ``across_gap``;
-* takes each mailbox's new-message count (a fall means messages were heard;
-  a rise means messages were left unseen, which is counted);
+  so they are reported incomplete and ``across_gap``, with what was seen
+  (an ending that was not seen is ``unknown``, never guessed);
+* keeps following the calls that are still up, marked ``across_gap``, and
+  builds the calls it never saw from their channels;
+* reads each mailbox's messages (``VoicemailBoxSummary``): a message left
+  unseen becomes a callback, a message heard or deleted unseen is matched
+  to its callback by id or time, never by position; where only the count
+  is known (``MailboxCount``), a fall marks the oldest messages heard;
 
 and returns an :class:`AmiGap` record saying when the gap was and what was
 reconciled, so a report can say which hours its figures are unsure for.
@@ -23,17 +27,47 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from pbxwatch.core.events import plausible_epoch
 from pbxwatch.core.records import iso
+
+
+@dataclass(frozen=True, slots=True)
+class VoicemailMessage:
+    """One message as ``VoicemailBoxSummary`` lists it."""
+
+    folder: str  # INBOX (new) or Old (heard)
+    caller: str
+    message_id: str  # the spool's msg_id: "<origtime>-<counter>"
+    origtime: float | None  # when recording began (from the id)
+    duration: float
+
+    @property
+    def left_at(self) -> float | None:
+        """When the message was complete: what the MWI time would have been."""
+        return None if self.origtime is None else self.origtime + self.duration
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, str]) -> VoicemailMessage:
+        msg_id = item.get("ID", "")
+        head = msg_id.split("-", 1)[0]
+        origtime = float(head) if head.isdigit() and plausible_epoch(float(head)) else None
+        try:
+            duration = max(0.0, float(item.get("Duration", "0") or 0))
+        except ValueError:
+            duration = 0.0
+        return cls(item.get("Folder", ""), item.get("CallerID", ""), msg_id, origtime, duration)
 
 
 @dataclass(frozen=True, slots=True)
 class PbxSnapshot:
     """The PBX's state as its status actions answered after a login."""
 
-    #: (Uniqueid, Linkedid) of every channel ``CoreShowChannels`` listed
-    channels: frozenset[tuple[str, str]] = frozenset()
+    #: the ``CoreShowChannel`` items: every channel up, with what it runs
+    channels: tuple[Mapping[str, str], ...] = ()
     #: mailbox (``1002@default``) -> ``NewMessages`` of ``MailboxCount``
     mailboxes: Mapping[str, int] = field(default_factory=dict)
+    #: mailbox -> its messages (INBOX and Old), for the boxes that answered
+    messages: Mapping[str, tuple[VoicemailMessage, ...]] = field(default_factory=dict)
     #: list items each action answered, by action name (for the gap record)
     items: Mapping[str, int] = field(default_factory=dict)
     #: the PBX's clock when it was read (``Timestamp`` of a ``Ping`` answer)

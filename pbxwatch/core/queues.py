@@ -12,7 +12,8 @@ condition too.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -86,6 +87,15 @@ class QueueBook:
                 q.waiting[uid] += delta
             if q.last_eval is not None:
                 q.last_eval += delta
+
+    def dump(self) -> dict[str, Any]:
+        """For a checkpoint: every queue's members, callers and counters."""
+        return {name: asdict(q) for name, q in self.queues.items()}
+
+    def load(self, state: Mapping[str, Any]) -> None:
+        for name, raw in state.items():
+            members = {i: Member(**m) for i, m in raw["members"].items()}
+            self.queues[name] = QueueState(**{**raw, "members": members})
 
     def _q(self, name: str) -> QueueState:
         q = self.queues.get(name)

@@ -14,7 +14,9 @@ from pbxwatch.core.diversion import Presence
 
 Direction = Literal["inbound", "outbound", "internal"]
 #: ``no_answer`` is for outbound calls the far end did not answer;
-#: ``completed`` for calls to a PBX service such as voicemail access (*97).
+#: ``completed`` for calls to a PBX service such as voicemail access (*97);
+#: ``unknown`` for a call that ended while pbxwatch was blind (a restart, a
+#: lost connection) when it was last seen ringing or queued.
 Outcome = Literal[
     "answered",
     "voicemail",
@@ -24,6 +26,7 @@ Outcome = Literal[
     "failed",
     "no_answer",
     "completed",
+    "unknown",
 ]
 RingResult = Literal[
     "answered",
@@ -33,6 +36,7 @@ RingResult = Literal[
     "busy",
     "unavailable",
     "failed",
+    "unknown",
 ]
 
 

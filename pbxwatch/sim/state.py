@@ -46,6 +46,9 @@ class PbxState:
     devices: dict[str, str] = field(default_factory=dict)
     presence: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     mailboxes: dict[str, tuple[int, int]] = field(default_factory=dict)  # box -> (new, old)
+    #: box -> its messages, oldest first, as ``VoicemailBoxDetail`` lists them
+    messages: dict[str, list[Item]] = field(default_factory=dict)
+    _msg_counter: int = 0
 
     def __post_init__(self) -> None:
         for ext, device in self.pbx.devices.items():
@@ -80,7 +83,28 @@ class PbxState:
             case "PresenceStateChange":
                 self.presence[ev["Presentity"]] = (ev["Status"], ev["Subtype"], ev["Message"])
             case "MessageWaiting":
-                self.mailboxes[ev["Mailbox"]] = (int(ev["New"]), int(ev["Old"]))
+                self._message_waiting(ev)
+
+    def _message_waiting(self, ev: Mapping[str, str]) -> None:
+        """The spool as app_voicemail keeps it: a rise in New is a message
+        left by the event's caller; a fall moves the oldest new ones to Old
+        (the simulator's *97 plays new messages oldest first)."""
+        box, new, old = ev["Mailbox"], int(ev["New"]), int(ev["Old"])
+        before, _ = self.mailboxes.get(box, (0, 0))
+        msgs = self.messages.setdefault(box, [])
+        for _ in range(new - before):
+            self._msg_counter += 1
+            origtime = int(self.now)
+            msgs.append({"Folder": "INBOX", "CallerID": ev.get("CallerIDNum", ""),
+                         "Date": "", "Duration": f"{self.now - origtime:.0f}", "Flag": "",
+                         "ID": f"{origtime}-{self._msg_counter:08d}"})  # fmt: skip
+        heard = before - new
+        for msg in msgs:
+            if heard <= 0:
+                break
+            if msg["Folder"] == "INBOX":
+                msg["Folder"], heard = "Old", heard - 1
+        self.mailboxes[box] = (new, old)
 
     def _channel(self, name: str, uid: str, ev: Mapping[str, str]) -> None:
         if name == "Hangup":
@@ -125,6 +149,9 @@ class PbxState:
                         for d, s in sorted(self.devices.items())]  # fmt: skip
             case "voicemailuserslist":
                 return [self._vm_user(ext) for ext in sorted(self.pbx.mailboxes)]
+            case "voicemailboxsummary":
+                box = f"{args.get('mailbox', '')}@{args.get('context', 'default')}"
+                return [{"Event": "VoicemailBoxDetail", **m} for m in self.messages.get(box, [])]
         return []
 
     def mailbox_count(self, mailbox: str) -> dict[str, str]:

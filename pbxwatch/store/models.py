@@ -102,6 +102,9 @@ class Callback(Base):
     exempt_reason: Mapped[str | None] = mapped_column(Text)
     due_soon_sent: Mapped[bool] = mapped_column(Boolean, default=False)
     overdue_sent: Mapped[bool] = mapped_column(Boolean, default=False)
+    message_id: Mapped[str | None] = mapped_column(String(64))
+    found_at_resync: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    deleted_at: Mapped[float | None] = mapped_column(Float)
     purged: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
@@ -196,3 +199,18 @@ class StreamPosition(Base):
     source: Mapped[str] = mapped_column(String(255), primary_key=True)
     frames: Mapped[int] = mapped_column(Integer)
     event_time: Mapped[float | None] = mapped_column(Float)
+
+
+class Checkpoint(Base):
+    """A source's live state (calls in progress, presence, queues), saved
+    every few seconds and at shutdown: where a restart carries on from.
+    Holds caller numbers of calls in progress; replaced, never kept."""
+
+    __tablename__ = "checkpoints"
+
+    source: Mapped[str] = mapped_column(String(255), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    saved_at: Mapped[float] = mapped_column(Float)
+    event_time: Mapped[float | None] = mapped_column(Float)
+    calls: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(Text)

@@ -154,6 +154,15 @@ class StoreWriter:
         else:
             self._append(row)
 
+    def note_checkpoint(self, row: Row) -> None:
+        """The live state (a ``checkpoints`` row): committed after every
+        row submitted before it; an older one still queued is replaced."""
+        tail = self._overflow if self._spilling else self._rows
+        if tail.last_name() == "checkpoints":
+            tail.replace_last(row)
+        else:
+            self._append(row)
+
     def _append(self, row: Row) -> None:
         if self._spilling or (len(self._rows) >= self.capacity and self.spill_path):
             if not self._spilling:
