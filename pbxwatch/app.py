@@ -251,7 +251,9 @@ async def run_live(
         asyncio.create_task(saver.every(settings.storage.checkpoint_seconds)),
         asyncio.create_task(purge_forever(store, settings)),
         asyncio.create_task(
-            resync_forever(source, pipeline.feed_fields, mailboxes, on_snapshot, resync)
+            resync_forever(
+                source, pipeline.feed_fields, mailboxes, on_snapshot, resync, pbx_speed or 1.0
+            )
         ),
     ]
     relay: AlertRelay | None = None

@@ -5,13 +5,14 @@ member paused, a hänvisning was set, a call ended or a message was heard
 would not know it.  So after each login ``run`` asks:
 
 * ``Ping``: its ``Timestamp`` is the PBX's clock, the end of the gap;
+* ``CoreShowChannels`` (right after, so its ``Duration`` counts are on the
+  Ping's clock): which calls are still up, with what each channel runs
+  (the core closes the calls that ended unseen, continues the ones still
+  up and builds the ones it never saw);
 * ``QueueStatus`` (every member, paused or not, and the callers waiting),
   ``PresenceStateList``, ``DeviceStateList`` and ``ExtensionStateList``:
   their items go to the core, which treats items carrying an ``ActionID``
   as state, never as news of a call;
-* ``CoreShowChannels``: which calls are still up, with what each channel
-  runs (the core closes the calls that ended unseen, continues the ones
-  still up and builds the ones it never saw);
 * ``MailboxCount`` for every configured mailbox: how many messages are new;
 * ``VoicemailBoxSummary`` for every mailbox: each message in INBOX and Old
   with its msg_id, caller and length, so messages left, heard or deleted
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -49,21 +51,28 @@ def list_items(result: Any) -> list[Mapping[str, str]]:
     ]  # fmt: skip
 
 
-async def read_state(source: AmiSource, feed: Feed, mailboxes: Sequence[str]) -> PbxSnapshot:
+async def read_state(
+    source: AmiSource, feed: Feed, mailboxes: Sequence[str], speed: float = 1.0
+) -> PbxSnapshot:
     """Run the status actions; state items go to ``feed`` as they come, the
-    channels and mailbox counts come back as a snapshot."""
+    channels and mailboxes come back as a snapshot.  The channels are read
+    right after the ``Ping``, and the PBX time they describe is the Ping's
+    plus the host time since, times ``speed`` (PBX seconds per host second):
+    each channel's start is that time less its ``Duration``."""
     pong = await source.send_action({"Action": "Ping"})
-    items: dict[str, int] = {}
+    pinged = time.monotonic()
+    pbx_time = parse_timestamp(pong.get("Timestamp"))
+    channels = tuple(
+        c for c in list_items(await source.send_action({"Action": CHANNELS_ACTION}))
+        if c.get("Uniqueid")
+    )  # fmt: skip
+    listed = None if pbx_time is None else pbx_time + (time.monotonic() - pinged) * speed
+    items: dict[str, int] = {CHANNELS_ACTION: len(channels)}
     for action in STATE_ACTIONS:
         answer = list_items(await source.send_action({"Action": action}))
         items[action] = len(answer)
         for item in answer:
             feed(item)
-    channels = tuple(
-        c for c in list_items(await source.send_action({"Action": CHANNELS_ACTION}))
-        if c.get("Uniqueid")
-    )  # fmt: skip
-    items[CHANNELS_ACTION] = len(channels)
     counts: dict[str, int] = {}
     for box in mailboxes:
         reply = await source.send_action({"Action": "MailboxCount", "Mailbox": box})
@@ -74,8 +83,8 @@ async def read_state(source: AmiSource, feed: Feed, mailboxes: Sequence[str]) ->
     messages = {box: msgs for box in mailboxes
                 if (msgs := await read_mailbox(source, box)) is not None}  # fmt: skip
     items[SUMMARY_ACTION] = len(messages)
-    return PbxSnapshot(channels, counts, messages, items,
-                       pbx_time=parse_timestamp(pong.get("Timestamp")))  # fmt: skip
+    return PbxSnapshot(channels, counts, messages, items, pbx_time=pbx_time,
+                       channels_time=listed)  # fmt: skip
 
 
 async def read_mailbox(source: AmiSource, mailbox: str) -> tuple[VoicemailMessage, ...] | None:
@@ -98,6 +107,7 @@ async def resync_forever(
     mailboxes: Sequence[str],
     on_snapshot: Callable[[PbxSnapshot], None],
     connected: asyncio.Event,
+    speed: float = 1.0,
 ) -> None:
     """After each login: read the state and hand the snapshot on.  A session
     that drops mid-read is read again after the next login."""
@@ -105,7 +115,7 @@ async def resync_forever(
         await connected.wait()
         connected.clear()
         try:
-            snap = await read_state(source, feed, mailboxes)
+            snap = await read_state(source, feed, mailboxes, speed)
         except (ConnectionError, TimeoutError) as exc:
             log.info("state read interrupted: %s", exc or type(exc).__name__)
             continue

@@ -18,7 +18,10 @@ An overdue alert claims only what pbxwatch saw: when the time between the
 message and the deadline overlaps a gap (a lost connection, pbxwatch
 itself not running), the callback may have been made unseen.  The alert is
 sent all the same (holding it would hide a real miss), but says so in both
-languages, and its data carries ``unsure: "ami_gap"`` with the gaps.
+languages, and its data carries ``unsure: "ami_gap"`` with the gaps.  So
+does a missing forward whose call straddled a gap: a diversion set, or the
+ring's real end, may have gone unseen (``unsure`` also marks its entry in
+a digest).
 """
 
 from __future__ import annotations
@@ -87,6 +90,15 @@ def _day_hm(t: float, now: float, tz: ZoneInfo) -> str:
 
 #: gaps remembered for judging overdue alerts (older ones cover no deadline)
 MAX_GAPS = 64
+
+#: said of a missing forward whose call straddled a gap
+UNSURE_FORWARD_SV = (
+    " (samtalet pågick medan pbxwatch inte såg växeln: en hänvisning kan ha missats)"
+)
+UNSURE_FORWARD_EN = (
+    " (the call was in progress while pbxwatch could not see the PBX: "
+    "a diversion may have been missed)"
+)
 
 
 @dataclass
@@ -240,16 +252,22 @@ class AlertMaker:
         who, at = self._person(inc.extension), _hm(inc.started_at, self.tz)
         where_sv = "kontaktcenter" if miss["landed_in"] == "contact_centre" else "röstbrevlådan"
         where_en = "the contact centre" if miss["landed_in"] == "contact_centre" else "voicemail"
+        unsure = inc.details.get("unsure") == "ami_gap"
+        if unsure:
+            miss["unsure"] = "ami_gap"
+        sv_tail = UNSURE_FORWARD_SV if unsure else ""
+        en_tail = UNSURE_FORWARD_EN if unsure else ""
         return [self._alert(
             alert_id=f"missing_forward:{unit}:{start:.0f}",
             kind="missing_forward", state="firing", unit=inc.unit, severity="info",
             created_at=inc.started_at,
             text_sv=f"Samtal till {who} {at} ringde utan svar och gick till {where_sv}: "
-                    "telefonen var inte hänvisad",
+                    f"telefonen var inte hänvisad{sv_tail}",
             text_en=f"A call to {who} at {at} rang unanswered and went to {where_en}: "
-                    "no diversion was set",
+                    f"no diversion was set{en_tail}",
             data={"misses": [miss], "window_start": iso(start, self.tz),
-                  "window_minutes": self.digest / 60},
+                  "window_minutes": self.digest / 60,
+                  **({"unsure": "ami_gap"} if unsure else {})},
         )]  # fmt: skip
 
     def _digest(self, unit: str, w: _Window) -> Alert:

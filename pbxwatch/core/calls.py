@@ -130,6 +130,7 @@ class CallTracker:
         self._ending: dict[str, float] = {}
         self._finished: OrderedDict[str, None] = OrderedDict()
         self._last_sweep = 0.0
+        self._listed = 0.0  # the PBX time of the channel list being reconciled
         self._dids = {
             normalise(k, directory.country_code) or k: v for k, v in directory.dids.items()
         }
@@ -214,7 +215,7 @@ class CallTracker:
             call.across_gap = True
 
     def reconcile(
-        self, items: Sequence[Mapping[str, str]], now: float
+        self, items: Sequence[Mapping[str, str]], now: float, listed: float | None = None
     ) -> tuple[list[str], dict[str, int]]:
         """After a gap, with the channels ``CoreShowChannels`` listed.
 
@@ -228,7 +229,10 @@ class CallTracker:
         * Channels of a call never seen become a call built from them,
           marked ``across_gap`` and not observed from the start.
 
-        Returns the Linkedids that ended unseen and counts for the gap row."""
+        ``listed`` is the PBX time the list describes (each channel began
+        its ``Duration`` before it); ``now`` when not known.  Returns the
+        Linkedids that ended unseen and counts for the gap row."""
+        self._listed = now if listed is None else listed
         by_call: dict[str, list[Mapping[str, str]]] = {}
         for item in items:
             uid, lid = item.get("Uniqueid", ""), item.get("Linkedid", "")
@@ -299,7 +303,7 @@ class CallTracker:
 
     def _begun_unseen(self, linkedid: str, items: list[Mapping[str, str]], now: float) -> None:
         """A call that began while pbxwatch was blind, from its channels."""
-        start = now - max(_duration(i.get("Duration", "")) for i in items)
+        start = self._listed - max(_duration(i.get("Duration", "")) for i in items)
         call = Call(linkedid=linkedid, started_at=start, observed_from_start=False,
                     last_activity=now, across_gap=True)  # fmt: skip
         self.calls[linkedid] = call
@@ -325,7 +329,7 @@ class CallTracker:
         answered if it is up."""
         uid = item["Uniqueid"]
         name = item.get("Channel", "")
-        created = now - _duration(item.get("Duration", ""))
+        created = min(now, self._listed - _duration(item.get("Duration", "")))
         up = item.get("ChannelStateDesc") == "Up"
         chan = Channel(uid, call.linkedid, name, created, item.get("Context", ""),
                        item.get("Exten", ""), item.get("CallerIDNum", ""),

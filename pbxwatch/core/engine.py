@@ -268,7 +268,8 @@ class Engine:
         self.callbacks.resyncing = True
         try:
             if self._gap is not None:
-                ended, found = self.calls.reconcile(snap.channels, self.now)
+                listed = snap.channels_time if plausible_epoch(snap.channels_time) else None
+                ended, found = self.calls.reconcile(snap.channels, self.now, listed)
                 counts.update(found)
                 for lid in ended:
                     if self._message_left_unseen(self.calls.calls[lid], snap):

@@ -72,6 +72,8 @@ class PbxSnapshot:
     items: Mapping[str, int] = field(default_factory=dict)
     #: the PBX's clock when it was read (``Timestamp`` of a ``Ping`` answer)
     pbx_time: float | None = None
+    #: the PBX time the channel list describes (its ``Duration`` counts)
+    channels_time: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

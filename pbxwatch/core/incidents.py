@@ -100,6 +100,9 @@ def incidents_of_call(rec: CallRecord, directory: Directory) -> list[Incident]:
                     else "voicemail",
                     "ring_seconds": next(r.seconds for r in rec.rings if r.extension == rec.target),
                     "call_outcome": rec.outcome,
+                    # the call straddled a gap: a diversion set (or the ring's
+                    # real end) may have gone unseen
+                    **({"unsure": "ami_gap"} if rec.across_gap else {}),
                 },
             )
         )

@@ -123,3 +123,17 @@ def test_an_overdue_alert_across_a_gap_says_it_may_be_wrong(lab_settings: Settin
     [late] = blind.on_records([CallbackEvent("callback_overdue", cb, cb.deadline + 60)],
                               cb.deadline + 60)  # fmt: skip
     assert late.data["gaps"][0]["to"] is None
+
+
+def test_a_missing_forward_across_a_gap_says_a_diversion_may_have_been_missed(
+    lab_settings: Settings,
+) -> None:
+    """#18: a call that straddled a gap may have had a diversion set unseen."""
+    maker = _maker(lab_settings)
+    miss = _miss(T)
+    unsure = dataclasses.replace(miss, details={**miss.details, "unsure": "ami_gap"})
+    [alert] = maker.on_records([unsure], T)
+    assert alert.text_sv.endswith("en hänvisning kan ha missats)")
+    assert alert.text_en.endswith("a diversion may have been missed)")
+    assert alert.data["unsure"] == "ami_gap"
+    assert alert.data["misses"][0]["unsure"] == "ami_gap"
