@@ -238,6 +238,9 @@ async def run_live(
             now = clock.estimate(host) or host
             if metrics is not None:
                 _observe(health, source, pipeline, writer, relay)
+                health.checkpoints_saved = saver.saved
+                health.checkpoint_bytes = saver.last_bytes
+                health.checkpoint_seconds = saver.last_seconds
                 health.clock_offset_seconds = clock.offset or 0.0
                 metrics.refresh(pipeline.engine, now, health)
             bad_input.check({**pipeline.engine.bad_input, **source.frame_faults})

@@ -74,6 +74,9 @@ class Health:
     mqtt_connect_failures: int = 0
     #: PBX minus host clock (PBX − speed × host with a faster simulator)
     clock_offset_seconds: float = 0.0
+    checkpoints_saved: int = 0
+    checkpoint_bytes: int = 0
+    checkpoint_seconds: float = 0.0  # copying and encoding the last one
 
 
 class _StateCollector(Collector):
@@ -394,6 +397,22 @@ class Metrics:
                 "pbxwatch_store_batch_seconds",
                 "Duration of the last database batch.",
                 h.store.last_batch_seconds,
+            ),
+            counter(
+                "pbxwatch_checkpoints",
+                "Checkpoints of the live state queued for the store (a restart carries on "
+                "from the last one committed).",
+                h.checkpoints_saved,
+            ),
+            gauge(
+                "pbxwatch_checkpoint_bytes",
+                "Size of the last checkpoint, encoded.",
+                h.checkpoint_bytes,
+            ),
+            gauge(
+                "pbxwatch_checkpoint_seconds",
+                "Time to copy (on the event loop) and encode (in a thread) the last checkpoint.",
+                h.checkpoint_seconds,
             ),
             gauge(
                 "pbxwatch_alert_outbox_backlog", "Alerts waiting to be published.", h.outbox_backlog

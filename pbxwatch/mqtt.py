@@ -13,6 +13,9 @@ Topics (``<prefix>`` is ``mqtt.topic_prefix``, default ``pbxwatch``):
 
 - ``<prefix>/<site>/status``: ``online`` / ``offline`` (retained; offline is
   the last will, so it also covers a crash);
+- ``<prefix>/<site>/status/gap``: the last gap in the AMI stream (a lost
+  connection, a restart), JSON, retained: when pbxwatch was blind, why,
+  and what the state read after it reconciled;
 - ``<prefix>/<site>/units/<unit>/alerts``: alerts, QoS 1, not retained;
 - ``<prefix>/<site>/queues/<queue>/state``: live queue state, retained.
 """
@@ -28,6 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiomqtt
 from sqlalchemy import func, select, update
@@ -35,6 +39,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from pbxwatch.backoff import backoff_delay
+from pbxwatch.core.records import iso
 from pbxwatch.settings import MqttSettings, Settings
 from pbxwatch.store import models
 
@@ -58,6 +63,10 @@ class Topics:
 
     def queue(self, name: str) -> str:
         return f"{self.prefix}/{self.site}/queues/{name}/state"
+
+    @property
+    def gap(self) -> str:
+        return f"{self.prefix}/{self.site}/status/gap"
 
     def all_alerts(self, unit: str | None = None) -> str:
         return self.alerts(unit) if unit else f"{self.prefix}/{self.site}/units/+/alerts"
@@ -102,6 +111,7 @@ class AlertRelay:
     ) -> None:
         self.m = settings.mqtt
         self.topics = topics_for(settings)
+        self.tz = ZoneInfo(settings.timezone)
         self.store = store
         self.queue_state = queue_state
         self.poll = poll_seconds
@@ -112,6 +122,7 @@ class AlertRelay:
         self.connect_failures = 0  # refused logins, unreachable broker: counted, retried
         self._last_state: dict[str, str] = {}
         self._last_state_at = 0.0
+        self._last_gap: str | None = None  # gap_id of the one on the broker
         self._stopping = asyncio.Event()
         self._wakeup = asyncio.Event()  # new alerts committed, or stopping
 
@@ -139,6 +150,7 @@ class AlertRelay:
                     log.info("MQTT connected to %s:%d", self.m.host, self.m.port)
                     await client.publish(self.topics.status, b"online", qos=1, retain=True)
                     self._last_state.clear()  # the broker may have lost retained state
+                    self._last_gap = None
                     await self._serve(client)
                     await client.publish(self.topics.status, b"offline", qos=1, retain=True)
                     log.info("MQTT: outbox sent, status offline, disconnecting")
@@ -164,6 +176,7 @@ class AlertRelay:
                 log.warning("outbox unreadable (database down?): %s", exc)
                 sent = 0
             await self._publish_queues(client)
+            await self._publish_gap(client)
             if sent < BATCH:
                 if self._stopping.is_set():
                     return  # the outbox is empty (or unreadable): done
@@ -246,6 +259,25 @@ class AlertRelay:
                                  timeout=15)  # fmt: skip
             self._last_state[name] = key
 
+    async def _publish_gap(self, client: aiomqtt.Client) -> None:
+        """The newest committed gap, retained, once each."""
+        t = models.AmiGap
+        try:
+            async with self.store.connect() as conn:
+                row = (await conn.execute(select(t).order_by(t.ended_at.desc()).limit(1))).first()
+        except (SQLAlchemyError, OSError):
+            return  # the outbox reader has said so already
+        if row is None or row.gap_id == self._last_gap:
+            return
+        body = {"type": "ami_gap", "gap_id": row.gap_id, "source": row.source,
+                "started_at": iso(row.started_at, self.tz), "ended_at": iso(row.ended_at, self.tz),
+                "seconds": round((row.ended_at or row.started_at) - row.started_at, 3),
+                "reason": row.reason,
+                "reconciled": json.loads(row.reconciled or "{}")}  # fmt: skip
+        await client.publish(self.topics.gap, json.dumps(body, ensure_ascii=False).encode(),
+                             qos=1, retain=True, timeout=15)  # fmt: skip
+        self._last_gap = row.gap_id
+
 
 async def tail(settings: Settings, unit: str | None, as_json: bool, queues: bool,
                out: Callable[[str], None] = print) -> None:  # fmt: skip
@@ -259,6 +291,7 @@ async def tail(settings: Settings, unit: str | None, as_json: bool, queues: bool
         try:
             async with client_for(m, ident) as client:
                 await client.subscribe(topics.all_alerts(unit), qos=1)
+                await client.subscribe(topics.gap, qos=1)
                 if queues:
                     await client.subscribe(topics.queue("+"), qos=1)
                 if lost:
@@ -285,6 +318,10 @@ def _print(message: aiomqtt.Message, as_json: bool, out: Callable[[str], None]) 
 
 
 def _pretty(topic: str, body: dict[str, Any]) -> str:
+    if body.get("type") == "ami_gap":
+        return (f"{str(body.get('ended_at', ''))[11:16]} ?? AMI gap {body.get('started_at')} "
+                f"to {body.get('ended_at')} ({body.get('seconds')} s): {body.get('reason')}; "
+                "figures for that time may be incomplete")  # fmt: skip
     if "alert_id" in body:
         when = str(body.get("created_at", ""))[11:16]
         mark = (

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pbxwatch.core.figures import UnitFigures
 from pbxwatch.settings import ConfigError, Settings
-from pbxwatch.store.report import unit_period
+from pbxwatch.store.report import gaps_in, unit_period
 
 #: (key, label, kind) in print order; kind says how to show the value.
 LINES: list[tuple[str, str, str]] = [
@@ -56,6 +56,8 @@ LINES: list[tuple[str, str, str]] = [
     ("unstaffed_minutes", "Group number unstaffed in phone hours (min)", "num"),
     ("contact_centre_answered", "Contact centre: answered", "int"),
     ("direct_resolution", "Contact centre: answered without transfer", "pct"),
+    ("blind_gaps", "Gaps pbxwatch saw nothing of (AMI down, restarts)", "int"),
+    ("blind_minutes", "  minutes in all", "num"),
 ]
 
 
@@ -68,6 +70,12 @@ class Report:
     date_to: dt.date
     generated_at: float
     figures: UnitFigures
+    #: stretches pbxwatch saw nothing of in the period: (from, to, why)
+    gaps: tuple[tuple[float, float, str], ...] = ()
+
+    @property
+    def blind_seconds(self) -> float:
+        return sum(b - a for a, b, _ in self.gaps)
 
     def flat(self) -> dict[str, Any]:
         """One value per line key (the CSV/table shape)."""
@@ -78,6 +86,8 @@ class Report:
         for state, n in f.callbacks.items():
             out[f"callbacks_{state}"] = n
         out["unstaffed_minutes"] = round(f.unstaffed_seconds / 60.0, 1)
+        out["blind_gaps"] = len(self.gaps)
+        out["blind_minutes"] = round(self.blind_seconds / 60.0, 1)
         return out
 
     def to_json(self, tz: ZoneInfo) -> dict[str, Any]:
@@ -89,7 +99,11 @@ class Report:
             "to": self.date_to.isoformat(),
             "generated_at": dt.datetime.fromtimestamp(self.generated_at, tz).isoformat(),
             "figures": self.figures.to_json(),
-        }
+            "gaps": [{"from": dt.datetime.fromtimestamp(a, tz).isoformat(),
+                      "to": dt.datetime.fromtimestamp(b, tz).isoformat(),
+                      "seconds": round(b - a, 1), "reason": why}
+                     for a, b, why in self.gaps],
+        }  # fmt: skip
 
 
 def period(date_from: dt.date, date_to: dt.date, tz: ZoneInfo) -> tuple[float, float]:
@@ -114,7 +128,8 @@ async def build(
         raise ConfigError(f"report: unknown unit {unit!r}; configured: {', '.join(sorted(units))}")
     start, end = period(date_from, date_to, ZoneInfo(settings.timezone))
     figures = await unit_period(engine, settings, unit, start, end, now)
-    return Report(settings.site, unit, units[unit].name, date_from, date_to, now, figures)
+    gaps = tuple(await gaps_in(engine, start, min(end, now)))
+    return Report(settings.site, unit, units[unit].name, date_from, date_to, now, figures, gaps)
 
 
 def _show(value: Any, kind: str) -> str:
@@ -146,4 +161,10 @@ def render(report: Report, fmt: str, tz: ZoneInfo) -> str:
     width = max(len(label) for _, label, _ in LINES)
     lines = [title, "=" * len(title)]
     lines += [f"{label:<{width}}  {_show(flat[key], kind):>10}" for key, label, kind in LINES]
+    if report.gaps:
+        lines += ["", "pbxwatch was blind in this period; calls then may be missing or "
+                  "incomplete:"]  # fmt: skip
+        for a, b, why in report.gaps:
+            start = dt.datetime.fromtimestamp(a, tz).strftime("%Y-%m-%d %H:%M:%S")
+            lines.append(f"  {start}  {(b - a) / 60.0:7.1f} min  {why}")
     return "\n".join(lines) + "\n"

@@ -139,6 +139,13 @@ HEALTH: list[Panel] = [
     ("Alerts published to MQTT", "timeseries", "short",
      [("published", "sum(increase(pbxwatch_alerts_published_total[$__rate_interval]))"),
       ("outbox", "sum(pbxwatch_alert_outbox_backlog)")], 12),
+    ("Blind: AMI gaps (lost connections, restarts) in the range", "stat", "short",
+     [("gaps", "sum(increase(pbxwatch_ami_gaps_total[$__range]))"),
+      ("PBX seconds unseen", "sum(increase(pbxwatch_ami_gap_seconds_total[$__range]))")], 12),
+    ("Checkpoints of the live state", "timeseries", "short",
+     [("checkpoints", "sum(increase(pbxwatch_checkpoints_total[$__rate_interval]))"),
+      ("copy+encode s", "max(pbxwatch_checkpoint_seconds)"),
+      ("KiB", "max(pbxwatch_checkpoint_bytes) / 1024")], 12),
 ]  # fmt: skip
 
 

@@ -113,6 +113,20 @@ async def _unstaffed_seconds(conn: AsyncConnection, unit: str, start: float, end
     )
 
 
+async def gaps_in(engine: AsyncEngine, start: float, end: float) -> list[tuple[float, float, str]]:
+    """The AMI gaps overlapping [start, end), clipped to it, oldest first:
+    (from, to, why).  A year's figures with a blind hour in them say so."""
+    t = models.AmiGap
+    q = (
+        select(t.started_at, t.ended_at, t.reason)
+        .where(t.started_at < end, or_(t.ended_at.is_(None), t.ended_at > start))
+        .order_by(t.started_at)
+    )
+    async with engine.connect() as conn:
+        rows = (await conn.execute(q)).all()
+    return [(max(a, start), min(end if b is None else b, end), why) for a, b, why in rows]
+
+
 async def _answered_by_queues(
     conn: AsyncConnection, queues: set[str], start: float, end: float
 ) -> list[CallFacts]:

@@ -130,3 +130,33 @@ async def test_a_wrong_broker_password_is_retried_warned_and_counted(
             await _until(lambda: _metric(port, "pbxwatch_mqtt_up") == 1, 30)
     finally:
         secure.stop()
+
+
+async def test_a_restart_gap_is_on_the_retained_status(tmp_path: Path, broker: Mosquitto) -> None:
+    """#18: a restart is a gap, and operations see it on MQTT: retained JSON
+    on ``<prefix>/<site>/status/gap`` saying when pbxwatch was blind."""
+    pbx = Pbx(tmp_path, broker)
+    server = pbxwatch("serve-recording", str(QUIET), "--port", str(pbx.ami))
+    with process(server, tmp_path / "server.log", ENV):
+        with pbx.run(0):
+            await _until(lambda: "MQTT connected" in (tmp_path / "run0.log").read_text(), 30)
+            await asyncio.sleep(2.0)  # the recording read, its position noted
+        with pbx.run(1):
+            await _until(lambda: "AMI gap of" in (tmp_path / "run1.log").read_text(), 30)
+            topic = "pbxwatch/exempelkommun/status/gap"
+            async with aiomqtt.Client("127.0.0.1", broker.port, identifier="ops") as client:
+                await client.subscribe(topic, qos=1)
+                async with asyncio.timeout(20):
+                    await anext(aiter(client.messages))  # published
+    # a dashboard that connects later gets it from the broker
+    async with aiomqtt.Client("127.0.0.1", broker.port, identifier="ops-later") as client:
+        await client.subscribe(topic, qos=1)
+        async with asyncio.timeout(5):
+            message = await anext(aiter(client.messages))
+    assert message.retain
+    assert isinstance(message.payload, bytes)
+    gap = json.loads(message.payload)
+    assert gap["type"] == "ami_gap"
+    assert gap["reason"] == "pbxwatch was not running (restart)"
+    assert gap["seconds"] >= 0
+    assert "calls_still_up" in gap["reconciled"]

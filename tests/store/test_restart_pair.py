@@ -108,6 +108,19 @@ async def test_the_restart_recording_through_the_real_client(
         rows = (await conn.execute(select(models.AmiGap))).all()
     assert len(rows) == 1
 
+    # the report of that day says pbxwatch was blind for 20 s of it
+    report = ["report", "--config", str(config), "--unit", "socialtjanst", "--from",
+              "2026-12-01", "--to", "2026-12-01"]  # fmt: skip
+    done = subprocess.run(pbxwatch(*report, "--format", "json"), capture_output=True,
+                          text=True, env=env, timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    [blind] = json.loads(done.stdout)["gaps"]
+    assert blind["reason"] == "pbxwatch was not running (restart)"
+    assert 19 < blind["seconds"] < 23
+    table = subprocess.run(pbxwatch(*report), capture_output=True, text=True, env=env,
+                           timeout=60, check=False).stdout  # fmt: skip
+    assert "pbxwatch was blind in this period" in table
+
 
 def dt_of(iso: str) -> float:
     import datetime as dt
