@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import math
 import os
 import platform
 import re
@@ -24,8 +26,10 @@ if str(ROOT) not in sys.path:
 
 from pbxwatch.ami.codec import parse_frame  # noqa: E402
 from pbxwatch.ami.server import BANNER, load_recording  # noqa: E402
+from pbxwatch.core import checkpoint  # noqa: E402
 from pbxwatch.core.events import AmiEvent  # noqa: E402
-from pbxwatch.sim.repeat import repeated, shifted  # noqa: E402
+from pbxwatch.sim.repeat import repeated  # noqa: E402
+from pbxwatch.store.session import Checkpointer  # noqa: E402
 
 MIXED_LOAD = ROOT / "tests/fixtures/ami/mixed_load.ami"
 LAB_CONFIG = ROOT / "config/lab.yaml"
@@ -57,23 +61,55 @@ def one_call() -> list[bytes]:
     return frames[:first_hangup]
 
 
+#: a header whose value is an epoch time or an Asterisk id (as pbxwatch.sim.repeat)
+_EPOCH = re.compile(rb"^([A-Za-z]+: )(\d{10})(\.\d+)(?=\r|$)", re.MULTILINE)
+_TIMESTAMP = re.compile(rb"^Timestamp: (\d+\.\d+)", re.MULTILINE)
+_CALLER = re.compile(rb"^CallerIDNum: (\d{6,})", re.MULTILINE)
+
+
 def calls_in_progress(
-    n: int, frames: Sequence[bytes] | None = None, *, ids: int = 0, times: int = 0
+    n: int,
+    frames: Sequence[bytes] | None = None,
+    *,
+    spread: int = 3600,
+    ids: int = 0,
+    before: float | None = None,
 ) -> Iterator[AmiEvent]:
-    """``n`` copies of :func:`one_call` (new ids, 100 s apart, moved ``ids``
-    seconds more; event times moved ``times`` seconds), interleaved frame
-    by frame: ``n`` calls begun at the same moment and all still up at the
-    end.  Interleaved, the event times never go back, which the clock model
-    would take for a step of the PBX's clock (played one copy after the
-    other, the core kept ~1 100: each copy moved the time on by its length,
-    and calls idle for 4 h expired)."""
+    """``n`` copies of :func:`one_call`, each with new ids (100 s apart,
+    moved ``ids`` seconds more), its own caller number and a start
+    ``spread`` / ``n`` seconds after the last one's (whole seconds), their
+    events merged in time order; with ``before``, all moved earlier so the
+    last event comes before that time.  At the end the ``n`` calls are all
+    still up.
+
+    In time order, the event times never go back: played one copy after
+    the other, the clock model takes each jump back for a step of the PBX's
+    clock, and the core kept ~1 100 calls (each copy moved the time on by
+    its length, and the calls idle for 4 h expired).  Distinct times and
+    numbers keep the checkpoint's compression honest."""
     frames = one_call() if frames is None else frames
-    for raw in frames:
-        moved = shifted(shifted(raw, times), -times, times=False) if times else raw
-        for k in range(n):
-            ev = AmiEvent.from_fields(parse_frame(shifted(moved, ids + 100 * k, times=False)))
-            if ev is not None:
-                yield ev
+    stamps = [float(t[1]) if (t := _TIMESTAMP.search(raw)) else 0.0 for raw in frames]
+    number = _CALLER.search(b"".join(frames))
+    caller = number[1] if number else None
+    times = 0 if before is None else math.floor(before - max(stamps) - spread) - 1
+
+    def copy(k: int) -> Iterator[tuple[float, int, int]]:
+        offset = times + k * spread // max(n, 1)
+        return ((t + offset, k, i) for i, t in enumerate(stamps))
+
+    for _, k, i in heapq.merge(*(copy(k) for k in range(n))):
+        raw = frames[i]
+        if caller is not None:
+            raw = raw.replace(caller, caller[:-5] + b"%05d" % (k % 100_000))
+        later = (times + k * spread // max(n, 1), ids + 100 * k)  # Timestamp, ids
+
+        def moved(m: re.Match[bytes], later: tuple[int, int] = later) -> bytes:
+            by = later[0] if m[1] == b"Timestamp: " else later[1]
+            return m[1] + b"%d" % (int(m[2]) + by) + m[3]
+
+        ev = AmiEvent.from_fields(parse_frame(_EPOCH.sub(moved, raw)))
+        if ev is not None:
+            yield ev
 
 
 def reads(data: bytes, size: int = READ_SIZE) -> Iterator[bytes]:
@@ -149,6 +185,45 @@ async def lag_monitor(lags: list[float], stop: asyncio.Event) -> None:
         t0 = time.perf_counter()
         await asyncio.sleep(0.001)
         lags.append(time.perf_counter() - t0 - 0.001)
+
+
+#: every ``checkpoint.dump`` since :func:`time_dumps` (seconds, on the loop)
+DUMPS: list[float] = []
+
+
+def time_dumps() -> None:
+    """Time every ``checkpoint.dump`` (``Checkpointer`` calls it on the event
+    loop, through the module) into :data:`DUMPS`."""
+    original = checkpoint.dump
+    if getattr(original, "timed", False):
+        return
+
+    def dump(engine: Any) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        state = original(engine)
+        DUMPS.append(time.perf_counter() - t0)
+        return state
+
+    setattr(dump, "timed", True)  # noqa: B010 - a mark on a function
+    checkpoint.dump = dump
+
+
+class TimedCheckpointer(Checkpointer):
+    """``pbxwatch run``'s checkpointer, noting every save: its copy + encode
+    time (``last_seconds``: from the copy's start to the encoded text's
+    return from the worker thread), the calls it held and its stored size."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.took: list[float] = []
+        self.calls: list[int] = []
+        self.sizes: list[int] = []
+
+    def _queue(self, state: dict[str, Any], text: str, took: float) -> None:
+        self.took.append(took)
+        self.calls.append(len(state["calls"]["calls"]))
+        self.sizes.append(len(text))
+        super()._queue(state, text, took)
 
 
 def p99(values: Sequence[float]) -> float:

@@ -2,9 +2,10 @@
 
 One call of the mixed-load recording (an inbound call that rang a phone and
 was answered, with its Local channels and queue hops) is played up to just
-before its first hangup, N times over with new ids, into a fresh core:
-N calls in progress at once.  Measured with tracemalloc (bytes the core
-allocated) and the process's RSS, for N = 100, 1 000 and 10 000.
+before its first hangup, N times over (new ids and caller numbers, starts
+spread over an hour, in time order: ``common.calls_in_progress``) into a
+fresh core: N calls in progress at once.  Measured with tracemalloc (bytes
+the core allocated) and the process's RSS, for N = 100, 1 000 and 10 000.
 
 Usage: .venv/bin/python bench/memory.py
 """
@@ -12,53 +13,24 @@ Usage: .venv/bin/python bench/memory.py
 from __future__ import annotations
 
 import gc
-import re
 import tracemalloc
-from collections import defaultdict
 
-from common import LAB_CONFIG, MIXED_LOAD, machine, rss_mib, table
+from common import LAB_CONFIG, calls_in_progress, machine, one_call, rss_mib, table
 
-from pbxwatch.ami.codec import parse_frame
-from pbxwatch.ami.server import load_recording
-from pbxwatch.core.events import AmiEvent
 from pbxwatch.pipeline import build_engine
 from pbxwatch.settings import load_settings
-from pbxwatch.sim.repeat import shifted
-
-
-def _one_call() -> list[bytes]:
-    """The frames of the busiest answered call, up to its first Hangup."""
-    by_call: dict[bytes, list[bytes]] = defaultdict(list)
-    for f in load_recording(MIXED_LOAD):
-        m = re.search(rb"^Linkedid: (\S+)", f.raw, re.MULTILINE)
-        if m:
-            by_call[m[1]].append(f.raw)
-    answered = [fs for fs in by_call.values() if any(b"Event: BridgeEnter" in f for f in fs)]
-    frames = max(answered, key=len)
-    first_hangup = next(i for i, f in enumerate(frames) if f.startswith(b"Event: Hangup"))
-    return frames[:first_hangup]
-
-
-def _copy(frames: list[bytes], k: int) -> list[AmiEvent]:
-    out = []
-    for raw in frames:
-        ev = AmiEvent.from_fields(parse_frame(shifted(raw, 100 * k, times=False)))
-        if ev is not None:
-            out.append(ev)
-    return out
 
 
 def measure(n: int, frames: list[bytes]) -> list[object]:
     settings = load_settings(LAB_CONFIG)
-    copies = [_copy(frames, k) for k in range(n)]  # made before measuring
+    events = list(calls_in_progress(n, frames))  # made before measuring
     gc.collect()
     rss0, objects0 = rss_mib(), len(gc.get_objects())
     tracemalloc.start()
     engine = build_engine(settings)
     base = tracemalloc.get_traced_memory()[0]
-    for events in copies:
-        for ev in events:
-            engine.process(ev)
+    for ev in events:
+        engine.process(ev)
     gc.collect()
     used = tracemalloc.get_traced_memory()[0] - base
     tracemalloc.stop()
@@ -69,7 +41,7 @@ def measure(n: int, frames: list[bytes]) -> list[object]:
 
 
 def main() -> None:
-    frames = _one_call()
+    frames = one_call()
     print(f"machine: {machine()}")
     print(f"one call = {len(frames)} frames up to its first hangup\n")
     measure(10, frames)  # warm up: imports, caches and interned strings of a first run

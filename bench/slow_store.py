@@ -15,17 +15,30 @@ sets itself up (``pbxwatch.heap.settle`` once built).  Measured:
 * the event loop's lag (a 1 ms timer's lateness): how long a read, or the
   watchdog's Ping answer, could have waited for its turn;
 * garbage-collector pauses, by generation (they land on the loop too);
-* the store's peak backlog (rows waiting, in memory or spilled).
+* the store's peak backlog (rows waiting, in memory or spilled);
+* with checkpointing on, a ``Checkpointer`` saving the core's live state
+  every ``--checkpoint-seconds`` (default 1 s, harsher than the 5 s of
+  ``pbxwatch run``), as ``run`` does: the state copied on the loop, encoded
+  in a worker thread, queued behind the records.  How many were saved and
+  skipped (the store behind), and the longest copy (on the loop) and copy
+  + encode.
 
-Each figure is the median of ``--runs`` runs (each run's value shown too).
+Runs with checkpointing off and on alternate (off, on, off, on ...), so
+both columns come from the same stretch of the machine's time.  Each
+figure is the median of ``--runs`` runs of each (each run's value shown
+too).  ``--calls-in-progress N`` adds N calls that stay up through the run
+(answered calls begun just before the stream starts, as in
+``bench/memory.py``): the mixed-load recording alone has few at a time.
 
 Usage: .venv/bin/python bench/slow_store.py [--events N] [--delay S] [--runs R]
+           [--checkpoint-seconds S (0: off only)] [--calls-in-progress N]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import multiprocessing
 import statistics
@@ -35,7 +48,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common import LAB_CONFIG, MIXED_LOAD, machine, p99, table
+from common import (
+    DUMPS,
+    LAB_CONFIG,
+    MIXED_LOAD,
+    TimedCheckpointer,
+    calls_in_progress,
+    lag_monitor,
+    machine,
+    p99,
+    table,
+    time_dumps,
+)
 from pydantic import SecretStr
 from sqlalchemy import event
 
@@ -61,16 +85,17 @@ def _slowed(store: Any, delay: float) -> None:
     def _register(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.create_function("bench_sleep", 1, time.sleep)
 
-    if getattr(writer_module.write_rows, "slowed", False):
+    names = vars(writer_module)  # the writer's own name for db.write_rows
+    if getattr(names["write_rows"], "slowed", False):
         return
-    original = writer_module.write_rows
+    original = names["write_rows"]
 
-    def write_rows(conn: Any, batch: Any) -> None:
+    def write_rows(conn: Any, batch: Any) -> int:
         conn.exec_driver_sql(f"SELECT bench_sleep({delay})")
-        original(conn, batch)
+        return int(original(conn, batch))
 
-    write_rows.slowed = True  # type: ignore[attr-defined]
-    writer_module.write_rows = write_rows
+    setattr(write_rows, "slowed", True)  # noqa: B010 - a mark on a function
+    names["write_rows"] = write_rows
 
 
 TURNS: list[float] = []  # every turn of the reader or the sinks, seconds
@@ -127,13 +152,6 @@ def _serve(events: int, ports: Any) -> None:
     asyncio.run(serve())
 
 
-async def _lag_monitor(lags: list[float], stop: asyncio.Event) -> None:
-    while not stop.is_set():
-        t0 = time.perf_counter()
-        await asyncio.sleep(0.001)
-        lags.append(time.perf_counter() - t0 - 0.001)
-
-
 @dataclass
 class Figures:
     """One run's measurements, in milliseconds where not said otherwise."""
@@ -149,17 +167,26 @@ class Figures:
     lag_p99: float = 0.0
     gc: dict[int, tuple[int, float]] = field(default_factory=dict)  # gen -> count, max ms
     backlog_peak: int = 0
+    checkpoints_saved: int = 0
+    checkpoints_skipped: int = 0
+    dump_max: float = 0.0  # the copy, on the loop
+    save_max: float = 0.0  # copy + encode (Checkpointer.last_seconds)
+    checkpoint_calls_max: int = 0
+    checkpoint_bytes_max: int = 0
 
     @property
     def stall(self) -> float:
         return max(self.turn_max, self.lag_max)
 
 
-async def run(delay: float, port: int) -> Figures:
+async def run(
+    delay: float, port: int, checkpoint_seconds: float, preload: int, first_time: float
+) -> Figures:
     settings = load_settings(LAB_CONFIG)
     TURNS.clear()
     CLEAN_TURNS.clear()
     GC_PAUSES.clear()
+    DUMPS.clear()
     lags: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         st = settings.model_copy(update={"storage": StorageSettings(data_dir=Path(tmp))})
@@ -172,14 +199,22 @@ async def run(delay: float, port: int) -> Figures:
         writer = writer_for(st, store, "bench")
         pipeline.sinks.append(writer.submit)
         heap.settle()
+        # calls up since before the stream (after settle: they come and go);
+        # their ids are far from the stream's
+        if preload:
+            for ev in calls_in_progress(preload, spread=60, ids=-2_000_000, before=first_time):
+                pipeline.engine.process(ev)
+            assert pipeline.engine.tracked_calls == preload, pipeline.engine.tracked_calls
         GC_PAUSES.clear()
         writer.start()
+        saver = TimedCheckpointer(pipeline.engine, writer, "bench")
+        saving = asyncio.create_task(saver.every(checkpoint_seconds))  # 0: returns at once
         ami = settings.ami.model_copy(update={"port": port, "username": "u"})
         source = AmiSource(
             ami, SecretStr("s"), pipeline.feed_fields, reconnect=False, busy=lambda: pipeline.behind
         )
         stop = asyncio.Event()
-        monitor = asyncio.create_task(_lag_monitor(lags, stop))
+        monitor = asyncio.create_task(lag_monitor(lags, stop))
         peak = 0
         t0 = time.perf_counter()
         reading = asyncio.create_task(source.run())
@@ -189,6 +224,9 @@ async def run(delay: float, port: int) -> Figures:
         read_s = time.perf_counter() - t0
         stop.set()
         await monitor
+        saving.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await saving
         await writer.close()
         await store.dispose()
     lag_ms = sorted(x * 1000 for x in lags)
@@ -205,38 +243,64 @@ async def run(delay: float, port: int) -> Figures:
         lag_p99=p99(lag_ms),
         gc={g: (len(v), max(v) * 1000) for g, v in sorted(GC_PAUSES.items())},
         backlog_peak=peak,
+        checkpoints_saved=saver.saved,
+        checkpoints_skipped=saver.skipped,
+        dump_max=max(DUMPS, default=0.0) * 1000,
+        save_max=max(saver.took, default=0.0) * 1000,
+        checkpoint_calls_max=max(saver.calls, default=0),
+        checkpoint_bytes_max=max(saver.sizes, default=0),
     )
 
 
-def report(runs: list[Figures], delay: float) -> None:
-    def row(name: str, values: list[float], fmt: str = "{:.2f}") -> list[str]:
+def report(modes: dict[float, list[Figures]], delay: float) -> None:
+    def cells(values: list[float], fmt: str = "{:.2f}") -> list[str]:
         shown = [fmt.format(v) for v in values]
-        return [name, fmt.format(statistics.median(values)), " / ".join(shown)]
+        return [fmt.format(statistics.median(values)), " / ".join(shown)]
 
-    full = [r.gc.get(2, (0, 0.0)) for r in runs]
+    def row(name: str, value: Any, fmt: str = "{:.2f}", only_on: bool = False) -> list[str]:
+        out = [name]
+        for seconds, runs in modes.items():
+            out += ["-", "-"] if only_on and not seconds else cells([value(r) for r in runs], fmt)
+        return out
+
+    def full(r: Figures) -> tuple[int, float]:
+        return r.gc.get(2, (0, 0.0))
+
     rows = [
-        row("frames read per second", [r.frames_per_s for r in runs], "{:,.0f}"),
-        row("longest turn (reader or sinks), ms", [r.turn_max for r in runs]),
-        row("  without a full gc inside, ms", [r.turn_max_without_full_gc for r in runs]),
-        row("turn p99, ms", [r.turn_p99 for r in runs]),
-        row("event loop lag max, ms", [r.lag_max for r in runs]),
-        row("event loop lag p99, ms", [r.lag_p99 for r in runs]),
-        row("full (gen 2) collections", [float(n) for n, _ in full], "{:.0f}"),
-        row("  longest, ms", [ms for _, ms in full]),
+        row("frames read per second", lambda r: r.frames_per_s, "{:,.0f}"),
+        row("longest turn (reader or sinks), ms", lambda r: r.turn_max),
+        row("  without a full gc inside, ms", lambda r: r.turn_max_without_full_gc),
+        row("turn p99, ms", lambda r: r.turn_p99),
+        row("event loop lag max, ms", lambda r: r.lag_max),
+        row("event loop lag p99, ms", lambda r: r.lag_p99),
+        row("full (gen 2) collections", lambda r: float(full(r)[0]), "{:.0f}"),
+        row("  longest, ms", lambda r: full(r)[1]),
         row("young (gen 0/1) gc max, ms",
-            [max(ms for g, (_, ms) in r.gc.items() if g < 2) for r in runs]),
-        row("store backlog peak, rows", [float(r.backlog_peak) for r in runs], "{:,.0f}"),
+            lambda r: max(ms for g, (_, ms) in r.gc.items() if g < 2)),
+        row("store backlog peak, rows", lambda r: float(r.backlog_peak), "{:,.0f}"),
+        row("checkpoints saved", lambda r: float(r.checkpoints_saved), "{:.0f}", True),
+        row("  skipped (store behind)", lambda r: float(r.checkpoints_skipped), "{:.0f}", True),
+        row("  calls in progress, max", lambda r: float(r.checkpoint_calls_max), "{:,.0f}", True),
+        row("  stored size max, KiB", lambda r: r.checkpoint_bytes_max / 1024, "{:,.1f}", True),
+        row("  copy on the loop max, ms", lambda r: r.dump_max, "{:.2f}", True),
+        row("  copy + encode max, ms", lambda r: r.save_max, "{:.2f}", True),
     ]  # fmt: skip
-    first = runs[0]
+    first = next(iter(modes.values()))[0]
     print(f"{first.frames:,} frames a run, {first.turns:,} timed turns, store delay "
-          f"{delay * 1000:.0f} ms per batch ({first.batches} batches)\n")  # fmt: skip
-    print(table(["", "median", "runs"], rows))
-    stall = statistics.median(r.stall for r in runs)
-    worst = max(r.stall for r in runs)
-    print(
-        f"\nreader stall (longest turn or loop lag): median {stall:.2f} ms, "
-        f"worst {worst:.2f} ms (target < 20 ms)"
-    )
+          f"{delay * 1000:.0f} ms per batch ({first.batches} batches); medians, then "
+          "each run's value\n")  # fmt: skip
+    header = [""]
+    for seconds in modes:
+        name = f"checkpoints every {seconds:g} s" if seconds else "checkpointing off"
+        header += [name, "runs"]
+    print(table(header, rows))
+    print()
+    for seconds, runs in modes.items():
+        name = f"every {seconds:g} s" if seconds else "off"
+        stall = statistics.median(r.stall for r in runs)
+        worst = max(r.stall for r in runs)
+        print(f"reader stall (longest turn or loop lag), checkpointing {name}: "
+              f"median {stall:.2f} ms, worst {worst:.2f} ms (target <= 20 ms)")  # fmt: skip
 
 
 def main() -> None:
@@ -244,16 +308,36 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=300_000)
     ap.add_argument("--delay", type=float, default=0.2)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--checkpoint-seconds", type=float, default=1.0,
+                    help="checkpoint every S s in the runs with checkpointing on "
+                         "(default 1; 0: only runs with it off)")  # fmt: skip
+    ap.add_argument(
+        "--calls-in-progress",
+        type=int,
+        default=0,
+        help="calls up through the whole run besides the stream's (default 0)",
+    )
     args = ap.parse_args()
-    print(f"machine: {machine()}\n")
+    print(f"machine: {machine()}")
+    if args.calls_in_progress:
+        print(f"{args.calls_in_progress:,} calls in progress through each run besides the stream's")
+    print()
+    first_time = min(f.time for f in load_recording(MIXED_LOAD) if f.time is not None)
     ports: Any = multiprocessing.Queue()
     pbx = multiprocessing.Process(target=_serve, args=(args.events, ports), daemon=True)
     pbx.start()
     port, _frames = ports.get(timeout=120)
     _timed_turns()
     _gc_pauses()
+    time_dumps()
+    seconds = [0.0, args.checkpoint_seconds] if args.checkpoint_seconds > 0 else [0.0]
+    modes: dict[float, list[Figures]] = {s: [] for s in seconds}
     try:
-        report([asyncio.run(run(args.delay, port)) for _ in range(args.runs)], args.delay)
+        for _ in range(args.runs):
+            for s in seconds:  # off, on, off, on ...
+                fig = asyncio.run(run(args.delay, port, s, args.calls_in_progress, first_time))
+                modes[s].append(fig)
+        report(modes, args.delay)
     finally:
         pbx.terminate()
 

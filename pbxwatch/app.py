@@ -174,9 +174,12 @@ async def run_live(
     writer = writer_for(settings, store, source_name)
     frozen = heap.settle()
     log.debug("%d start-up objects frozen out of garbage collection", frozen)
-    await restore_checkpoint(store, pipeline.engine, source_name)
+    loaded = await restore_checkpoint(store, pipeline.engine, source_name)
     await restore(store, pipeline.engine)  # after settle: restored state comes and goes
-    blind_since = await last_event_time(store, source_name)
+    # blind since the last event the last run saw: its position (noted each
+    # second) or its checkpoint, whichever is later
+    seen = [await last_event_time(store, source_name), loaded.last_event_time if loaded else None]
+    blind_since = max((t for t in seen if t is not None), default=None)
     if blind_since is not None:  # a restart is a gap: from the last event the last run had
         pipeline.connection_lost(blind_since, "pbxwatch was not running (restart)")
     pipeline.sinks.append(writer.submit)

@@ -282,7 +282,20 @@ class CallTracker:
                 self._snapshot_application(call, item)
             if uid not in self.channels:
                 self._snapshot_channel(call, item, now)
+            elif item.get("ChannelStateDesc") == "Up":
+                self._answered_unseen(call, uid, now)
         self._close_unseen_rings(call, up_uids)
+
+    def _answered_unseen(self, call: Call, uid: str, now: float) -> None:
+        """A phone that was ringing when pbxwatch went blind is up now: it
+        answered, at a time not seen (``now`` is the latest it can be)."""
+        chan = self.channels[uid]
+        if chan.up_at is None:
+            chan.up_at = now
+        for legs in (call.rings, call.external_legs):
+            ring = legs.get(uid)
+            if ring is not None and ring.status is None:
+                ring.status, ring.ended_at = "ANSWER", now
 
     def _close_unseen_rings(self, call: Call, up_uids: set[str]) -> None:
         """Rings on at the cut whose phone channel has gone.  When the call

@@ -51,6 +51,7 @@ class Loaded:
     channels: int
     dropped: int  # calls the store had already reported: finished after it was taken
     saved_at: float | None
+    last_event_time: float | None  # PBX time of the last event it had seen
 
 
 def dump_call(call: Call) -> State:
@@ -145,7 +146,7 @@ def load(engine: Engine, state: Mapping[str, Any], reported: Collection[str] = (
     engine.now = max(engine.now, float(state.get("now") or 0.0))
     engine.last_event_time = state.get("last_event_time")
     return Loaded(len(engine.calls.calls), len(engine.calls.channels), dropped,
-                  state.get("saved_at"))  # fmt: skip
+                  state.get("saved_at"), engine.last_event_time)  # fmt: skip
 
 
 def call_ids(state: Mapping[str, Any]) -> list[str]:

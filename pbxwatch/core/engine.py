@@ -131,6 +131,7 @@ class Engine:
         self.events_by_name: Counter[str] = Counter()
         self._last_tick = 0.0
         self._gap: tuple[float, str] | None = None  # (PBX time it began, why)
+        self._reconciled = False  # a state read's channels have been taken
 
     def process(self, ev: AmiEvent, received: float | None = None) -> list[Record]:
         """Apply one event; return what it (or the time it carried) made final.
@@ -266,9 +267,12 @@ class Engine:
         counts: Counter[str] = Counter()
         blind_from = self._gap[0] if self._gap is not None else None
         self.callbacks.resyncing = True
+        listed = snap.channels_time if plausible_epoch(snap.channels_time) else None
         try:
-            if self._gap is not None:
-                listed = snap.channels_time if plausible_epoch(snap.channels_time) else None
+            # after a gap, and at the first login too: calls already up when
+            # pbxwatch first looks are built from their channels
+            if self._gap is not None or not self._reconciled:
+                self._reconciled = True
                 ended, found = self.calls.reconcile(snap.channels, self.now, listed)
                 counts.update(found)
                 for lid in ended:

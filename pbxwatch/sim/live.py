@@ -76,6 +76,28 @@ class SimulatedPbx:
         self.server = AmiServer(None, self.username, self.secret, state=self.state)
         self.now: float | None = None  # the simulated clock
         self.server.clock = lambda: self._opening() if self.now is None else self.now
+        self._running = asyncio.Event()
+        self._running.set()
+        self._paused_at = 0.0
+        self._held = 0.0  # wall seconds spent paused: the day's clock stood still
+        self._skipped = 0.0  # PBX seconds let pass at once
+
+    def pause(self) -> None:
+        """Stop the simulated clock (tests: a restart that takes exactly
+        the PBX time they let pass before pausing)."""
+        if self._running.is_set():
+            self._running.clear()
+            self._paused_at = time.monotonic()
+
+    def fast_forward(self, seconds: float) -> None:
+        """Let ``seconds`` of PBX time pass at once (tests: skip the quiet
+        half hour before opening)."""
+        self._skipped += seconds
+
+    def resume(self) -> None:
+        if not self._running.is_set():
+            self._held += time.monotonic() - self._paused_at
+            self._running.set()
 
     def _opening(self) -> float:
         """The simulated clock before the first frame: half an hour before
@@ -104,9 +126,13 @@ class SimulatedPbx:
 
     async def _play(self, day: SimDay) -> None:
         start_sim, start_wall = day.start, time.monotonic()  # what comes before: at once
+        held = self._held
         for t, frame in day.frames:
             fields = frame
-            delay = start_wall + (t - start_sim) / self.plan.speed - time.monotonic()
+            if not self._running.is_set():
+                await self._running.wait()
+            due = (t - start_sim - self._skipped) / self.plan.speed + self._held - held
+            delay = start_wall + due - time.monotonic()
             if delay > 0.002:
                 await asyncio.sleep(delay)
             skew = self.plan.skew(t) if self.plan.clock_steps else 0.0
@@ -119,6 +145,7 @@ class SimulatedPbx:
             if self.sent % 200 == 0:
                 await self.server.drain()
         self.now = day.end
+        self._skipped = 0.0  # the next day from its start
 
 
 def call_json(day: SimDay, index: int) -> dict[str, object]:

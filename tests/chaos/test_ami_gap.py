@@ -131,7 +131,14 @@ def test_half_open_connection_is_a_recorded_gap(lab_settings: Settings, tmp_path
         assert got is not None, call
         assert got["across_gap"], (call, got)
         assert not got["complete"], (call, got)
-    begun = [c for c in day.calls if start < c.start < end < c.end]
+    # begun in the gap and up when the channels were listed; the list is a
+    # few host milliseconds (seconds at 600x) older than the gap's end
+    begun = [c for c in day.calls if start < c.start < end - 30 and end < c.end]
+    border = [c for c in day.calls if end - 30 <= c.start < end < c.end]
+    for call in border:  # listed (built, incomplete), or begun after the list (seen whole)
+        near = [c for c in calls if c["caller"] == call.caller
+                and abs(ts(c["started_at"]) - call.start) < 30]  # fmt: skip
+        assert len(near) == 1, (call, near)
     for call in begun:  # built from CoreShowChannels: reported, but never as complete
         # its start is the list's time less a Duration in whole seconds, at
         # 600 PBX seconds per host second: a few host milliseconds off is seconds
@@ -143,7 +150,8 @@ def test_half_open_connection_is_a_recorded_gap(lab_settings: Settings, tmp_path
         assert not got["complete"], (call, got)
     for call in within:  # never seen: not made up either
         assert _find(calls, call) is None, call
-    assert marked == len(across) + len(begun) == sum(c["across_gap"] for c in calls)
+    assert marked == sum(c["across_gap"] for c in calls)
+    assert len(across) + len(begun) <= marked <= len(across) + len(begun) + len(border)
     print(
         f"reconnected {seen['reconnect_seconds']:.2f} s after the stall; gap "
         f"{gap['seconds']:.0f} PBX s; calls before {len(before)}, after {len(after)}, "
