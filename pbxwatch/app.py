@@ -36,7 +36,7 @@ from pbxwatch.metrics import Health, Metrics, serve
 from pbxwatch.mqtt import AlertRelay
 from pbxwatch.pipeline import JsonLinesSink, Pipeline, build_engine
 from pbxwatch.privacy import MaskNumbers
-from pbxwatch.resync import resync_forever
+from pbxwatch.resync import recheck_mailboxes_forever, resync_forever
 from pbxwatch.settings import ConfigError, Settings
 from pbxwatch.store.db import last_event_time
 from pbxwatch.store.retention import purge
@@ -252,7 +252,10 @@ async def run_live(
             await asyncio.sleep(1.0)
 
     saver = Checkpointer(pipeline.engine, writer, source_name)
+    recheck = recheck_mailboxes_forever(source, pipeline.engine.mailboxes_to_check,
+                                        pipeline.mailbox_read)  # fmt: skip
     tasks = [
+        asyncio.create_task(recheck),
         asyncio.create_task(ticker()),
         asyncio.create_task(saver.every(settings.storage.checkpoint_seconds)),
         asyncio.create_task(purge_forever(store, settings)),

@@ -17,7 +17,7 @@ from pbxwatch.core.calls import CallRules
 from pbxwatch.core.clock import ClockRules
 from pbxwatch.core.engine import Engine, Record
 from pbxwatch.core.events import AmiEvent
-from pbxwatch.core.gaps import PbxSnapshot
+from pbxwatch.core.gaps import PbxSnapshot, VoicemailMessage
 from pbxwatch.privacy import pseudonym_of
 from pbxwatch.settings import Settings
 
@@ -119,6 +119,9 @@ class Pipeline:
 
     def reconcile(self, snap: PbxSnapshot, now: float | None, source: str) -> None:
         self._emit(self.engine.reconcile(snap, now, source))
+
+    def mailbox_read(self, mailbox: str, messages: tuple[VoicemailMessage, ...]) -> None:
+        self._emit(self.engine.mailbox_read(mailbox, messages))
 
     def settle(self) -> None:
         """Apply what the clock holds back (see Engine.settle)."""

@@ -125,3 +125,24 @@ async def resync_forever(
         log.info("state read after connect: %s",
                  ", ".join(f"{k} {v}" for k, v in snap.items.items()))  # fmt: skip
         on_snapshot(snap)
+
+
+async def recheck_mailboxes_forever(
+    source: AmiSource,
+    due: Callable[[], list[str]],
+    read: Callable[[str, tuple[VoicemailMessage, ...]], None],
+    every: float = 1.0,
+) -> None:
+    """Each second, read the mailboxes whose new-message count fell (``due``)
+    and hand their messages on: which one was heard is then known by its
+    msg_id, not guessed from the order.  A PBX that will not say (no
+    connection, an error) leaves the guess as it is."""
+    while True:
+        await asyncio.sleep(every)
+        for mailbox in due():
+            try:
+                messages = await read_mailbox(source, mailbox)
+            except (ConnectionError, TimeoutError):
+                continue
+            if messages is not None:
+                read(mailbox, messages)

@@ -216,6 +216,8 @@ class CallbackBook:
         #: set while the engine reconciles a state read: obligations made
         #: now are ``found_at_resync``
         self.resyncing = False
+        #: mailboxes whose new-message count fell, to be read by id
+        self.to_check: dict[str, None] = {}
 
     @property
     def changed(self) -> bool:
@@ -258,11 +260,14 @@ class CallbackBook:
         """Track the new-message count; a fall means messages were heard.
 
         Voicemail plays new messages oldest first, so the oldest unheard ones
-        are marked listened."""
+        are marked listened, for now: the mailbox is noted in ``to_check``,
+        and a live run reads which messages moved to Old (by msg_id, see
+        :meth:`reconcile_messages`) and corrects the guess."""
         box = self._mailboxes.setdefault(mailbox, _Mailbox())
         if new is None:
             return
         if box.new is not None and new < box.new:
+            self.to_check[mailbox] = None
             for cb_id in box.unheard[: box.new - new]:
                 cb = self.callbacks.get(cb_id)
                 if cb is not None and cb.listened_at is None:
@@ -358,7 +363,12 @@ class CallbackBook:
         known = [cb for cb in self.callbacks.values()
                  if cb.mailbox == mailbox and cb.deleted_at is None]  # fmt: skip
         pairs = match_messages(known, messages)
-        for cb in known:
+        # a count's fall marked the oldest heard; where it guessed wrong, the
+        # time it was heard moves to the message that was (oldest first)
+        guessed = sorted(cb.listened_at for cb in known if cb.listened_at is not None
+                         and cb.callback_id in pairs
+                         and pairs[cb.callback_id].folder.lower() == "inbox")  # fmt: skip
+        for cb in sorted(known, key=lambda c: c.left_at):
             msg = pairs.get(cb.callback_id)
             if msg is None:
                 if cb.left_at < now - DELETE_GRACE:
@@ -366,8 +376,11 @@ class CallbackBook:
                     counts["messages_deleted_unseen"] += 1
                 continue
             heard = msg.folder.lower() != "inbox"
-            listened = (cb.listened_at or now) if heard else None
-            if heard and cb.listened_at is None:
+            listened = cb.listened_at
+            if not heard:
+                listened = None
+            elif listened is None:
+                listened = guessed.pop(0) if guessed else now
                 counts["messages_heard_unseen"] += 1
             if listened != cb.listened_at or cb.message_id != msg.message_id:
                 self._put(replace(cb, listened_at=listened, message_id=msg.message_id))

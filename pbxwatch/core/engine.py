@@ -31,7 +31,7 @@ from pbxwatch.core.clock import ClockRules, ClockStep, EventClock, Timed
 from pbxwatch.core.directory import Directory, mailbox_key
 from pbxwatch.core.diversion import DiversionBook, DiversionInterval
 from pbxwatch.core.events import AmiEvent, parse_int, plausible_epoch
-from pbxwatch.core.gaps import AmiGap, PbxSnapshot, gap_id
+from pbxwatch.core.gaps import AmiGap, PbxSnapshot, VoicemailMessage, gap_id
 from pbxwatch.core.incidents import Incident, incidents_of_call
 from pbxwatch.core.queues import QueueBook
 from pbxwatch.core.records import CallRecord
@@ -301,6 +301,22 @@ class Engine:
                 out.append(AmiGap(gap_id(source, started), source, started, self.now, reason,
                                   reconciled))  # fmt: skip
         return self._with_consequences(out)
+
+    def mailboxes_to_check(self) -> list[str]:
+        """Mailboxes whose new-message count fell since the last call: a live
+        run reads them (``VoicemailBoxSummary``) and hands the answer to
+        :meth:`mailbox_read`, so the message heard is known by its id."""
+        out = list(self.callbacks.to_check)
+        self.callbacks.to_check.clear()
+        return out
+
+    def mailbox_read(self, mailbox: str, messages: tuple[VoicemailMessage, ...]) -> list[Record]:
+        """A mailbox's messages as the PBX lists them now (no gap: messages
+        nobody saw left are counted, not made into callbacks)."""
+        owner = self.directory.person_of_mailbox(mailbox)
+        presence = self.presence.get(owner.extension) if owner else None
+        self.callbacks.reconcile_messages(mailbox, messages, self.now, None, presence)
+        return self._with_consequences([])
 
     def _message_left_unseen(self, call: Call, snap: PbxSnapshot) -> bool:
         """A call last seen in voicemail that ended unseen: the message it
