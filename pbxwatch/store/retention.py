@@ -82,6 +82,17 @@ async def _delete_sent_alerts(
     return per_unit
 
 
+async def _delete_old_checkpoints(engine: AsyncEngine, cutoff: float) -> int:
+    """A checkpoint holds the numbers of the calls then in progress; a
+    running ``run`` replaces its own every few seconds, so only one of a
+    PBX no longer followed gets this old.  Its calls are past the strictest
+    unit's retention: it goes whole."""
+    table = models.Base.metadata.tables["checkpoints"]
+    async with engine.begin() as conn:
+        result = await conn.execute(delete(table).where(table.c.saved_at < cutoff))
+    return int(result.rowcount or 0)
+
+
 def _scope(table: Any, unit: str | None, known: list[str]) -> ColumnElement[bool]:
     if unit is not None:
         return table.c.unit == unit  # type: ignore[no-any-return]
@@ -118,6 +129,7 @@ async def purge(
                 per_unit[unit] = int(result.rowcount or 0)
         report.rows[name] = per_unit
     report.rows["alerts"] = await _delete_sent_alerts(engine, limits, known)
+    report.rows["checkpoints"] = {None: await _delete_old_checkpoints(engine, min(limits.values()))}
     log.info(report.summary())
     if report.total or compact:
         await erase_from_files(engine, compact=compact)
@@ -125,7 +137,7 @@ async def purge(
 
 
 #: the tables whose rows the purge changes
-_PURGED_TABLES = (*models.PERSONAL, "alerts")
+_PURGED_TABLES = (*models.PERSONAL, "alerts", "checkpoints")
 
 
 async def erase_from_files(engine: AsyncEngine, *, compact: bool = False) -> None:

@@ -106,3 +106,25 @@ def test_cutoffs_follow_unit_overrides(lab_settings: Settings) -> None:
     limits = cutoffs(_short_for(lab_settings, "bygglov", 30), now)
     assert limits["bygglov"] == now - 30 * SECONDS_PER_DAY
     assert limits["socialtjanst"] == limits[None] == now - 365 * SECONDS_PER_DAY
+
+
+async def test_a_checkpoint_left_behind_is_erased_past_retention(
+    lab_settings: Settings, store: AsyncEngine
+) -> None:
+    """A checkpoint holds the numbers of calls then in progress: one of a PBX
+    no longer followed goes once it is older than the strictest retention."""
+    from pbxwatch.core import checkpoint
+    from pbxwatch.store.checkpoints import checkpoint_row, encode
+    from pbxwatch.store.db import write_rows
+
+    now = dt.datetime(2026, 11, 30, tzinfo=dt.UTC).timestamp()
+    state = checkpoint.dump(build_engine(lab_settings))
+    old = checkpoint_row("ami:old-pbx:5038", state, encode(state), now - 400 * SECONDS_PER_DAY)
+    new = checkpoint_row("ami:pbx:5038", state, encode(state), now - 60)
+    async with store.begin() as conn:
+        await conn.run_sync(write_rows, [old, new])
+    report = await purge(store, lab_settings, now)
+    assert report.rows["checkpoints"] == {None: 1}
+    async with store.connect() as conn:
+        left = (await conn.scalars(select(models.Checkpoint.source))).all()
+    assert left == ["ami:pbx:5038"]
