@@ -263,6 +263,8 @@ def report(modes: dict[float, list[Figures]], delay: float) -> None:
             out += ["-", "-"] if only_on and not seconds else cells([value(r) for r in runs], fmt)
         return out
 
+    checkpointing = any(modes)  # a column with checkpoints on
+
     def full(r: Figures) -> tuple[int, float]:
         return r.gc.get(2, (0, 0.0))
 
@@ -278,6 +280,8 @@ def report(modes: dict[float, list[Figures]], delay: float) -> None:
         row("young (gen 0/1) gc max, ms",
             lambda r: max(ms for g, (_, ms) in r.gc.items() if g < 2)),
         row("store backlog peak, rows", lambda r: float(r.backlog_peak), "{:,.0f}"),
+    ]  # fmt: skip
+    rows += [] if not checkpointing else [
         row("checkpoints saved", lambda r: float(r.checkpoints_saved), "{:.0f}", True),
         row("  skipped (store behind)", lambda r: float(r.checkpoints_skipped), "{:.0f}", True),
         row("  calls in progress, max", lambda r: float(r.checkpoint_calls_max), "{:,.0f}", True),
