@@ -26,10 +26,9 @@ if str(ROOT) not in sys.path:
 
 from pbxwatch.ami.codec import parse_frame  # noqa: E402
 from pbxwatch.ami.server import BANNER, load_recording  # noqa: E402
-from pbxwatch.core import checkpoint  # noqa: E402
 from pbxwatch.core.events import AmiEvent  # noqa: E402
 from pbxwatch.sim.repeat import repeated  # noqa: E402
-from pbxwatch.store.session import Checkpointer  # noqa: E402
+from pbxwatch.store.checkpoints import Checkpointer  # noqa: E402
 
 MIXED_LOAD = ROOT / "tests/fixtures/ami/mixed_load.ami"
 LAB_CONFIG = ROOT / "config/lab.yaml"
@@ -187,43 +186,35 @@ async def lag_monitor(lags: list[float], stop: asyncio.Event) -> None:
         lags.append(time.perf_counter() - t0 - 0.001)
 
 
-#: every ``checkpoint.dump`` since :func:`time_dumps` (seconds, on the loop)
+#: the longest slice on the event loop of every checkpoint a
+#: :class:`TimedCheckpointer` saved (seconds): what the reader may have waited
 DUMPS: list[float] = []
 
 
 def time_dumps() -> None:
-    """Time every ``checkpoint.dump`` (``Checkpointer`` calls it on the event
-    loop, through the module) into :data:`DUMPS`."""
-    original = checkpoint.dump
-    if getattr(original, "timed", False):
-        return
-
-    def dump(engine: Any) -> dict[str, Any]:
-        t0 = time.perf_counter()
-        state = original(engine)
-        DUMPS.append(time.perf_counter() - t0)
-        return state
-
-    setattr(dump, "timed", True)  # noqa: B010 - a mark on a function
-    checkpoint.dump = dump
+    """Kept for the scripts' sake: :class:`TimedCheckpointer` fills
+    :data:`DUMPS` itself now that a checkpoint is copied in slices."""
 
 
 class TimedCheckpointer(Checkpointer):
-    """``pbxwatch run``'s checkpointer, noting every save: its copy + encode
-    time (``last_seconds``: from the copy's start to the encoded text's
-    return from the worker thread), the calls it held and its stored size."""
+    """``pbxwatch run``'s checkpointer, noting every save: from its start
+    until queued (``last_seconds``), its longest slice on the loop, the
+    calls it held and its stored size."""
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self.took: list[float] = []
+        self.loop: list[float] = []
         self.calls: list[int] = []
         self.sizes: list[int] = []
 
-    def _queue(self, state: dict[str, Any], text: str, took: float) -> None:
-        self.took.append(took)
-        self.calls.append(len(state["calls"]["calls"]))
-        self.sizes.append(len(text))
-        super()._queue(state, text, took)
+    async def save(self) -> None:
+        await super().save()
+        self.took.append(self.last_seconds)
+        self.loop.append(self.last_loop_seconds)
+        DUMPS.append(self.last_slice_seconds)
+        self.calls.append(self.last_calls)
+        self.sizes.append(self.last_bytes)
 
 
 def p99(values: Sequence[float]) -> float:

@@ -38,15 +38,10 @@ from pbxwatch.pipeline import JsonLinesSink, Pipeline, build_engine
 from pbxwatch.privacy import MaskNumbers
 from pbxwatch.resync import recheck_mailboxes_forever, resync_forever
 from pbxwatch.settings import ConfigError, Settings
+from pbxwatch.store.checkpoints import Checkpointer, restore_checkpoint
 from pbxwatch.store.db import last_event_time
 from pbxwatch.store.retention import purge
-from pbxwatch.store.session import (
-    Checkpointer,
-    open_store_waiting,
-    restore,
-    restore_checkpoint,
-    writer_for,
-)
+from pbxwatch.store.session import open_store_waiting, restore, writer_for
 from pbxwatch.store.writer import StoreWriter
 
 log = logging.getLogger(__name__)
@@ -243,7 +238,7 @@ async def run_live(
                 _observe(health, source, pipeline, writer, relay)
                 health.checkpoints_saved = saver.saved
                 health.checkpoint_bytes = saver.last_bytes
-                health.checkpoint_seconds = saver.last_seconds
+                health.checkpoint_seconds = saver.last_loop_seconds
                 health.clock_offset_seconds = clock.offset or 0.0
                 metrics.refresh(pipeline.engine, now, health)
             bad_input.check({**pipeline.engine.bad_input, **source.frame_faults})

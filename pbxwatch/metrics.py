@@ -411,7 +411,7 @@ class Metrics:
             ),
             gauge(
                 "pbxwatch_checkpoint_seconds",
-                "Time to copy (on the event loop) and encode (in a thread) the last checkpoint.",
+                "Event-loop time spent copying and encoding the last checkpoint (in slices).",
                 h.checkpoint_seconds,
             ),
             gauge(

@@ -18,7 +18,7 @@ loaded (the restart is then only a gap, as before checkpoints).
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 from pbxwatch.core.calls import Call, CallTracker, Channel, Ring
@@ -26,7 +26,7 @@ from pbxwatch.core.directory import Target
 from pbxwatch.core.diversion import Presence
 from pbxwatch.core.engine import Engine
 
-VERSION = 1
+VERSION = 2
 
 #: finished calls a checkpoint remembers (late events of older ones are rare)
 FINISHED_KEPT = 2000
@@ -37,6 +37,10 @@ _CALL_SPECIAL = frozenset(
     {"origin", "channels", "open_channels", "rings", "external_legs", "target", "target_presence"}
 )
 _CALL_PLAIN = tuple(f.name for f in fields(Call) if f.name not in _CALL_SPECIAL)
+#: channels and rings are stored as lists of their fields, in this order:
+#: a checkpoint at a thousand calls is a few thousand of them
+_CHANNEL = tuple(f.name for f in fields(Channel))
+_RING = tuple(f.name for f in fields(Ring))
 
 
 class CheckpointError(ValueError):
@@ -55,16 +59,20 @@ class Loaded:
 
 
 def dump_call(call: Call) -> State:
+    """One call as JSON values: a copy (the call goes on changing), made
+    field by field (``dataclasses.asdict`` recurses and deep-copies, ten
+    times slower: this runs on the event loop)."""
     out: State = {name: getattr(call, name) for name in _CALL_PLAIN}
     out["mwi_mailboxes"] = dict(call.mwi_mailboxes)
     out["queues"], out["queue_attempts"] = list(call.queues), list(call.queue_attempts)
-    out["channels"] = [asdict(c) for c in call.channels.values()]
+    out["channels"] = [[getattr(c, n) for n in _CHANNEL] for c in call.channels.values()]
     out["open_channels"] = sorted(call.open_channels)
     out["origin"] = call.origin.uniqueid if call.origin else None
-    out["rings"] = [asdict(r) for r in call.rings.values()]
-    out["external_legs"] = [asdict(r) for r in call.external_legs.values()]
+    out["rings"] = [[getattr(r, n) for n in _RING] for r in call.rings.values()]
+    out["external_legs"] = [[getattr(r, n) for n in _RING] for r in call.external_legs.values()]
     out["target"] = [call.target.kind, call.target.name] if call.target else None
-    out["target_presence"] = asdict(call.target_presence) if call.target_presence else None
+    p = call.target_presence
+    out["target_presence"] = [p.state, p.subtype, p.message, p.since] if p else None
     return out
 
 
@@ -72,23 +80,25 @@ def load_call(state: Mapping[str, Any]) -> Call:
     call = Call(**{name: state[name] for name in _CALL_PLAIN if name in state})
     call.mwi_mailboxes = dict(state.get("mwi_mailboxes", {}))
     call.queues, call.queue_attempts = list(state["queues"]), list(state["queue_attempts"])
-    call.channels = {c["uniqueid"]: Channel(**c) for c in state["channels"]}
+    call.channels = {c[0]: Channel(*c) for c in state["channels"]}
     call.open_channels = set(state["open_channels"]) & set(call.channels)
     origin = state.get("origin")
     call.origin = call.channels.get(origin) if origin else None
-    call.rings = {r["dest_uniqueid"]: Ring(**r) for r in state["rings"]}
-    call.external_legs = {r["dest_uniqueid"]: Ring(**r) for r in state["external_legs"]}
+    call.rings = {r[0]: Ring(*r) for r in state["rings"]}
+    call.external_legs = {r[0]: Ring(*r) for r in state["external_legs"]}
     target = state.get("target")
     call.target = Target(target[0], target[1]) if target else None
     presence = state.get("target_presence")
-    call.target_presence = Presence(**presence) if presence else None
+    call.target_presence = Presence(*presence) if presence else None
     return call
 
 
-def dump_tracker(tracker: CallTracker) -> State:
+def dump_tracker(tracker: CallTracker, *, calls: bool = True) -> State:
+    """The tracker's state; without ``calls``, all but the calls (a caller
+    that copies them a slice at a time, see ``store.checkpoints``)."""
     finished = list(tracker._finished)[-FINISHED_KEPT:]
     return {
-        "calls": [dump_call(c) for c in tracker.calls.values()],
+        "calls": [dump_call(c) for c in tracker.calls.values()] if calls else [],
         "ending": dict(tracker._ending),
         "finished": finished,
     }
@@ -114,13 +124,13 @@ def load_tracker(tracker: CallTracker, state: Mapping[str, Any], reported: Colle
     return dropped
 
 
-def dump(engine: Engine) -> State:
-    """The engine's live state, JSON-ready."""
+def dump(engine: Engine, *, calls: bool = True) -> State:
+    """The engine's live state, JSON-ready (``calls``: see ``dump_tracker``)."""
     return {
         "version": VERSION,
         "now": engine.now,
         "last_event_time": engine.last_event_time,
-        "calls": dump_tracker(engine.calls),
+        "calls": dump_tracker(engine.calls, calls=calls),
         "presence": engine.presence.dump(),
         "queues": engine.queues.dump(),
         "absence": engine.absence.dump(),

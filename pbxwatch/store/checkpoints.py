@@ -2,18 +2,28 @@
 
 A checkpoint is the JSON of :func:`pbxwatch.core.checkpoint.dump`,
 compressed (zlib) and base64-encoded into one text column, one row per
-source, replaced each time.  Encoding happens in a worker thread: it is
-the one part that grows with the calls in progress, and it must not hold
-the AMI reader.  The row goes through the store writer's queue like any
-other, so it is committed after every record submitted before it; a call
-that finished after a checkpoint was taken is in the store when the
+source, replaced each time.  The row goes through the store writer's queue
+like any other, so it is committed after every record submitted before it;
+a call that finished after a checkpoint was taken is in the store when the
 checkpoint is loaded, and is dropped from it (``reported_calls``).
+
+``pbxwatch run`` saves one every ``storage.checkpoint_seconds``.  The part
+that grows with the calls in progress (a thousand calls are some megabytes
+of JSON) must not hold the AMI reader: the calls are copied and encoded on
+the event loop a slice at a time (``SLICE_SECONDS``), letting the reader in
+between, and compressed in a worker thread (zlib lets go of the GIL, where
+``json.dumps`` would hold it the whole time).  A checkpoint so taken spans
+a few turns of the loop; a call that changes meanwhile is taken as it was
+when its turn came, which is no worse than a checkpoint a moment older.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import logging
+import time
 import zlib
 from collections.abc import Iterable
 from typing import Any
@@ -21,13 +31,30 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from pbxwatch.core import checkpoint
+from pbxwatch.core.checkpoint import CheckpointError, Loaded
+from pbxwatch.core.engine import Engine
 from pbxwatch.store import models
 from pbxwatch.store.rows import Row
+from pbxwatch.store.writer import StoreWriter
+
+log = logging.getLogger(__name__)
+
+#: the longest the event loop is held copying and encoding calls in one go
+SLICE_SECONDS = 0.003
+_SEP = (",", ":")
+_CALLS = "\u0000calls\u0000"  # where the calls go in the encoded head
+
+
+def pack(text: str) -> str:
+    """JSON text to what the column holds (in a worker thread: zlib lets
+    other threads run while it compresses)."""
+    return base64.b64encode(zlib.compress(text.encode(), 1)).decode("ascii")
 
 
 def encode(state: dict[str, Any]) -> str:
-    raw = json.dumps(state, ensure_ascii=False, separators=(",", ":")).encode()
-    return base64.b64encode(zlib.compress(raw, 1)).decode("ascii")
+    """A whole state at once (``replay --cut``, shutdown, tests)."""
+    return pack(json.dumps(state, ensure_ascii=False, separators=_SEP))
 
 
 def decode(text: str) -> dict[str, Any]:
@@ -37,7 +64,9 @@ def decode(text: str) -> dict[str, Any]:
     return value
 
 
-def checkpoint_row(source: str, state: dict[str, Any], text: str, saved_at: float) -> Row:
+def checkpoint_row(
+    source: str, state: dict[str, Any], text: str, saved_at: float, calls: int | None = None
+) -> Row:
     return (
         "checkpoints",
         {
@@ -45,7 +74,7 @@ def checkpoint_row(source: str, state: dict[str, Any], text: str, saved_at: floa
             "version": int(state["version"]),
             "saved_at": saved_at,
             "event_time": state.get("last_event_time"),
-            "calls": len(state["calls"]["calls"]),
+            "calls": len(state["calls"]["calls"]) if calls is None else calls,
             "state": text,
         },
     )
@@ -74,3 +103,94 @@ async def reported_calls(engine: AsyncEngine, call_ids: Iterable[str]) -> set[st
             q = select(t.call_id).where(t.call_id.in_(ids[i : i + 500]))
             found.update((await conn.scalars(q)).all())
     return found
+
+
+async def restore_checkpoint(store: AsyncEngine, core: Engine, source: str) -> Loaded | None:
+    """Load the source's last checkpoint into a fresh core.  Calls that
+    the store reported after it was taken are left out.  A checkpoint that
+    does not load is logged and skipped: the restart is then only a gap."""
+    try:
+        state = await load_checkpoint(store, source)
+        if state is None:
+            return None
+        reported = await reported_calls(store, checkpoint.call_ids(state))
+        loaded = checkpoint.load(core, state, reported)
+    except (CheckpointError, ValueError, zlib.error) as exc:
+        log.warning("checkpoint of %s not loaded (%s): starting without it", source, exc)
+        return None
+    age = f", {time.time() - loaded.saved_at:.0f} s old" if loaded.saved_at else ""
+    log.info("checkpoint restored: %d calls in progress (%d channels)%s; %d reported since",
+             loaded.calls, loaded.channels, age, loaded.dropped)  # fmt: skip
+    return loaded
+
+
+class Checkpointer:
+    """Saves the core's live state through the store writer."""
+
+    def __init__(self, core: Engine, writer: StoreWriter, source: str) -> None:
+        self.core = core
+        self.writer = writer
+        self.source = source
+        self.saved = 0
+        self.skipped = 0
+        self.last_bytes = 0
+        self.last_calls = 0
+        self.last_loop_seconds = 0.0  # the event loop's time copying and encoding the last one
+        self.last_slice_seconds = 0.0  # its longest slice: what the reader may have waited
+        self.last_seconds = 0.0  # from its start until queued (threads and other tasks too)
+
+    async def every(self, seconds: float) -> None:
+        """Save every ``seconds`` (0: never; shutdown saves all the same).
+        While the writer spills to disk (the database far behind), none is
+        queued: the one at shutdown, or the next after it catches up, will do."""
+        if seconds <= 0:
+            return
+        while True:
+            await asyncio.sleep(seconds)
+            if self.writer.spilling:
+                self.skipped += 1
+                continue
+            await self.save()
+
+    async def save(self) -> None:
+        started, saved_at = time.perf_counter(), time.time()
+        parts: list[str] = []
+        loop_time, longest = 0.0, 0.0
+        turn = time.perf_counter()
+        for call in list(self.core.calls.calls.values()):
+            parts.append(json.dumps(checkpoint.dump_call(call), ensure_ascii=False,
+                                    separators=_SEP))  # fmt: skip
+            now = time.perf_counter()
+            if now - turn >= SLICE_SECONDS:
+                loop_time, longest = loop_time + now - turn, max(longest, now - turn)
+                await asyncio.sleep(0)  # the reader's turn
+                turn = time.perf_counter()
+        text, state = self._assemble(parts)
+        now = time.perf_counter()
+        loop_time, longest = loop_time + now - turn, max(longest, now - turn)
+        blob = await asyncio.to_thread(pack, text)
+        self._queue(state, blob, len(parts), saved_at)
+        self.last_loop_seconds, self.last_slice_seconds = loop_time, longest
+        self.last_seconds = time.perf_counter() - started
+
+    def save_now(self) -> None:
+        """At shutdown, in one go: the reader has stopped."""
+        started, saved_at = time.perf_counter(), time.time()
+        state = checkpoint.dump(self.core)
+        self._queue(state, encode(state), len(state["calls"]["calls"]), saved_at)
+        self.last_seconds = self.last_loop_seconds = time.perf_counter() - started
+
+    def _assemble(self, parts: list[str]) -> tuple[str, dict[str, Any]]:
+        """The head (everything but the calls, taken now: small) with the
+        encoded calls put in."""
+        state = checkpoint.dump(self.core, calls=False)
+        state["calls"]["calls"] = _CALLS
+        head = json.dumps(state, ensure_ascii=False, separators=_SEP)
+        text = head.replace(json.dumps(_CALLS), "[" + ",".join(parts) + "]", 1)
+        return text, state
+
+    def _queue(self, state: dict[str, Any], text: str, calls: int, saved_at: float) -> None:
+        self.writer.note_checkpoint(checkpoint_row(self.source, state, text, saved_at, calls))
+        self.saved += 1
+        self.last_bytes = len(text)
+        self.last_calls = calls

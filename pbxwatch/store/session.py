@@ -4,26 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-import zlib
 from collections.abc import Callable
-from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pbxwatch.backoff import backoff_delay
-from pbxwatch.core import checkpoint
-from pbxwatch.core.checkpoint import CheckpointError, Loaded
 from pbxwatch.core.engine import Engine
 from pbxwatch.privacy import pseudonym_of
 from pbxwatch.settings import ConfigError, Settings
-from pbxwatch.store.checkpoints import (
-    checkpoint_row,
-    encode,
-    load_checkpoint,
-    reported_calls,
-)
 from pbxwatch.store.db import (
     SchemaError,
     check_schema,
@@ -134,63 +123,3 @@ async def restore(engine: AsyncEngine, core: Engine) -> int:
             len(incidents),
         )
     return len(callbacks) + len(incidents)
-
-
-async def restore_checkpoint(store: AsyncEngine, core: Engine, source: str) -> Loaded | None:
-    """Load the source's last checkpoint into a fresh core.  Calls that
-    the store reported after it was taken are left out.  A checkpoint that
-    does not load is logged and skipped: the restart is then only a gap."""
-    try:
-        state = await load_checkpoint(store, source)
-        if state is None:
-            return None
-        reported = await reported_calls(store, checkpoint.call_ids(state))
-        loaded = checkpoint.load(core, state, reported)
-    except (CheckpointError, ValueError, zlib.error) as exc:
-        log.warning("checkpoint of %s not loaded (%s): starting without it", source, exc)
-        return None
-    age = f", {time.time() - loaded.saved_at:.0f} s old" if loaded.saved_at else ""
-    log.info("checkpoint restored: %d calls in progress (%d channels)%s; %d reported since",
-             loaded.calls, loaded.channels, age, loaded.dropped)  # fmt: skip
-    return loaded
-
-
-class Checkpointer:
-    """Saves the core's live state through the store writer: the state is
-    copied on the loop (a few ms at a thousand calls), encoded in a worker
-    thread, and queued behind the records before it."""
-
-    def __init__(self, core: Engine, writer: StoreWriter, source: str) -> None:
-        self.core = core
-        self.writer = writer
-        self.source = source
-        self.saved = 0
-        self.skipped = 0
-        self.last_bytes = 0
-        self.last_seconds = 0.0  # copying + encoding, the last one
-
-    async def every(self, seconds: float) -> None:
-        """Save every ``seconds`` (0: never; shutdown saves all the same)."""
-        if seconds <= 0:
-            return
-        while True:
-            await asyncio.sleep(seconds)
-            if self.writer.backlog > 4 * self.writer.max_batch:
-                self.skipped += 1  # the store is behind: this one would only wait
-                continue
-            started = time.perf_counter()
-            state = checkpoint.dump(self.core)
-            text = await asyncio.to_thread(encode, state)
-            self._queue(state, text, time.perf_counter() - started)
-
-    def save_now(self) -> None:
-        """At shutdown: copy and encode here, the reader has stopped."""
-        started = time.perf_counter()
-        state = checkpoint.dump(self.core)
-        self._queue(state, encode(state), time.perf_counter() - started)
-
-    def _queue(self, state: dict[str, Any], text: str, took: float) -> None:
-        self.writer.note_checkpoint(checkpoint_row(self.source, state, text, time.time()))
-        self.saved += 1
-        self.last_bytes = len(text)
-        self.last_seconds = took

@@ -125,6 +125,7 @@ class StoreWriter:
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._failures = 0  # consecutive, for the backoff
+        self._checkpoint: dict[str, Any] | None = None  # a checkpoint row not yet being written
 
     @property
     def backlog(self) -> int:
@@ -154,14 +155,25 @@ class StoreWriter:
         else:
             self._append(row)
 
+    @property
+    def spilling(self) -> bool:
+        """Rows past ``capacity`` are going to the spill file."""
+        return self._spilling
+
     def note_checkpoint(self, row: Row) -> None:
-        """The live state (a ``checkpoints`` row): committed after every
-        row submitted before it; an older one still queued is replaced."""
-        tail = self._overflow if self._spilling else self._rows
-        if tail.last_name() == "checkpoints":
-            tail.replace_last(row)
-        else:
-            self._append(row)
+        """The live state (a ``checkpoints`` row), committed after every row
+        submitted before it.  One still waiting in memory is overwritten in
+        place instead (a queue behind a slow database holds one checkpoint,
+        not one per interval); it then commits at the older one's place,
+        which only makes it newer than some records after it, and a restart
+        drops from a checkpoint the calls the store has reported."""
+        pending = self._checkpoint
+        if pending is not None and not self._spilling:
+            pending.clear()
+            pending.update(row[1])
+            return
+        self._append(row)
+        self._checkpoint = None if self._spilling else row[1]
 
     def _append(self, row: Row) -> None:
         if self._spilling or (len(self._rows) >= self.capacity and self.spill_path):
@@ -222,6 +234,8 @@ class StoreWriter:
             return
         n = min(len(self._rows), self.max_batch)
         batch = self._rows.head(n)
+        if self._checkpoint is not None and any(r is self._checkpoint for _, r in batch):
+            self._checkpoint = None  # being written: the next one is a row of its own
         started = time.perf_counter()
         try:
             async with self.engine.begin() as conn:
@@ -297,6 +311,7 @@ class StoreWriter:
             os.fsync(out.fileno())
         kept = len(self._rows) + self._spill_pending
         tmp.replace(path)
+        self._checkpoint = None
         self._rows.clear()
         self._spilling, self._spill_offset, self._spill_pending = False, 0, 0
         return kept

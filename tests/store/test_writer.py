@@ -71,3 +71,22 @@ async def test_shutdown_with_the_database_down_keeps_every_row_for_the_next_star
         )
     await engine.dispose()
     assert starts == [1000.0 + i for i in range(21)]
+
+
+def test_a_checkpoint_waiting_in_memory_is_overwritten_not_queued_again() -> None:
+    """Behind a slow database the queue holds one checkpoint, the newest,
+    not one per interval; once one is being written the next is a row."""
+    from typing import Any, cast
+
+    writer = StoreWriter(cast(Any, None))
+
+    def row(n: int) -> tuple[str, dict[str, Any]]:
+        return ("checkpoints", {"source": "s", "version": 2, "saved_at": float(n),
+                                "event_time": None, "calls": n, "state": f"state {n}"})  # fmt: skip
+
+    writer.note_checkpoint(row(1))
+    writer.note_position(10, 100.0)
+    writer.note_checkpoint(row(2))
+    queued = [r for name, r in writer._rows if name == "checkpoints"]
+    assert [r["calls"] for r in queued] == [2]
+    assert writer.backlog == 2
