@@ -5,18 +5,25 @@ mixed-load recording cut before its first hangup, 7 channels each, as in
 ``bench/memory.py``).  Then, round after round, every size and every step
 in turn (interleaved, so a slower moment of the machine touches them all):
 
-  a. ``checkpoint.dump(engine)``: on the event loop, so the AMI reader
-     waits that long;
-  b. ``encode`` (JSON, zlib level 1, base64) in a worker thread, as
-     ``Checkpointer.every`` does, and the event loop's lag meanwhile (a
-     1 ms timer's lateness): a thread frees the loop only while it does
-     not hold the GIL;
-  c. the sizes: the raw JSON and the encoded text stored;
-  d. the row written to SQLite by a ``StoreWriter`` (``note_checkpoint``,
-     one batch: the time of the transaction) and the loop's lag meanwhile;
-  e. the same on PostgreSQL (a throw-away server; skipped without Debian's
-     postgresql binaries);
-  f. a restart: the row read and decoded (``load_checkpoint``), the store
+  a. ``Checkpointer.save()``, as ``pbxwatch run`` calls it every
+     ``storage.checkpoint_seconds``: the calls copied and encoded on the
+     event loop a slice of ``SLICE_SECONDS`` at a time, the head assembled
+     (the calls' JSON joined into it: the last slice), then compressed in
+     a worker thread.  Measured: its time on the loop in all
+     (``last_loop_seconds``), its longest slice (``last_slice_seconds``:
+     what the AMI reader may have waited), the event loop's lag meanwhile
+     (a 1 ms timer's lateness: the slices, the worker's hold of the GIL,
+     a garbage collection), from its start until queued
+     (``last_seconds``); and, to say what the longest slice is made of,
+     the assembly alone (``_assemble``), ``pack``'s own time in its
+     thread, and the full (generation 2) collections that fell in the save;
+  b. the sizes: the raw JSON, zlib, and the base64 text stored;
+  c. the row written to SQLite by a ``StoreWriter`` (the save's own
+     ``note_checkpoint``, then one batch: the time of the transaction)
+     and the loop's lag meanwhile;
+  d. the same row on PostgreSQL (a throw-away server; skipped without
+     Debian's postgresql binaries);
+  e. a restart: the row read and decoded (``load_checkpoint``), the store
      asked which calls it reported since (``reported_calls``), and
      ``checkpoint.load`` into a fresh engine.
 
@@ -32,10 +39,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import json
+import gc
 import statistics
 import tempfile
 import time
+import zlib
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -58,10 +66,12 @@ from pbxwatch.core import checkpoint
 from pbxwatch.core.engine import Engine
 from pbxwatch.pipeline import build_engine
 from pbxwatch.settings import Settings, load_settings
+from pbxwatch.store import checkpoints
 from pbxwatch.store.checkpoints import (
+    SLICE_SECONDS,
+    Checkpointer,
     checkpoint_row,
     decode,
-    encode,
     load_checkpoint,
     reported_calls,
 )
@@ -90,12 +100,67 @@ class Sizes:
 
 @dataclass
 class Results:
-    """Per size: step -> seconds of every round."""
+    """Per size: step -> seconds (or a count) of every round."""
 
     times: dict[int, dict[str, list[float]]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(list))
     )
     sizes: dict[int, Sizes] = field(default_factory=dict)
+
+
+class _Gc:
+    """Garbage-collector pauses while ``on``: (generation, seconds, in the
+    assembly)."""
+
+    def __init__(self) -> None:
+        self.on = False
+        self.assembling = False
+        self.pauses: list[tuple[int, float, bool]] = []
+        self._started = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        elif self.on:
+            took = time.perf_counter() - self._started
+            self.pauses.append((info["generation"], took, self.assembling))
+
+
+GC = _Gc()
+PACKED: list[float] = []  # pack's own time in its worker thread, each call
+_pack = checkpoints.pack
+
+
+def _timed_pack(text: str) -> str:
+    t0 = time.perf_counter()
+    blob = _pack(text)
+    PACKED.append(time.perf_counter() - t0)
+    return blob
+
+
+checkpoints.pack = _timed_pack  # what Checkpointer.save hands to its worker thread
+
+
+class _Probed(Checkpointer):
+    """``pbxwatch run``'s checkpointer, with its assembly timed and the row
+    it queued kept (to write the same one to PostgreSQL)."""
+
+    assembly = 0.0
+    queued: tuple[dict[str, Any], str, int, float] | None = None
+
+    def _assemble(self, parts: list[str]) -> tuple[str, dict[str, Any]]:
+        GC.assembling = True
+        t0 = time.perf_counter()
+        try:
+            return super()._assemble(parts)
+        finally:
+            self.assembly = time.perf_counter() - t0
+            GC.assembling = False
+
+    def _queue(self, state: dict[str, Any], text: str, calls: int, saved_at: float) -> None:
+        self.queued = (state, text, calls, saved_at)
+        super()._queue(state, text, calls, saved_at)
 
 
 async def _lagged(work: Callable[[], Awaitable[T]]) -> tuple[T, float]:
@@ -113,13 +178,6 @@ async def _lagged(work: Callable[[], Awaitable[T]]) -> tuple[T, float]:
     return result, max(lags, default=0.0)
 
 
-def _encode_timed(state: dict[str, Any]) -> tuple[str, float]:
-    """Encode, timed inside the worker thread (the thread's own time)."""
-    t0 = time.perf_counter()
-    text = encode(state)
-    return text, time.perf_counter() - t0
-
-
 def _core(settings: Settings, n: int) -> Engine:
     engine = build_engine(settings)
     for ev in calls_in_progress(n):
@@ -129,48 +187,59 @@ def _core(settings: Settings, n: int) -> Engine:
 
 
 async def _round(
-    settings: Settings, n: int, core: Engine, stores: list[Store], res: Results
+    settings: Settings, n: int, saver: _Probed, stores: list[Store], res: Results
 ) -> None:
     times = res.times[n]
-    source = f"bench-{n}"
+    core = saver.core
 
-    t0 = time.perf_counter()
-    state = checkpoint.dump(core)  # on the loop, as Checkpointer.every does
-    times["dump"].append(time.perf_counter() - t0)
-
-    async def encoded() -> tuple[str, float, float]:
-        t0 = time.perf_counter()
-        text, inside = await asyncio.to_thread(_encode_timed, state)
-        return text, inside, time.perf_counter() - t0
-
-    (text, inside, wall), lag = await _lagged(encoded)
-    times["encode"].append(inside)
-    times["encode lag"].append(lag)
-    times["dump + encode"].append(times["dump"][-1] + wall)  # Checkpointer.last_seconds
+    GC.pauses.clear()
+    PACKED.clear()
+    GC.on = True
+    try:
+        _, lag = await _lagged(saver.save)
+    finally:
+        GC.on = False
+    assert saver.queued is not None
+    assert saver.last_calls == n, (saver.last_calls, n)
+    state, text, calls, saved_at = saver.queued
+    full = [took for gen, took, _ in GC.pauses if gen == 2]
+    times["loop"].append(saver.last_loop_seconds)
+    times["slice"].append(saver.last_slice_seconds)
+    times["lag"].append(lag)
+    times["wall"].append(saver.last_seconds)
+    times["assembly"].append(saver.assembly)
+    times["pack"].append(sum(PACKED))
+    times["full gcs"].append(len(full))
+    times["full gc max"].append(max(full, default=0.0))
+    times["full gc in assembly"].append(
+        max((t for gen, t, inside in GC.pauses if gen == 2 and inside), default=0.0)
+    )
 
     if n not in res.sizes:
-        raw = json.dumps(state, ensure_ascii=False, separators=(",", ":")).encode()
-        zipped = len(base64.b64decode(text))
-        res.sizes[n] = Sizes(core.tracked_channels, len(raw), zipped, len(text))
+        zipped = base64.b64decode(text)
+        raw = len(zlib.decompress(zipped))
+        res.sizes[n] = Sizes(core.tracked_channels, raw, len(zipped), len(text))
 
-    for store in stores:
-        row = checkpoint_row(source, state, text, time.time())
+    sqlite, others = stores[0], stores[1:]
 
-        async def write(store: Store = store, row: Any = row) -> None:
-            store.writer.note_checkpoint(row)
-            await store.writer.flush()
+    async def flush(store: Store) -> None:
+        await store.writer.flush()
 
-        _, lag = await _lagged(write)
+    _, lag = await _lagged(lambda: flush(sqlite))  # the row the save queued
+    times[f"{sqlite.name} write"].append(sqlite.writer.stats.last_batch_seconds)
+    times[f"{sqlite.name} write lag"].append(lag)
+    for store in others:
+        store.writer.note_checkpoint(checkpoint_row(saver.source, state, text, saved_at, calls))
+        _, lag = await _lagged(lambda store=store: flush(store))
         times[f"{store.name} write"].append(store.writer.stats.last_batch_seconds)
         times[f"{store.name} write lag"].append(lag)
 
-    store = stores[0]  # the restart, from SQLite
-    t0 = time.perf_counter()
-    loaded_state = await load_checkpoint(store.engine, source)
+    t0 = time.perf_counter()  # the restart, from SQLite
+    loaded_state = await load_checkpoint(sqlite.engine, saver.source)
     read = time.perf_counter() - t0
     assert loaded_state is not None
     t0 = time.perf_counter()
-    reported = await reported_calls(store.engine, checkpoint.call_ids(loaded_state))
+    reported = await reported_calls(sqlite.engine, checkpoint.call_ids(loaded_state))
     asked = time.perf_counter() - t0
     fresh = build_engine(settings)
     t0 = time.perf_counter()
@@ -208,13 +277,15 @@ async def bench(sizes: list[int], rounds: int, server: Any) -> tuple[Results, li
         one_call()  # imports and caches, before the heap is settled
         heap.settle()
         t0 = time.perf_counter()
-        cores = {n: _core(settings, n) for n in sizes}
-        print(f"{sum(sizes):,} calls in progress built in {time.perf_counter() - t0:.1f} s\n")
+        savers = {n: _Probed(_core(settings, n), stores[0].writer, f"bench-{n}") for n in sizes}
+        print(f"{sum(sizes):,} calls in progress built in {time.perf_counter() - t0:.1f} s; "
+              f"the collector tracks {len(gc.get_objects()):,} objects "
+              f"({gc.get_freeze_count():,} frozen)\n")  # fmt: skip
         for n in sizes:  # a first round each, not counted: the first write makes the table
-            await _round(settings, n, cores[n], stores, Results())
+            await _round(settings, n, savers[n], stores, Results())
         for _ in range(rounds):
             for n in sizes:
-                await _round(settings, n, cores[n], stores, res)
+                await _round(settings, n, savers[n], stores, res)
         for store in stores:
             await store.engine.dispose()
     return res, [s.name for s in stores]
@@ -224,31 +295,41 @@ def _ms(values: list[float]) -> str:
     return f"{statistics.median(values) * 1000:,.1f} / {max(values) * 1000:,.1f}"
 
 
+def _count(values: list[float]) -> str:
+    return f"{statistics.median(values):.0f} / {max(values):.0f}"
+
+
 def report(res: Results, stores: list[str], rounds: int) -> None:
     sizes = sorted(res.sizes)
-    steps = [
-        ("a. dump, on the event loop", "dump"),
-        ("b. encode, in a thread (its own time)", "encode"),
-        ("   event loop lag meanwhile", "encode lag"),
-        ("   dump + encode (Checkpointer.last_seconds)", "dump + encode"),
+    steps: list[tuple[str, str, Callable[[list[float]], str]]] = [
+        ("a. Checkpointer.save: on the event loop in all", "loop", _ms),
+        ("   longest slice (the reader's wait)", "slice", _ms),
+        ("   event loop lag meanwhile", "lag", _ms),
+        ("   start until queued (last_seconds)", "wall", _ms),
+        ("   assembly (join into the head: the last slice)", "assembly", _ms),
+        ("   pack (zlib + base64), its thread's time", "pack", _ms),
+        ("   full gcs during the save (count)", "full gcs", _count),
+        ("   longest full gc during the save", "full gc max", _ms),
+        ("   longest full gc in the assembly", "full gc in assembly", _ms),
     ]
-    for letter, name in zip("de", stores, strict=False):
+    for letter, name in zip("cd", stores, strict=False):
         steps += [
-            (f"{letter}. {name}: write transaction", f"{name} write"),
-            ("   event loop lag meanwhile", f"{name} write lag"),
+            (f"{letter}. {name}: write transaction", f"{name} write", _ms),
+            ("   event loop lag meanwhile", f"{name} write lag", _ms),
         ]
     steps += [
-        ("f. restart: read row + decode (SQLite)", "read + decode"),
-        ("   of which decode", "decode"),
-        ("   reported_calls", "reported_calls"),
-        ("   checkpoint.load into a fresh core", "load"),
-        ("   restart total", "restart"),
+        ("e. restart: read row + decode (SQLite)", "read + decode", _ms),
+        ("   of which decode", "decode", _ms),
+        ("   reported_calls", "reported_calls", _ms),
+        ("   checkpoint.load into a fresh core", "load", _ms),
+        ("   restart total", "restart", _ms),
     ]
-    rows = [[label] + [_ms(res.times[n][key]) for n in sizes] for label, key in steps]
-    print(f"times in ms, median / max of {rounds} rounds\n")
+    rows = [[label] + [fmt(res.times[n][key]) for n in sizes] for label, key, fmt in steps]
+    print(f"times in ms, median / max of {rounds} rounds (slices of "
+          f"{SLICE_SECONDS * 1000:g} ms)\n")  # fmt: skip
     print(table(["step"] + [f"{n:,} calls" for n in sizes], rows))
     if "PostgreSQL" not in stores:
-        print("\n(e. PostgreSQL skipped: Debian's postgresql binaries not found)")
+        print("\n(d. PostgreSQL skipped: Debian's postgresql binaries not found)")
 
     size_rows = []
     for n in sizes:
@@ -256,16 +337,18 @@ def report(res: Results, stores: list[str], rounds: int) -> None:
         size_rows.append([f"{n:,}", f"{s.channels:,}", f"{s.raw_json / 1024:,.0f}",
                           f"{s.compressed / 1024:,.0f}", f"{s.encoded / 1024:,.0f}",
                           f"{s.raw_json / s.compressed:.1f}", f"{s.encoded / n:,.0f}"])  # fmt: skip
-    print("\nc. sizes\n")
+    print("\nb. sizes\n")
     print(table(["calls", "channels", "raw JSON KiB", "zlib KiB", "stored (base64) KiB",
                  "JSON / zlib", "stored bytes per call"], size_rows))  # fmt: skip
 
-    print("\nthe event loop is held, per checkpoint, about dump + the lag while encoding:")
+    print("\nthe reader's wait per checkpoint (longest slice; loop lag, which adds the "
+          "worker's hold of the GIL and any collection), target <= 20 ms:")  # fmt: skip
     for n in sizes:
         t = res.times[n]
-        held = [d + e for d, e in zip(t["dump"], t["encode lag"], strict=True)]
-        print(f"  {n:>6,} calls: median {statistics.median(held) * 1000:,.1f} ms, "
-              f"max {max(held) * 1000:,.1f} ms (reader stall target <= 20 ms)")  # fmt: skip
+        print(f"  {n:>6,} calls: longest slice median {statistics.median(t['slice']) * 1000:,.1f}"
+              f" ms, max {max(t['slice']) * 1000:,.1f} ms; lag max "
+              f"{max(t['lag']) * 1000:,.1f} ms; full gcs in the saves: {sum(t['full gcs']):.0f}"
+              f" in {rounds}")  # fmt: skip
 
 
 def main() -> None:

@@ -191,11 +191,6 @@ async def lag_monitor(lags: list[float], stop: asyncio.Event) -> None:
 DUMPS: list[float] = []
 
 
-def time_dumps() -> None:
-    """Kept for the scripts' sake: :class:`TimedCheckpointer` fills
-    :data:`DUMPS` itself now that a checkpoint is copied in slices."""
-
-
 class TimedCheckpointer(Checkpointer):
     """``pbxwatch run``'s checkpointer, noting every save: from its start
     until queued (``last_seconds``), its longest slice on the loop, the
