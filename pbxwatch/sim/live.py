@@ -198,9 +198,14 @@ def _stop_on_sigterm() -> None:
 
 
 def write_record(days: list[SimDay], path: str) -> None:
+    """Write the record whole, then move it into place: a reader that sees
+    the file sees all of it."""
     import json
+    import os
 
-    with open(path, "w", encoding="utf-8") as fh:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
         for day in days:
             for i in range(len(day.calls)):
                 fh.write(json.dumps(call_json(day, i), ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
