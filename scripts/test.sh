@@ -10,4 +10,6 @@ scripts/debian-packages.sh
 .venv/bin/ruff check pbxwatch tests bench asterisk-lab
 .venv/bin/ruff format --check pbxwatch tests bench asterisk-lab
 .venv/bin/mypy
-.venv/bin/pytest "$@"
+# two workers (the CI machine has two cores), a file's tests on one worker:
+# the slow live drills then run side by side with the quick ones
+.venv/bin/pytest -n "${PYTEST_WORKERS:-2}" --dist loadfile "$@"
