@@ -242,8 +242,8 @@ class CallTracker:
         ended: list[str] = []
         still = 0
         for lid, call in self.calls.items():
-            if lid in self._ending:
-                continue
+            if lid in self._ending or not call.across_gap:
+                continue  # ending, or seen begin since the login: the list may predate it
             if lid not in by_call and not (call.open_channels & up_uids):
                 call.ended_unseen = True
                 for ring in (*call.rings.values(), *call.external_legs.values()):
