@@ -15,8 +15,10 @@ in turn (interleaved, so a slower moment of the machine touches them all):
      (a 1 ms timer's lateness: the slices, the worker's hold of the GIL,
      a garbage collection), from its start until queued
      (``last_seconds``); and, to say what the longest slice is made of,
-     the assembly alone (``_assemble``), ``pack``'s own time in its
-     thread, and the full (generation 2) collections that fell in the save;
+     the assembly alone (``_assemble``), the head alone (``checkpoint.dump``
+     without the calls, and its JSON: the rest of the assembly is the join
+     of the calls' JSON), ``pack``'s own time in its thread, and the full
+     (generation 2) collections that fell in the save;
   b. the sizes: the raw JSON, zlib, and the base64 text stored;
   c. the row written to SQLite by a ``StoreWriter`` (the save's own
      ``note_checkpoint``, then one batch: the time of the transaction)
@@ -40,6 +42,7 @@ import argparse
 import asyncio
 import base64
 import gc
+import json
 import statistics
 import tempfile
 import time
@@ -215,6 +218,11 @@ async def _round(
         max((t for gen, t, inside in GC.pauses if gen == 2 and inside), default=0.0)
     )
 
+    t0 = time.perf_counter()
+    head = checkpoint.dump(core, calls=False)
+    json.dumps(head, ensure_ascii=False, separators=(",", ":"))
+    times["head"].append(time.perf_counter() - t0)
+
     if n not in res.sizes:
         zipped = base64.b64decode(text)
         raw = len(zlib.decompress(zipped))
@@ -278,9 +286,13 @@ async def bench(sizes: list[int], rounds: int, server: Any) -> tuple[Results, li
         heap.settle()
         t0 = time.perf_counter()
         savers = {n: _Probed(_core(settings, n), stores[0].writer, f"bench-{n}") for n in sizes}
-        print(f"{sum(sizes):,} calls in progress built in {time.perf_counter() - t0:.1f} s; "
-              f"the collector tracks {len(gc.get_objects()):,} objects "
-              f"({gc.get_freeze_count():,} frozen)\n")  # fmt: skip
+        built = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        gc.collect()
+        full = time.perf_counter() - t0
+        print(f"{sum(sizes):,} calls in progress built in {built:.1f} s; the collector "
+              f"tracks {len(gc.get_objects()):,} objects besides {gc.get_freeze_count():,} "
+              f"frozen: a full collection takes {full * 1000:.0f} ms\n")  # fmt: skip
         for n in sizes:  # a first round each, not counted: the first write makes the table
             await _round(settings, n, savers[n], stores, Results())
         for _ in range(rounds):
@@ -307,6 +319,7 @@ def report(res: Results, stores: list[str], rounds: int) -> None:
         ("   event loop lag meanwhile", "lag", _ms),
         ("   start until queued (last_seconds)", "wall", _ms),
         ("   assembly (join into the head: the last slice)", "assembly", _ms),
+        ("   of which the head (dump without calls + JSON)", "head", _ms),
         ("   pack (zlib + base64), its thread's time", "pack", _ms),
         ("   full gcs during the save (count)", "full gcs", _count),
         ("   longest full gc during the save", "full gc max", _ms),

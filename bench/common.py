@@ -177,13 +177,19 @@ async def fresh_database(server: Any) -> str:
     return f"{base}/{name}"
 
 
-async def lag_monitor(lags: list[float], stop: asyncio.Event) -> None:
+async def lag_monitor(
+    lags: list[float], stop: asyncio.Event, at: list[float] | None = None
+) -> None:
     """Append the lateness of a 1 ms timer, again and again, until ``stop``
-    is set: how long the event loop was held each time."""
+    is set: how long the event loop was held each time (and to ``at``, when
+    given, the ``perf_counter`` time each was measured)."""
     while not stop.is_set():
         t0 = time.perf_counter()
         await asyncio.sleep(0.001)
-        lags.append(time.perf_counter() - t0 - 0.001)
+        t1 = time.perf_counter()
+        lags.append(t1 - t0 - 0.001)
+        if at is not None:
+            at.append(t1)
 
 
 #: the longest slice on the event loop of every checkpoint a
@@ -193,8 +199,9 @@ DUMPS: list[float] = []
 
 class TimedCheckpointer(Checkpointer):
     """``pbxwatch run``'s checkpointer, noting every save: from its start
-    until queued (``last_seconds``), its longest slice on the loop, the
-    calls it held and its stored size."""
+    until queued (``last_seconds``), its time on the loop, its longest slice
+    on the loop, the calls it held, its stored size, and when it ran
+    (``perf_counter`` at its start and end)."""
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
@@ -202,9 +209,12 @@ class TimedCheckpointer(Checkpointer):
         self.loop: list[float] = []
         self.calls: list[int] = []
         self.sizes: list[int] = []
+        self.windows: list[tuple[float, float]] = []
 
     async def save(self) -> None:
+        started = time.perf_counter()
         await super().save()
+        self.windows.append((started, time.perf_counter()))
         self.took.append(self.last_seconds)
         self.loop.append(self.last_loop_seconds)
         DUMPS.append(self.last_slice_seconds)

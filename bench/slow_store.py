@@ -23,8 +23,8 @@ sets itself up (``pbxwatch.heap.settle`` once built).  Measured:
   thread, queued behind the records (one still waiting is overwritten in
   place).  How many were saved and skipped (only while the writer spills
   to disk), the longest slice of a save on the loop (what the reader may
-  have waited), a save's time on the loop in all, and from its start until
-  queued.
+  have waited), a save's time on the loop in all, from its start until
+  queued, and the loop's lag at its worst while a save ran and outside.
 
 Runs with checkpointing off and on alternate (off, on, off, on ...), so
 both columns come from the same stretch of the machine's time.  Each
@@ -167,6 +167,8 @@ class Figures:
     turn_max_without_full_gc: float = 0.0
     lag_max: float = 0.0
     lag_p99: float = 0.0
+    lag_max_saving: float = 0.0  # lag samples that overlap a save
+    lag_max_between: float = 0.0  # the others
     gc: dict[int, tuple[int, float]] = field(default_factory=dict)  # gen -> count, max ms
     backlog_peak: int = 0
     checkpoints_saved: int = 0
@@ -191,6 +193,7 @@ async def run(
     GC_PAUSES.clear()
     DUMPS.clear()
     lags: list[float] = []
+    measured: list[float] = []  # when each lag was measured
     with tempfile.TemporaryDirectory() as tmp:
         st = settings.model_copy(update={"storage": StorageSettings(data_dir=Path(tmp))})
         store = make_engine(f"sqlite+aiosqlite:///{tmp}/bench.db")
@@ -217,7 +220,7 @@ async def run(
             ami, SecretStr("s"), pipeline.feed_fields, reconnect=False, busy=lambda: pipeline.behind
         )
         stop = asyncio.Event()
-        monitor = asyncio.create_task(lag_monitor(lags, stop))
+        monitor = asyncio.create_task(lag_monitor(lags, stop, measured))
         peak = 0
         t0 = time.perf_counter()
         reading = asyncio.create_task(source.run())
@@ -233,6 +236,7 @@ async def run(
         await writer.close()
         await store.dispose()
     lag_ms = sorted(x * 1000 for x in lags)
+    saving, between = _split(lags, measured, saver.windows)
     turn_ms = sorted(x * 1000 for x in TURNS)
     return Figures(
         frames=source.frames,
@@ -244,6 +248,8 @@ async def run(
         turn_max_without_full_gc=max(CLEAN_TURNS) * 1000,
         lag_max=lag_ms[-1],
         lag_p99=p99(lag_ms),
+        lag_max_saving=max(saving, default=0.0) * 1000,
+        lag_max_between=max(between, default=0.0) * 1000,
         gc={g: (len(v), max(v) * 1000) for g, v in sorted(GC_PAUSES.items())},
         backlog_peak=peak,
         checkpoints_saved=saver.saved,
@@ -254,6 +260,18 @@ async def run(
         checkpoint_calls_max=max(saver.calls, default=0),
         checkpoint_bytes_max=max(saver.sizes, default=0),
     )
+
+
+def _split(
+    lags: list[float], measured: list[float], windows: list[tuple[float, float]]
+) -> tuple[list[float], list[float]]:
+    """The lag samples whose wait overlaps a save, and the others."""
+    saving: list[float] = []
+    between: list[float] = []
+    for lag, t1 in zip(lags, measured, strict=True):
+        t0 = t1 - lag - 0.001
+        (saving if any(t0 < end and t1 > start for start, end in windows) else between).append(lag)
+    return saving, between
 
 
 def report(modes: dict[float, list[Figures]], delay: float) -> None:
@@ -293,6 +311,8 @@ def report(modes: dict[float, list[Figures]], delay: float) -> None:
         row("  longest slice on the loop, ms", lambda r: r.slice_max, "{:.2f}", True),
         row("  a save's loop time max, ms", lambda r: r.loop_max, "{:.2f}", True),
         row("  a save's start to queued max, ms", lambda r: r.save_max, "{:.2f}", True),
+        row("  loop lag max during saves, ms", lambda r: r.lag_max_saving, "{:.2f}", True),
+        row("  loop lag max between saves, ms", lambda r: r.lag_max_between, "{:.2f}", True),
     ]  # fmt: skip
     first = next(iter(modes.values()))[0]
     print(f"{first.frames:,} frames a run, {first.turns:,} timed turns, store delay "
