@@ -210,9 +210,11 @@ class CallTracker:
         self._last_sweep += delta
 
     def mark_gap(self) -> None:
-        """The stream stopped: every call in progress may miss events."""
-        for call in self.calls.values():
-            call.across_gap = True
+        """The stream stopped: every call in progress may miss events (not
+        the ones that had ended and only waited for trailing events)."""
+        for lid, call in self.calls.items():
+            if lid not in self._ending:
+                call.across_gap = True
 
     def reconcile(
         self, items: Sequence[Mapping[str, str]], now: float, listed: float | None = None

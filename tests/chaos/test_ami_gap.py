@@ -151,7 +151,12 @@ def test_half_open_connection_is_a_recorded_gap(lab_settings: Settings, tmp_path
     for call in within:  # never seen: not made up either
         assert _find(calls, call) is None, call
     assert marked == sum(c["across_gap"] for c in calls)
-    assert len(across) + len(begun) <= marked <= len(across) + len(begun) + len(border)
+    # at 600x a host millisecond is 0.6 PBX s: calls that began or ended
+    # right at the stall may fall on either side of its start
+    edge = [c for c in day.calls if c not in across and min(abs(c.start - start),
+                                                            abs(c.end - start)) < 30]  # fmt: skip
+    assert len(across) + len(begun) <= marked
+    assert marked <= len(across) + len(begun) + len(border) + len(edge)
     print(
         f"reconnected {seen['reconnect_seconds']:.2f} s after the stall; gap "
         f"{gap['seconds']:.0f} PBX s; calls before {len(before)}, after {len(after)}, "
