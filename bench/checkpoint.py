@@ -319,7 +319,7 @@ def report(res: Results, stores: list[str], rounds: int) -> None:
         ("   event loop lag meanwhile", "lag", _ms),
         ("   start until queued (last_seconds)", "wall", _ms),
         ("   assembly (join into the head: the last slice)", "assembly", _ms),
-        ("   of which the head (dump without calls + JSON)", "head", _ms),
+        ("   the head alone (dump without calls + JSON)", "head", _ms),
         ("   pack (zlib + base64), its thread's time", "pack", _ms),
         ("   full gcs during the save (count)", "full gcs", _count),
         ("   longest full gc during the save", "full gc max", _ms),
@@ -332,7 +332,7 @@ def report(res: Results, stores: list[str], rounds: int) -> None:
         ]
     steps += [
         ("e. restart: read row + decode (SQLite)", "read + decode", _ms),
-        ("   of which decode", "decode", _ms),
+        ("   decode alone (again, after the load)", "decode", _ms),
         ("   reported_calls", "reported_calls", _ms),
         ("   checkpoint.load into a fresh core", "load", _ms),
         ("   restart total", "restart", _ms),
