@@ -130,7 +130,6 @@ class CallTracker:
         self._ending: dict[str, float] = {}
         self._finished: OrderedDict[str, None] = OrderedDict()
         self._last_sweep = 0.0
-        self._listed = 0.0  # the PBX time of the channel list being reconciled
         self._dids = {
             normalise(k, directory.country_code) or k: v for k, v in directory.dids.items()
         }
@@ -234,7 +233,7 @@ class CallTracker:
         ``listed`` is the PBX time the list describes (each channel began
         its ``Duration`` before it); ``now`` when not known.  Returns the
         Linkedids that ended unseen and counts for the gap row."""
-        self._listed = now if listed is None else listed
+        listed = now if listed is None else listed
         by_call: dict[str, list[Mapping[str, str]]] = {}
         for item in items:
             uid, lid = item.get("Uniqueid", ""), item.get("Linkedid", "")
@@ -254,11 +253,11 @@ class CallTracker:
                 ended.append(lid)
                 continue
             still += 1
-            self._continue(call, by_call.get(lid, []), up_uids, now)
+            self._continue(call, by_call.get(lid, []), up_uids, now, listed)
         known = set(self.calls) | set(self._finished)
         begun = [lid for lid in by_call if lid not in known]
         for lid in begun:
-            self._begun_unseen(lid, by_call[lid], now)
+            self._begun_unseen(lid, by_call[lid], now, listed)
         return ended, {
             "calls_still_up": still,
             "calls_ended_unseen": len(ended),
@@ -270,9 +269,8 @@ class CallTracker:
         self._ending.pop(linkedid, None)
         return self._finish(linkedid, complete=complete)
 
-    def _continue(
-        self, call: Call, items: list[Mapping[str, str]], up_uids: set[str], now: float
-    ) -> None:
+    def _continue(self, call: Call, items: list[Mapping[str, str]], up_uids: set[str],
+                  now: float, listed: float) -> None:  # fmt: skip
         for uid in call.open_channels - up_uids:
             chan = call.channels[uid]
             if chan.hangup_at is None:
@@ -283,7 +281,7 @@ class CallTracker:
             if uid == call.linkedid:
                 self._snapshot_application(call, item)
             if uid not in self.channels:
-                self._snapshot_channel(call, item, now)
+                self._snapshot_channel(call, item, now, listed)
             elif item.get("ChannelStateDesc") == "Up":
                 self._answered_unseen(call, uid, now)
         self._close_unseen_rings(call, up_uids)
@@ -316,35 +314,33 @@ class CallTracker:
             else:
                 ring.ended_unseen = True
 
-    def _begun_unseen(self, linkedid: str, items: list[Mapping[str, str]], now: float) -> None:
+    def _begun_unseen(
+        self, linkedid: str, items: list[Mapping[str, str]], now: float, listed: float
+    ) -> None:
         """A call that began while pbxwatch was blind, from its channels."""
-        start = self._listed - max(_duration(i.get("Duration", "")) for i in items)
+        start = listed - max(_duration(i.get("Duration", "")) for i in items)
         call = Call(linkedid=linkedid, started_at=start, observed_from_start=False,
                     last_activity=now, across_gap=True)  # fmt: skip
         self.calls[linkedid] = call
         self.stats["call_begun_unseen"] += 1
         items = sorted(items, key=lambda i: i["Uniqueid"] != linkedid)  # the first channel first
         for item in items:
+            chan = self._snapshot_channel(call, item, now, listed)
             if item["Uniqueid"] == linkedid:
-                chan = self._snapshot_channel(call, item, now)
-                call.origin = chan
-                call.origin_context = chan.context
-                call.origin_exten = chan.exten
-                call.origin_caller = chan.caller_num
-                self._resolve_target_early(call, now)
+                self._take_origin(call, chan, now)
                 if call.target is None and chan.exten:  # inbound, past the DID already
                     call.target = self.directory.internal_numbers.get(chan.exten)
                 self._snapshot_application(call, item)
-            else:
-                self._snapshot_channel(call, item, now)
 
-    def _snapshot_channel(self, call: Call, item: Mapping[str, str], now: float) -> Channel:
-        """A channel pbxwatch first learns of from ``CoreShowChannels``; a
-        phone's or the trunk's (not the call's first) is a ring or a leg,
-        answered if it is up."""
+    def _snapshot_channel(
+        self, call: Call, item: Mapping[str, str], now: float, listed: float
+    ) -> Channel:
+        """A channel pbxwatch first learns of from ``CoreShowChannels`` (a
+        list describing PBX time ``listed``); a phone's or the trunk's (not
+        the call's first) is a ring or a leg, answered if it is up."""
         uid = item["Uniqueid"]
         name = item.get("Channel", "")
-        created = min(now, self._listed - _duration(item.get("Duration", "")))
+        created = min(now, listed - _duration(item.get("Duration", "")))
         up = item.get("ChannelStateDesc") == "Up"
         chan = Channel(uid, call.linkedid, name, created, item.get("Context", ""),
                        item.get("Exten", ""), item.get("CallerIDNum", ""),
@@ -368,10 +364,7 @@ class CallTracker:
         app, data = item.get("Application", ""), item.get("ApplicationData", "")
         self._application(call, app, data)
         if app == "Queue" and data:
-            queue = data.split(",")[0]
-            if not call.queues or call.queues[-1] != queue:
-                call.queues.append(queue)
-            call.in_queue = queue
+            self._joined_queue(call, data.split(",")[0])
 
     def flush(self) -> list[CallRecord]:
         """Finish everything (end of a replay): calls still open are
@@ -431,12 +424,16 @@ class CallTracker:
             call.ended_at = None
             self._ending.pop(linkedid, None)
         if uid == linkedid and call.origin is None:
-            call.origin = chan
-            call.origin_context = chan.context
-            call.origin_exten = chan.exten
-            call.origin_caller = chan.caller_num
-            self._resolve_target_early(call, now)
+            self._take_origin(call, chan, now)
         return chan
+
+    def _take_origin(self, call: Call, chan: Channel, now: float) -> None:
+        """``chan`` is the call's first channel: who called what."""
+        call.origin = chan
+        call.origin_context = chan.context
+        call.origin_exten = chan.exten
+        call.origin_caller = chan.caller_num
+        self._resolve_target_early(call, now)
 
     def _on_newstate(self, ev: AmiEvent, now: float) -> None:
         chan = self.channels.get(ev.get("Uniqueid"))
@@ -558,8 +555,10 @@ class CallTracker:
     def _on_queue_join(self, ev: AmiEvent, now: float) -> None:
         call = self.calls.get(ev.get("Linkedid"))
         queue = ev.get("Queue")
-        if call is None or not queue:
-            return
+        if call is not None and queue:
+            self._joined_queue(call, queue)
+
+    def _joined_queue(self, call: Call, queue: str) -> None:
         if not call.queues or call.queues[-1] != queue:
             call.queues.append(queue)
         if queue not in call.queue_attempts:
