@@ -21,7 +21,7 @@ from pbxwatch.core.directory import Directory
 from pbxwatch.core.diversion import Presence
 from pbxwatch.core.figures import CallbackState, callback_state
 from pbxwatch.core.gaps import VoicemailMessage
-from pbxwatch.core.numbers import is_anonymous, is_pseudonym, normalise
+from pbxwatch.core.numbers import is_anonymous, normalise
 from pbxwatch.core.records import CallRecord, iso
 
 
@@ -131,50 +131,6 @@ DELETE_GRACE = 10.0
 #: how far the end of a listed message may be from a callback's ``left_at``
 #: (the MWI event's time) for the two to be one message
 MATCH_SECONDS = 15.0
-
-
-def _digits(number: str | None) -> str:
-    d = "".join(ch for ch in number or "" if ch.isdigit())
-    return d[-9:]
-
-
-def same_caller(a: str | None, b: str | None) -> bool:
-    """Two ways of writing a caller agree (national vs E.164: the last nine
-    digits); a pseudonymised one (restored from a store that keeps no
-    numbers) cannot be compared and agrees with anything."""
-    if a is not None and is_pseudonym(a):
-        return True
-    return _digits(a) == _digits(b)
-
-
-def match_messages(
-    callbacks: list[Callback], messages: tuple[VoicemailMessage, ...]
-) -> dict[str, VoicemailMessage]:
-    """Callback id -> its message: by msg_id first, then by the nearest end
-    of recording within ``MATCH_SECONDS`` from the same caller."""
-    pairs: dict[str, VoicemailMessage] = {}
-    by_id = {m.message_id: m for m in messages if m.message_id}
-    used: set[str] = set()
-    for cb in callbacks:
-        msg = by_id.get(cb.message_id or "")
-        if msg is not None:
-            pairs[cb.callback_id] = msg
-            used.add(msg.message_id)
-    for cb in sorted(callbacks, key=lambda c: c.left_at):
-        if cb.callback_id in pairs:
-            continue
-        best: tuple[float, VoicemailMessage] | None = None
-        for msg in messages:
-            end = msg.left_at
-            if msg.message_id in used or end is None or not same_caller(cb.caller, msg.caller):
-                continue
-            diff = abs(end - cb.left_at)
-            if diff <= MATCH_SECONDS and (best is None or diff < best[0]):
-                best = (diff, msg)
-        if best is not None:
-            pairs[cb.callback_id] = best[1]
-            used.add(best[1].message_id)
-    return pairs
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,7 +260,7 @@ class CallbackBook:
 
     def _oblige(self, *, callback_id: str, call_id: str, mailbox: str, caller: str | None,
                 number: str | None, left_at: float, presence: Presence | None,
-                message_id: str | None = None) -> Callback | None:  # fmt: skip
+                message_id: str | None = None, found: bool = False) -> Callback | None:  # fmt: skip
         """A new obligation (None if it exists): deadline by the owner's
         unit's policy, exempt when the owner was away for a listed reason."""
         if callback_id in self.callbacks:
@@ -323,7 +279,7 @@ class CallbackBook:
             deadline=self.calendar.deadline(left_at, unit.callback_policy, unit.phone_hours),
             exempt_reason=self._exemption(presence),
             message_id=message_id,
-            found_at_resync=self.resyncing,
+            found_at_resync=found or self.resyncing,
         )
         self._put(cb)
         self._unheard_in_order(mailbox, cb)
@@ -362,7 +318,7 @@ class CallbackBook:
         counts: Counter[str] = Counter()
         known = [cb for cb in self.callbacks.values()
                  if cb.mailbox == mailbox and cb.deleted_at is None]  # fmt: skip
-        pairs = match_messages(known, messages)
+        pairs = self._match(known, messages)
         # a count's fall marked the oldest heard; where it guessed wrong, the
         # time it was heard moves to the message that was (oldest first)
         guessed = sorted(cb.listened_at for cb in known if cb.listened_at is not None
@@ -396,18 +352,52 @@ class CallbackBook:
         self._rebuild_mailbox(mailbox, messages)
         return counts
 
+    def number_of(self, caller: str | None) -> str | None:
+        """What a callback to ``caller`` must dial, as callbacks keep it:
+        E.164, an extension as it is, None when anonymous."""
+        return normalise(caller, self.directory.country_code)
+
+    def same_number(self, kept: str | None, caller: str | None) -> bool:
+        """A callback's number (``kept``: E.164, an extension, or the
+        pseudonym a store that keeps no numbers gave it) is ``caller``'s."""
+        number = self.number_of(caller)
+        if kept == number:
+            return True
+        return number is not None and self.pseudonym is not None and kept == self.pseudonym(number)
+
+    def _match(
+        self, callbacks: list[Callback], messages: tuple[VoicemailMessage, ...]
+    ) -> dict[str, VoicemailMessage]:
+        """Callback id -> its message: by msg_id first, then by the nearest
+        end of recording within ``MATCH_SECONDS`` from the same number."""
+        pairs: dict[str, VoicemailMessage] = {}
+        by_id = {m.message_id: m for m in messages if m.message_id}
+        used: set[str] = set()
+        for cb in callbacks:
+            msg = by_id.get(cb.message_id or "")
+            if msg is not None:
+                pairs[cb.callback_id] = msg
+                used.add(msg.message_id)
+        for cb in sorted(callbacks, key=lambda c: c.left_at):
+            if cb.callback_id in pairs:
+                continue
+            near = [(abs(m.left_at - cb.left_at), m) for m in messages
+                    if m.message_id not in used and m.left_at is not None
+                    and self.same_number(cb.number, m.caller)]  # fmt: skip
+            diff, msg = min(near, key=lambda p: p[0], default=(MATCH_SECONDS + 1, None))
+            if msg is not None and diff <= MATCH_SECONDS:
+                pairs[cb.callback_id] = msg
+                used.add(msg.message_id)
+        return pairs
+
     def _from_message(
         self, mailbox: str, msg: VoicemailMessage, now: float, presence: Presence | None
     ) -> None:
-        d = self.directory
         caller = None if is_anonymous(msg.caller) else msg.caller.strip()
-        number = caller if caller in d.people else normalise(caller or "", d.country_code)
-        resyncing, self.resyncing = self.resyncing, True
         cb = self._oblige(callback_id=f"callback:message:{mailbox}:{msg.message_id}"[:160],
                           call_id=f"message:{msg.message_id}"[:64], mailbox=mailbox,
-                          caller=caller, number=number, left_at=msg.left_at or now,
-                          presence=presence, message_id=msg.message_id)  # fmt: skip
-        self.resyncing = resyncing
+                          caller=caller, number=self.number_of(caller), left_at=msg.left_at or now,
+                          presence=presence, message_id=msg.message_id, found=True)  # fmt: skip
         if cb is not None and msg.folder.lower() != "inbox":
             self._put(replace(cb, listened_at=now))
 

@@ -24,12 +24,11 @@ from pbxwatch.core.callbacks import (
     CallbackChange,
     CallbackEvent,
     CallbackMemory,
-    same_caller,
 )
 from pbxwatch.core.calls import Call, CallRules, CallTracker
 from pbxwatch.core.clock import ClockRules, ClockStep, EventClock, Timed
 from pbxwatch.core.directory import Directory, mailbox_key
-from pbxwatch.core.diversion import DiversionBook, DiversionInterval
+from pbxwatch.core.diversion import DiversionBook, DiversionInterval, Presence
 from pbxwatch.core.events import AmiEvent, parse_int, plausible_epoch
 from pbxwatch.core.gaps import AmiGap, PbxSnapshot, VoicemailMessage, gap_id
 from pbxwatch.core.incidents import Incident, incidents_of_call
@@ -131,7 +130,6 @@ class Engine:
         self.events_by_name: Counter[str] = Counter()
         self._last_tick = 0.0
         self._gap: tuple[float, str] | None = None  # (PBX time it began, why)
-        self._reconciled = False  # a state read's channels have been taken
 
     def process(self, ev: AmiEvent, received: float | None = None) -> list[Record]:
         """Apply one event; return what it (or the time it carried) made final.
@@ -269,20 +267,17 @@ class Engine:
         self.callbacks.resyncing = True
         listed = snap.channels_time if plausible_epoch(snap.channels_time) else None
         try:
-            # after a gap, and at the first login too: calls already up when
-            # pbxwatch first looks are built from their channels
-            if self._gap is not None or not self._reconciled:
-                self._reconciled = True
-                ended, found = self.calls.reconcile(snap.channels, self.now, listed)
-                counts.update(found)
-                for lid in ended:
-                    if self._message_left_unseen(self.calls.calls[lid], snap):
-                        counts["messages_left_unseen"] += 1
-                out.extend(self._finished([self.calls.finish(lid, complete=False)
-                                           for lid in ended]))  # fmt: skip
+            # at every login (each one after the first follows a gap): the
+            # calls across it are reconciled, calls never seen are built
+            ended, found = self.calls.reconcile(snap.channels, self.now, listed)
+            counts.update(found)
+            known = {cb.message_id for cb in self.callbacks.callbacks.values() if cb.message_id}
+            for lid in ended:
+                if self._message_left_unseen(self.calls.calls[lid], snap, known):
+                    counts["messages_left_unseen"] += 1
+            out.extend(self._finished([self.calls.finish(lid, complete=False) for lid in ended]))
             for mailbox, messages in sorted(snap.messages.items()):
-                owner = self.directory.person_of_mailbox(mailbox)
-                presence = self.presence.get(owner.extension) if owner else None
+                presence = self._owner_presence(mailbox)
                 counts.update(self.callbacks.reconcile_messages(
                     mailbox, messages, self.now, blind_from, presence))  # fmt: skip
             for mailbox, new in sorted(snap.mailboxes.items()):
@@ -313,23 +308,28 @@ class Engine:
     def mailbox_read(self, mailbox: str, messages: tuple[VoicemailMessage, ...]) -> list[Record]:
         """A mailbox's messages as the PBX lists them now (no gap: messages
         nobody saw left are counted, not made into callbacks)."""
-        owner = self.directory.person_of_mailbox(mailbox)
-        presence = self.presence.get(owner.extension) if owner else None
+        presence = self._owner_presence(mailbox)
         self.callbacks.reconcile_messages(mailbox, messages, self.now, None, presence)
         return self._with_consequences([])
 
-    def _message_left_unseen(self, call: Call, snap: PbxSnapshot) -> bool:
+    def _owner_presence(self, mailbox: str) -> Presence | None:
+        """The mailbox owner's presence now (for an exemption)."""
+        owner = self.directory.person_of_mailbox(mailbox)
+        return self.presence.get(owner.extension) if owner else None
+
+    def _message_left_unseen(self, call: Call, snap: PbxSnapshot, known: set[str]) -> bool:
         """A call last seen in voicemail that ended unseen: the message it
-        left, if the mailbox lists one from its caller begun during it."""
+        left, if the mailbox lists one (not ``known`` to a callback yet) from
+        its caller, begun during it."""
         mailbox = call.voicemail_mailbox
         if mailbox is None or mailbox in call.mwi_mailboxes:
             return False
-        known = {cb.message_id for cb in self.callbacks.callbacks.values() if cb.message_id}
+        number = self.callbacks.number_of
         for msg in snap.messages.get(mailbox, ()):
             if (msg.origtime is not None and msg.left_at is not None
                     and msg.origtime >= call.started_at - 1.0
                     and msg.message_id not in known
-                    and same_caller(call.origin_caller, msg.caller)):  # fmt: skip
+                    and number(call.origin_caller) == number(msg.caller)):  # fmt: skip
                 call.mwi_mailboxes[mailbox] = msg.left_at
                 return True
         return False
