@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from pbxwatch.ami.codec import iter_recording
-from pbxwatch.core import checkpoint
 from pbxwatch.pipeline import Pipeline
-from pbxwatch.store.checkpoints import checkpoint_row, encode
+from pbxwatch.store.checkpoints import Checkpointer
 from pbxwatch.store.writer import StoreWriter
 
 
@@ -50,8 +48,7 @@ async def replay_into_store(
     if cut:
         pipeline.settle()
         writer.note_position(n, pipeline.engine.last_event_time)
-        state = checkpoint.dump(pipeline.engine)
-        writer.note_checkpoint(checkpoint_row(writer.source, state, encode(state), time.time()))
+        Checkpointer(pipeline.engine, writer, writer.source).save_now()
     else:
         pipeline.finish()
         writer.note_position(n, pipeline.engine.now)

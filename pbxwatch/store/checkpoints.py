@@ -25,7 +25,7 @@ import json
 import logging
 import time
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from sqlalchemy import select
@@ -138,6 +138,7 @@ class Checkpointer:
         self.last_loop_seconds = 0.0  # the event loop's time copying and encoding the last one
         self.last_slice_seconds = 0.0  # its longest slice: what the reader may have waited
         self.last_seconds = 0.0  # from its start until queued (threads and other tasks too)
+        self._encoded: tuple[str, dict[str, Any], int] = ("", {}, 0)
 
     async def every(self, seconds: float) -> None:
         """Save every ``seconds`` (0: never; shutdown saves all the same).
@@ -153,32 +154,46 @@ class Checkpointer:
             await self.save()
 
     async def save(self) -> None:
+        """Take a checkpoint, letting the reader in between slices, and queue it."""
         started, saved_at = time.perf_counter(), time.time()
+        for _ in self._encode():
+            await asyncio.sleep(0)  # the reader's turn
+        text, state, calls = self._encoded
+        self._queue(state, await asyncio.to_thread(pack, text), calls, saved_at)
+        self.last_seconds = time.perf_counter() - started
+
+    def save_now(self) -> None:
+        """The same in one go (shutdown, the end of ``replay --cut``): the
+        reader has stopped."""
+        started, saved_at = time.perf_counter(), time.time()
+        for _ in self._encode():
+            pass
+        text, state, calls = self._encoded
+        self._queue(state, pack(text), calls, saved_at)
+        self.last_seconds = time.perf_counter() - started
+
+    def _encode(self) -> Iterator[None]:
+        """The checkpoint's JSON, the calls one by one, pausing (``yield``)
+        each ``SLICE_SECONDS``; leaves (text, head state, calls) in
+        ``_encoded``.  Counts the loop time it took and its longest slice."""
         parts: list[str] = []
-        loop_time, longest = 0.0, 0.0
+        self.last_loop_seconds = self.last_slice_seconds = 0.0
         turn = time.perf_counter()
         for call in list(self.core.calls.calls.values()):
             parts.append(json.dumps(checkpoint.dump_call(call), ensure_ascii=False,
                                     separators=_SEP))  # fmt: skip
-            now = time.perf_counter()
-            if now - turn >= SLICE_SECONDS:
-                loop_time, longest = loop_time + now - turn, max(longest, now - turn)
-                await asyncio.sleep(0)  # the reader's turn
+            if time.perf_counter() - turn >= SLICE_SECONDS:
+                self._took(turn)
+                yield
                 turn = time.perf_counter()
         text, state = self._assemble(parts)
-        now = time.perf_counter()
-        loop_time, longest = loop_time + now - turn, max(longest, now - turn)
-        blob = await asyncio.to_thread(pack, text)
-        self._queue(state, blob, len(parts), saved_at)
-        self.last_loop_seconds, self.last_slice_seconds = loop_time, longest
-        self.last_seconds = time.perf_counter() - started
+        self._took(turn)
+        self._encoded = (text, state, len(parts))
 
-    def save_now(self) -> None:
-        """At shutdown, in one go: the reader has stopped."""
-        started, saved_at = time.perf_counter(), time.time()
-        state = checkpoint.dump(self.core)
-        self._queue(state, encode(state), len(state["calls"]["calls"]), saved_at)
-        self.last_seconds = self.last_loop_seconds = time.perf_counter() - started
+    def _took(self, since: float) -> None:
+        spent = time.perf_counter() - since
+        self.last_loop_seconds += spent
+        self.last_slice_seconds = max(self.last_slice_seconds, spent)
 
     def _assemble(self, parts: list[str]) -> tuple[str, dict[str, Any]]:
         """The head (everything but the calls, taken now: small) with the
