@@ -94,7 +94,12 @@ async def read_mailbox(source: AmiSource, mailbox: str) -> tuple[VoicemailMessag
     answer = await source.send_action(
         {"Action": SUMMARY_ACTION, "Context": context or "default", "Mailbox": box}
     )
-    frames = messages_of(answer)
+    return summary_messages(messages_of(answer))
+
+
+def summary_messages(frames: Sequence[Mapping[str, str]]) -> tuple[VoicemailMessage, ...] | None:
+    """The messages of a ``VoicemailBoxSummary`` answer (its response and
+    list events), or None when it was refused."""
     if not frames or frames[0].get("Response") != "Success":
         return None
     return tuple(VoicemailMessage.from_item(m) for m in frames
