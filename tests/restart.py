@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.truth import differences, digits, expected, match_calls, ts
+from tests.truth import differences, digits, expected, match_calls
 
 
 def check_restart(truth: dict[str, Any], records: list[dict[str, Any]]) -> list[str]:
@@ -33,7 +33,9 @@ def check_restart(truth: dict[str, Any], records: list[dict[str, Any]]) -> list[
     if len(ids) != len(set(ids)):
         problems.append(f"{len(ids) - len(set(ids))} calls reported twice")
     unknown: set[str] = set()
-    for t, got in match_calls(truth["calls"], records):
+    pairs = match_calls(truth["calls"], records)
+    matched = {t["call_id"]: got for t, got in pairs}
+    for t, got in pairs:
         cid = t["call_id"]
         if cid in unseen:
             if got is not None:
@@ -54,29 +56,20 @@ def check_restart(truth: dict[str, Any], records: list[dict[str, Any]]) -> list[
     if len(calls) != want_calls:
         problems.append(f"{len(calls)} calls reported, {want_calls} expected")
     judged = [t for t in truth["calls"] if t["call_id"] not in unseen | unknown]
-    problems += _detections(judged, records)
+    problems += _detections(judged, records, matched)
     problems += _found(truth, records)
     return problems
 
 
-def _call_of(t: dict[str, Any], calls: list[dict[str, Any]]) -> dict[str, Any] | None:
-    t0 = ts((t.get("observed_by_simulator") or {}).get("originated_at"))
-    for c in calls:
-        c0 = ts(c.get("started_at"))
-        same = digits(c.get("caller")) == digits(t.get("caller_number"))
-        if same and t0 and c0 and abs(c0 - t0) <= 3:
-            return c
-    return None
-
-
-def _detections(truth_calls: list[dict[str, Any]], records: list[dict[str, Any]]) -> list[str]:
-    calls = [r for r in records if r.get("type") == "call"]
+def _detections(truth_calls: list[dict[str, Any]], records: list[dict[str, Any]],
+                matched: dict[str, dict[str, Any] | None]) -> list[str]:  # fmt: skip
+    """The detections of each truth call, on the record ``match_calls`` paired it with."""
     incidents = [r for r in records if r.get("type") == "incident"]
     callbacks = [r for r in records if r.get("type") == "callback"]
     problems = []
     for t in truth_calls:
         e, res = t["expected"], t.get("resolved") or {}
-        call = _call_of(t, calls)
+        call = matched.get(t["call_id"])
         mine = [i for i in incidents if call is not None and i.get("call_id") == call["call_id"]]
         rings = {str(i["extension"]) for i in mine if i["kind"] == "unanswered_ring"}
         if rings != set(res.get("unanswered_rings", [])):
