@@ -235,10 +235,7 @@ async def run_live(
                 writer.note_position(source.frames, pipeline.engine.last_event_time)
             now = clock.estimate(host) or host
             if metrics is not None:
-                _observe(health, source, pipeline, writer, relay)
-                health.checkpoints_saved = saver.saved
-                health.checkpoint_bytes = saver.last_bytes
-                health.checkpoint_seconds = saver.last_loop_seconds
+                _observe(health, source, pipeline, writer, relay, saver)
                 health.clock_offset_seconds = clock.offset or 0.0
                 metrics.refresh(pipeline.engine, now, health)
             bad_input.check({**pipeline.engine.bad_input, **source.frame_faults})
@@ -351,6 +348,7 @@ def _observe(
     pipeline: Pipeline,
     writer: StoreWriter,
     relay: AlertRelay | None,
+    saver: Checkpointer,
 ) -> None:
     health.ami_reconnects = source.reconnects
     health.frame_faults = source.frame_faults
@@ -362,3 +360,6 @@ def _observe(
         health.outbox_published = relay.published
     health.store_backlog = writer.backlog
     health.store = writer.stats
+    health.checkpoints_saved = saver.saved
+    health.checkpoint_bytes = saver.last_bytes
+    health.checkpoint_seconds = saver.last_loop_seconds

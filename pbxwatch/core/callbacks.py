@@ -169,9 +169,6 @@ class CallbackBook:
         #: open callbacks by the number a callback must dial, oldest first
         self._by_number: dict[str, dict[str, None]] = {}
         self._last_prune = 0.0
-        #: set while the engine reconciles a state read: obligations made
-        #: now are ``found_at_resync``
-        self.resyncing = False
         #: mailboxes whose new-message count fell, to be read by id
         self.to_check: dict[str, None] = {}
 
@@ -241,8 +238,11 @@ class CallbackBook:
         self.on_message_waiting(mailbox, new, now)
         return max(0, new - known)
 
-    def on_call(self, rec: CallRecord, presence: Presence | None = None) -> Callback | None:
-        """A finished call may leave a message (new obligation) or be a callback."""
+    def on_call(
+        self, rec: CallRecord, presence: Presence | None = None, *, found: bool = False
+    ) -> Callback | None:
+        """A finished call may leave a message (new obligation) or be a
+        callback; ``found``: a state read found the message (after a gap)."""
         if rec.direction in ("outbound", "internal"):
             self._try_fulfil(rec)
         if rec.outcome != "voicemail" or rec.voicemail_mailbox is None:
@@ -256,6 +256,7 @@ class CallbackBook:
             number=rec.caller_e164 if rec.direction == "inbound" else rec.caller,
             left_at=rec.voicemail_left_at or rec.ended_at or rec.started_at,
             presence=presence if owner is not None and rec.target == owner.extension else None,
+            found=found,
         )
 
     def _oblige(self, *, callback_id: str, call_id: str, mailbox: str, caller: str | None,
@@ -279,7 +280,7 @@ class CallbackBook:
             deadline=self.calendar.deadline(left_at, unit.callback_policy, unit.phone_hours),
             exempt_reason=self._exemption(presence),
             message_id=message_id,
-            found_at_resync=found or self.resyncing,
+            found_at_resync=found,
         )
         self._put(cb)
         self._unheard_in_order(mailbox, cb)

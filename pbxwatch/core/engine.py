@@ -264,29 +264,26 @@ class Engine:
         out: list[Record] = []
         counts: Counter[str] = Counter()
         blind_from = self._gap[0] if self._gap is not None else None
-        self.callbacks.resyncing = True
         listed = snap.channels_time if plausible_epoch(snap.channels_time) else None
-        try:
-            # at every login (each one after the first follows a gap): the
-            # calls across it are reconciled, calls never seen are built
-            ended, found = self.calls.reconcile(snap.channels, self.now, listed)
-            counts.update(found)
-            known = {cb.message_id for cb in self.callbacks.callbacks.values() if cb.message_id}
-            for lid in ended:
-                if self._message_left_unseen(self.calls.calls[lid], snap, known):
-                    counts["messages_left_unseen"] += 1
-            out.extend(self._finished([self.calls.finish(lid, complete=False) for lid in ended]))
-            for mailbox, messages in sorted(snap.messages.items()):
-                presence = self._owner_presence(mailbox)
-                counts.update(self.callbacks.reconcile_messages(
-                    mailbox, messages, self.now, blind_from, presence))  # fmt: skip
-            for mailbox, new in sorted(snap.mailboxes.items()):
-                if mailbox not in snap.messages:  # only a count: the older way
-                    counts["messages_left_unseen"] += self.callbacks.reconcile_mailbox(
-                        mailbox, new, self.now
-                    )
-        finally:
-            self.callbacks.resyncing = False
+        # at every login (each one after the first follows a gap): the calls
+        # across it are reconciled, calls never seen are built
+        ended, found = self.calls.reconcile(snap.channels, self.now, listed)
+        counts.update(found)
+        known = {cb.message_id for cb in self.callbacks.callbacks.values() if cb.message_id}
+        for lid in ended:
+            if self._message_left_unseen(self.calls.calls[lid], snap, known):
+                counts["messages_left_unseen"] += 1
+        finished = [self.calls.finish(lid, complete=False) for lid in ended]
+        out.extend(self._finished(finished, found_at_resync=True))
+        for mailbox, messages in sorted(snap.messages.items()):
+            presence = self._owner_presence(mailbox)
+            counts.update(self.callbacks.reconcile_messages(
+                mailbox, messages, self.now, blind_from, presence))  # fmt: skip
+        for mailbox, new in sorted(snap.mailboxes.items()):
+            if mailbox not in snap.messages:  # only a count: the older way
+                counts["messages_left_unseen"] += self.callbacks.reconcile_mailbox(
+                    mailbox, new, self.now
+                )
         reconciled = {**{f"items_{k}": v for k, v in snap.items.items()}, **counts}
         if self._gap is not None:
             started, reason = self._gap
@@ -403,13 +400,15 @@ class Engine:
         elif ev.name == "DeviceStateChange":
             out.extend(self.absence.apply(ev, self.now))
 
-    def _finished(self, calls: list[CallRecord]) -> list[Record]:
+    def _finished(self, calls: list[CallRecord], *, found_at_resync: bool = False) -> list[Record]:
+        """What finished calls make; ``found_at_resync``: calls a state read
+        finished, whose messages were found by it."""
         out: list[Record] = []
         for rec in calls:
             out.append(rec)
             out.extend(incidents_of_call(rec, self.directory))
             out.extend(self.queues.on_call(rec, self.now))
-            self.callbacks.on_call(rec, rec.target_presence)
+            self.callbacks.on_call(rec, rec.target_presence, found=found_at_resync)
         return out
 
     def _tick_books(self) -> list[Record]:
