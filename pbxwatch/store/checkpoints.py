@@ -124,6 +124,21 @@ async def restore_checkpoint(store: AsyncEngine, core: Engine, source: str) -> L
     return loaded
 
 
+async def _after_the_others() -> None:
+    """Give the loop a turn, and come back after what became ready meanwhile.
+
+    ``asyncio.sleep(0)`` queues the task straight back, ahead of the timers
+    and reads that fell due during the slice: their tasks then wait for the
+    next slice as well (a 1 ms timer measured 8 ms late beside 3 ms slices).
+    A timer due at once is handled with the others that are due, after the
+    reads, so the task waiting on each of them runs first."""
+    await asyncio.sleep(_ONE_TICK)
+
+
+#: a delay that is due at once but still goes through the loop's timers
+_ONE_TICK = 1e-9
+
+
 class Checkpointer:
     """Saves the core's live state through the store writer."""
 
@@ -157,7 +172,7 @@ class Checkpointer:
         """Take a checkpoint, letting the reader in between slices, and queue it."""
         started, saved_at = time.perf_counter(), time.time()
         for _ in self._encode():
-            await asyncio.sleep(0)  # the reader's turn
+            await _after_the_others()
         text, state, calls = self._encoded
         self._queue(state, await asyncio.to_thread(pack, text), calls, saved_at)
         self.last_seconds = time.perf_counter() - started
@@ -186,6 +201,10 @@ class Checkpointer:
                 self._took(turn)
                 yield
                 turn = time.perf_counter()
+        if parts:  # the head and the join get a slice of their own
+            self._took(turn)
+            yield
+            turn = time.perf_counter()
         text, state = self._assemble(parts)
         self._took(turn)
         self._encoded = (text, state, len(parts))
