@@ -81,13 +81,15 @@ class Pbx:
         d = settings.directory
         trunk = (settings.inbound.trunk_channels or ["IAX2/pstn-*"])[0]
         trunk = trunk.rstrip("*").rstrip("-") or "IAX2/pstn"
-        people = {ext: p for ext, p in d.people.items() if p.dids}
+        # everyone has a phone (a queue member may have no number of their
+        # own); only people with a DID are called directly
+        people = d.people
         templates = d.device_templates or ["PJSIP/{ext}"]
         return cls(
             trunk=trunk,
             devices={e: (p.devices or [templates[0].format(ext=e)])[0] for e, p in people.items()},
             names={e: p.name for e, p in people.items()},
-            dids={e: p.dids[0] for e, p in people.items()},
+            dids={e: p.dids[0] for e, p in people.items() if p.dids},
             mailboxes={e: p.mailbox or f"{e}@default" for e, p in people.items()},
             presentities={e: settings.diversion.presentity_template.format(ext=e) for e in people},
             units={e: p.unit for e, p in people.items()},

@@ -132,7 +132,7 @@ class _Planner:
         self.diversions: list[Diversion] = []
         self.unstaffed: list[tuple[str, float, float]] = []
         members = {m for q in self.pbx.queues.values() for m in q.members}
-        self.direct_people = sorted(e for e in self.pbx.devices if e not in members)
+        self.direct_people = sorted(e for e in self.pbx.dids if e not in members)
         self.group_people = sorted(members)
 
     def at(self, hour: float) -> float:
