@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian packages the test suite starts itself, where missing:
 # PostgreSQL (initdb/pg_ctl), Mosquitto and Prometheus (prometheus, promtool);
-# docker-compose (v1, Debian's) only to validate docker-compose.yml.
+# docker-compose (v1.29, Debian's; Debian 12 packages no Compose v2) only to
+# validate docker-compose.yml (tests/test_deploy.py; no container engine needed).
 # Uses sudo when not root.
 set -euo pipefail
 need=()
