@@ -327,6 +327,10 @@ class UnitSettings(_Model):
     name: str
     chief: Chief | None = None
     phone_hours: PhoneHours = Field(default_factory=PhoneHours)
+    answer_within_rings: int = Field(
+        3, ge=1, le=20,
+        description="N of the 'answered within N rings' share (metrics and dashboards)",
+    )  # fmt: skip
     callback_policy: CallbackPolicy = Field(default_factory=CallbackPolicy)
     retention_days: int | None = Field(None, ge=1)
     show_caller_numbers: bool = False
@@ -395,6 +399,29 @@ def _claim(seen: dict[str, str], did: str, owner: str) -> None:
     seen[did] = owner
 
 
+class TargetSettings(_Model):
+    """The guideline targets operations measure against.  The guidelines ask
+    for short answer times, few rings, few abandoned calls and callbacks the
+    same day without numbers: these are the municipality's own goals, used for
+    the dashboards' thresholds (``config/grafana/generate.py --config``)."""
+
+    availability: float = Field(0.8, ge=0, le=1, description="answered / offered, at least")
+    answer_seconds_p90: float = Field(30.0, gt=0, description="90th percentile, at most")
+    answered_within_rings_share: float = Field(
+        0.8, ge=0, le=1, description="answered within the unit's answer_within_rings, at least"
+    )
+    abandoned_share: float = Field(0.1, ge=0, le=1, description="at most")
+    missing_forward_share: float = Field(0.1, ge=0, le=1, description="at most")
+    callbacks_on_time_share: float = Field(0.95, ge=0, le=1, description="at least")
+    service_level: float = Field(
+        0.8, ge=0, le=1, description="queue callers answered within service_level_seconds "
+        "/ offered (short abandons apart), at least"
+    )  # fmt: skip
+    direct_resolution: float = Field(
+        0.7, ge=0, le=1, description="contact-centre calls answered without transfer, at least"
+    )
+
+
 class PrivacySettings(_Model):
     """Caller numbers are personal data held by a public authority."""
 
@@ -445,6 +472,7 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+    targets: TargetSettings = Field(default_factory=TargetSettings)
     directory: DirectorySettings
 
     @field_validator("timezone")

@@ -48,7 +48,13 @@ FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
     "pbxwatch_queue_answered": ("counter", ("queue", "unit")),
     "pbxwatch_queue_answered_within_sl": ("counter", ("queue", "unit")),
     "pbxwatch_queue_abandoned": ("counter", ("queue", "unit")),
+    "pbxwatch_queue_short_abandoned": ("counter", ("queue", "unit")),
+    "pbxwatch_queue_answered_finished": ("counter", ("queue", "unit")),
+    "pbxwatch_queue_answered_without_transfer": ("counter", ("queue", "unit")),
     "pbxwatch_queue_unstaffed_seconds": ("counter", ("queue", "unit")),
+    "pbxwatch_answered_within_rings": ("counter", UK),
+    "pbxwatch_answer_within_rings_limit": ("gauge", ("unit",)),
+    "pbxwatch_phone_hours": ("gauge", ("unit",)),
     "pbxwatch_ami_up": ("gauge", ()),
     "pbxwatch_ami_reconnects": ("counter", ()),
     "pbxwatch_ami_gaps": ("counter", ()),
@@ -76,6 +82,14 @@ FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
     "pbxwatch_store_batch_seconds": ("gauge", ()),
     "pbxwatch_alert_outbox_backlog": ("gauge", ()),
     "pbxwatch_alerts_published": ("counter", ()),
+    # prometheus-client's process and platform collectors
+    "process_virtual_memory_bytes": ("gauge", ()),
+    "process_resident_memory_bytes": ("gauge", ()),
+    "process_start_time_seconds": ("gauge", ()),
+    "process_cpu_seconds": ("counter", ()),
+    "process_open_fds": ("gauge", ()),
+    "process_max_fds": ("gauge", ()),
+    "python_info": ("gauge", ("version", "implementation", "major", "minor", "patchlevel")),
 }
 
 

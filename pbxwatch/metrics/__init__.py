@@ -1,0 +1,88 @@
+"""Prometheus metrics: the guideline KPIs, live queue health and pbxwatch's
+own health, in a registry of our own.
+
+- :mod:`.counters`: **what happened**, counted from the records the core
+  emits (``Metrics`` is a pipeline sink), with the report's definitions;
+- :mod:`.state`: **what is true now** (callbacks open, queue state, phone
+  hours), rebuilt from the engine by ``refresh()`` on the event loop;
+- :mod:`.health`: pbxwatch's own state (AMI, store, clock, MQTT);
+- the process (and platform) collectors of prometheus-client: memory, CPU,
+  open files, start time of the process.
+
+The ``_created`` series of prometheus-client's counters and histograms are
+turned off: they doubled the series count and no dashboard or rule reads
+them (a restart shows as a counter reset, which ``increase()`` handles).
+
+Labels are bounded sets from the configuration: unit, queue, target kind,
+outcome, direction, member state, event name (allow-list plus ``other``),
+bad-input kind.  Never a phone number, a name or a channel id.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from prometheus_client import (
+    CollectorRegistry,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
+
+from pbxwatch.core.engine import Engine, Record
+from pbxwatch.metrics.counters import NO_UNIT, TARGET_KINDS, RecordCounters
+from pbxwatch.metrics.health import Health, health_families
+from pbxwatch.metrics.state import (
+    MEMBER_STATES,
+    StateCollector,
+    callback_state,
+    phone_hours,
+    queue_state,
+    ring_limits,
+)
+from pbxwatch.metrics_http import MetricsServer, serve_metrics
+from pbxwatch.settings import MetricsSettings, Settings
+
+__all__ = ["MEMBER_STATES", "NO_UNIT", "TARGET_KINDS", "Health", "Metrics", "serve"]
+
+log = logging.getLogger(__name__)
+
+
+class Metrics:
+    """A pipeline sink that counts records, plus the state gauges."""
+
+    def __init__(self, settings: Settings, registry: CollectorRegistry | None = None) -> None:
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # process-wide, read at collect
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        self.units = sorted(settings.directory.units)
+        self.queues = {name: q.unit for name, q in sorted(settings.directory.queues.items())}
+        self.counters = RecordCounters(settings, self.registry)
+        self._state = StateCollector()
+        self.registry.register(self._state)
+        ProcessCollector(registry=self.registry)  # process_* (from /proc: Linux only)
+        PlatformCollector(registry=self.registry)  # python_info
+
+    def __call__(self, rec: Record) -> None:
+        self.counters(rec)
+
+    def adopt(self, engine: Engine) -> None:
+        """Callbacks restored from the store were counted by an earlier run."""
+        self.counters.adopt(engine)
+
+    def refresh(self, engine: Engine, now: float, health: Health) -> None:
+        """Rebuild the state families (call on the event loop; ``now`` is
+        PBX time)."""
+        families = callback_state(engine, self.units, now)
+        families += queue_state(engine, self.queues, now)
+        families += phone_hours(engine, self.units, now)
+        families += ring_limits(self.counters.ring_limit)
+        families += health_families(engine, health)
+        self._state.families = families
+
+
+def serve(settings: MetricsSettings, registry: CollectorRegistry) -> MetricsServer:
+    """Start the /metrics endpoint in a thread (bounded: see
+    :mod:`pbxwatch.metrics_http`); returns the server (has ``shutdown()``)."""
+    server = serve_metrics(settings.host, settings.port, registry)
+    log.info("metrics on http://%s/metrics", settings.listen)
+    return server

@@ -1,0 +1,114 @@
+"""pbxwatch's own health: the AMI connection, the event stream and its bad
+input, the clock, the store, checkpoints and the MQTT outbox.
+
+``Health`` is what the adapters know (filled by ``run`` once a second);
+``health_families`` turns it and the engine's counts into metric families
+for the state collector.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from pbxwatch.core.engine import BAD_INPUT_KINDS, KNOWN_EVENTS, Engine
+from pbxwatch.store.writer import WriterStats
+
+
+@dataclass
+class Health:
+    """pbxwatch's own state, as the adapters know it."""
+
+    ami_up: bool = False
+    ami_reconnects: int = 0
+    last_event_time: float | None = None
+    event_lag_seconds: float = 0.0
+    store_backlog: int = 0
+    store: WriterStats = field(default_factory=WriterStats)
+    outbox_backlog: int = 0
+    outbox_published: int = 0
+    #: frames the AMI source dropped before they were events, by kind
+    frame_faults: dict[str, int] = field(default_factory=dict)
+    sink_errors: int = 0
+    store_up: bool = True
+    store_connect_failures: int = 0
+    mqtt_up: bool = False
+    mqtt_connect_failures: int = 0
+    #: PBX minus host clock (PBX − speed × host with a faster simulator)
+    clock_offset_seconds: float = 0.0
+    checkpoints_saved: int = 0
+    checkpoint_bytes: int = 0
+    checkpoint_seconds: float = 0.0  # copying and encoding the last one
+
+
+def health_families(engine: Engine, h: Health) -> list[Metric]:
+    """pbxwatch's own state: the AMI, the event stream, the store, MQTT."""
+    families: list[Metric] = [*_event_families(engine, h)]
+    for kind, name, help_, value in _plain(engine, h):
+        family = GaugeMetricFamily if kind == "gauge" else CounterMetricFamily
+        families.append(family(name, help_, value=float(value)))
+    return families
+
+
+def _event_families(engine: Engine, h: Health) -> list[Metric]:
+    events = CounterMetricFamily("pbxwatch_ami_events", "AMI events processed, by "
+                                 "event name (known names, else 'other').",
+                                 labels=["event"])  # fmt: skip
+    for name in sorted(KNOWN_EVENTS | {"other"}):
+        events.add_metric([name], engine.events_by_name.get(name, 0))
+    bad = CounterMetricFamily("pbxwatch_bad_input", "AMI input skipped or distrusted, by "
+                              "kind (each kind is logged once when first seen).",
+                              labels=["kind"])  # fmt: skip
+    counts = {**engine.bad_input, **h.frame_faults}
+    for kind in BAD_INPUT_KINDS:
+        bad.add_metric([kind], counts.get(kind, 0))
+    return [events, bad]
+
+
+def _plain(engine: Engine, h: Health) -> list[tuple[str, str, str, float]]:
+    """(gauge or counter, name, help, value) of the series without labels."""
+    errors = sum(n for k, n in engine.stats.items() if k.startswith("handler_error:"))
+    return [
+        ("gauge", "pbxwatch_ami_up", "1 while logged in to the AMI.", h.ami_up),
+        ("counter", "pbxwatch_ami_reconnects", "AMI reconnections.", h.ami_reconnects),
+        ("counter", "pbxwatch_event_errors", "Events a handler failed on (skipped, logged).",
+         errors),
+        ("counter", "pbxwatch_sink_errors", "Records a sink (store, metrics, log) failed on "
+         "(skipped, first ten logged).", h.sink_errors),
+        ("gauge", "pbxwatch_last_event_timestamp_seconds", "PBX time of the last event.",
+         h.last_event_time or 0),
+        ("gauge", "pbxwatch_event_lag_seconds", "Host clock minus the PBX timestamp of the "
+         "last event when it was processed.", h.event_lag_seconds),
+        ("gauge", "pbxwatch_clock_offset_seconds", "PBX clock minus host clock, as estimated "
+         "from the promptest recent events.", h.clock_offset_seconds),
+        ("counter", "pbxwatch_clock_steps", "Steps of the PBX clock adopted after consecutive "
+         "events confirmed them.", engine.clock.steps),
+        ("gauge", "pbxwatch_calls_in_progress", "Calls being followed now.",
+         engine.tracked_calls),
+        ("gauge", "pbxwatch_store_up", "1 once the database is open.", h.store_up),
+        ("counter", "pbxwatch_store_connect_failures", "Failed tries to open the database "
+         "(down, unresolvable host, refused login).", h.store_connect_failures),
+        ("gauge", "pbxwatch_mqtt_up", "1 while connected to the MQTT broker.", h.mqtt_up),
+        ("counter", "pbxwatch_mqtt_connect_failures", "Failed tries to reach the broker "
+         "(down, refused login), retried with backoff.", h.mqtt_connect_failures),
+        ("gauge", "pbxwatch_store_backlog_rows", "Rows waiting to be written.", h.store_backlog),
+        ("counter", "pbxwatch_store_rows_written", "Rows written to the database.",
+         h.store.rows_written),
+        ("counter", "pbxwatch_store_write_errors", "Failed database batches (retried).",
+         h.store.write_errors),
+        ("counter", "pbxwatch_store_spilled_rows", "Rows spilled to disk past capacity.",
+         h.store.spilled_rows),
+        ("gauge", "pbxwatch_store_batch_seconds", "Duration of the last database batch.",
+         h.store.last_batch_seconds),
+        ("counter", "pbxwatch_checkpoints", "Checkpoints of the live state queued for the "
+         "store (a restart carries on from the last one committed).", h.checkpoints_saved),
+        ("gauge", "pbxwatch_checkpoint_bytes", "Size of the last checkpoint, encoded.",
+         h.checkpoint_bytes),
+        ("gauge", "pbxwatch_checkpoint_seconds", "Event-loop time spent copying and encoding "
+         "the last checkpoint (in slices).", h.checkpoint_seconds),
+        ("gauge", "pbxwatch_alert_outbox_backlog", "Alerts waiting to be published.",
+         h.outbox_backlog),
+        ("counter", "pbxwatch_alerts_published", "Alerts the broker acknowledged.",
+         h.outbox_published),
+    ]  # fmt: skip
