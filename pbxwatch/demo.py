@@ -39,6 +39,37 @@ log = logging.getLogger(__name__)
 SECRET_ENV = "PBXWATCH_DEMO_AMI_SECRET"
 
 
+#: the summary's words, Swedish first (the municipality's staff) and English
+WORDS: dict[str, dict[str, str]] = {
+    "sv": {
+        "title": "pbxwatch demo — simulerad växeltid {clock}   (Ctrl-C avslutar)",
+        "calls": "samtal klara     {n:5d}   inkommande {inbound}: {outcomes}",
+        "answer": "svarstid         median {med}   p90 {p90}",
+        "rings": "obesvarade signaler {unanswered:2d}   ej hänvisade {missing}",
+        "callbacks": "återuppringning  väntar {pending}   försenade {overdue}   "
+        "uppringda {called_back} (sent {late})",
+        "queues": "kö               väntar  längst  lediga  pausade  i samtal  obemannad",
+        "yes": "JA",
+        "no": "nej",
+        "alerts": "senaste larm:",
+        "stopped": "demon stoppad: {events} händelser simulerade, {calls} samtal klara",
+    },
+    "en": {
+        "title": "pbxwatch demo — simulated PBX time {clock}   (Ctrl-C stops)",
+        "calls": "calls finished   {n:5d}   inbound {inbound}: {outcomes}",
+        "answer": "answer time      median {med}   p90 {p90}",
+        "rings": "unanswered rings {unanswered:4d}   missing forwards {missing}",
+        "callbacks": "callbacks        pending {pending}   overdue {overdue}   "
+        "called back {called_back} (late {late})",
+        "queues": "queue            waiting  longest  available  paused  in call  unstaffed",
+        "yes": "YES",
+        "no": "no",
+        "alerts": "latest alerts:",
+        "stopped": "demo stopped: {events} events simulated, {calls} calls finished",
+    },
+}
+
+
 @dataclass
 class Summary:
     """What the demo shows: fed every record, drawn every second."""
@@ -46,12 +77,17 @@ class Summary:
     tz: ZoneInfo
     out: TextIO
     redraw: bool  # a terminal: clear and draw again; else one line every ten seconds
+    lang: str = "sv"
     outcomes: Counter[str] = field(default_factory=Counter)
     answer_seconds: list[float] = field(default_factory=list)
     incidents: Counter[str] = field(default_factory=Counter)
     alerts: deque[str] = field(default_factory=lambda: deque(maxlen=5))
     _draws: int = 0
     _seen: set[str] = field(default_factory=set)
+
+    @property
+    def words(self) -> dict[str, str]:
+        return WORDS[self.lang]
 
     def __call__(self, rec: Record) -> None:
         if isinstance(rec, CallRecord):
@@ -62,36 +98,42 @@ class Summary:
             self._seen.add(rec.incident_id)  # an interval is reported open, then resolved
             self.incidents[rec.kind] += 1
         elif isinstance(rec, Alert):
-            at = dt.datetime.fromtimestamp(rec.created_at, self.tz).strftime("%a %H:%M")
-            self.alerts.append(f"{at} {rec.state:8s} {rec.text_en}")
+            at = dt.datetime.fromtimestamp(rec.created_at, self.tz).strftime("%H:%M")
+            text = rec.text_sv if self.lang == "sv" else rec.text_en
+            self.alerts.append(f"{at} {rec.state:8s} {text}")
+
+    @property
+    def calls(self) -> int:
+        return sum(self.outcomes.values())
 
     def lines(self, pipeline: Pipeline, now: float) -> list[str]:
-        eng = pipeline.engine
-        clock = dt.datetime.fromtimestamp(now, self.tz).strftime("%a %Y-%m-%d %H:%M")
+        eng, w = pipeline.engine, self.words
+        clock = dt.datetime.fromtimestamp(now, self.tz).strftime("%Y-%m-%d %H:%M:%S")
         inbound = {k.split("/", 1)[1]: v for k, v in self.outcomes.items()
                    if k.startswith("inbound/")}  # fmt: skip
         states = Counter(cb.state(now) for cb in eng.callbacks.callbacks.values())
         med, p90 = median(self.answer_seconds), percentile(self.answer_seconds, 0.9)
         out = [
-            f"pbxwatch demo — simulated PBX time {clock}   (Ctrl-C stops)",
+            w["title"].format(clock=clock),
             "",
-            f"calls finished   {sum(self.outcomes.values()):5d}   inbound {sum(inbound.values())}: "
-            + ", ".join(f"{k} {v}" for k, v in sorted(inbound.items())),
-            f"answer time      median {_s(med)}   p90 {_s(p90)}",
-            f"unanswered rings {self.incidents['unanswered_ring']:5d}   "
-            f"missing forwards {self.incidents['missing_forward']}",
-            f"callbacks        pending {states['pending']}   overdue {states['overdue']}   "
-            f"called back {states['called_back']} (late {states['called_back_late']})",
+            w["calls"].format(n=self.calls, inbound=sum(inbound.values()),
+                              outcomes=", ".join(f"{k} {v}" for k, v in sorted(inbound.items()))),
+            w["answer"].format(med=_s(med), p90=_s(p90)),
+            w["rings"].format(unanswered=self.incidents["unanswered_ring"],
+                              missing=self.incidents["missing_forward"]),
+            w["callbacks"].format(pending=states["pending"], overdue=states["overdue"],
+                                  called_back=states["called_back"],
+                                  late=states["called_back_late"]),
             "",
-            "queue            waiting  longest  available  paused  in call  unstaffed",
-        ]
+            w["queues"],
+        ]  # fmt: skip
         for name in sorted(eng.directory.queues):
             q = eng.queues.snapshot(name, now, self.tz)
             m = q["members"]
             out.append(f"{name:16s} {q['waiting']:7d} {q['longest_wait_seconds']:7.0f}s "
                        f"{m['available']:10d} {m['paused']:7d} {m['in_call']:8d}  "
-                       f"{'YES' if q['unstaffed'] else 'no'}")  # fmt: skip
-        out += ["", "latest alerts:"] + [f"  {a}" for a in self.alerts]
+                       f"{w['yes'] if q['unstaffed'] else w['no']}")  # fmt: skip
+        out += ["", w["alerts"]] + [f"  {a}" for a in self.alerts]
         return out
 
     def draw(self, pipeline: Pipeline, now: float) -> None:
@@ -99,7 +141,8 @@ class Summary:
         if self.redraw:
             self.out.write("\x1b[H\x1b[2J" + "\n".join(self.lines(pipeline, now)) + "\n")
         elif self._draws % 10 == 1:
-            self.out.write(" | ".join(self.lines(pipeline, now)[2:6]) + "\n")
+            lines = self.lines(pipeline, now)
+            self.out.write(" | ".join([lines[0].split("   ")[0], *lines[2:6]]) + "\n")
         self.out.flush()
 
 
@@ -127,6 +170,7 @@ async def run_demo(
     data_dir: Path,
     metrics_listen: str | None = None,
     duration: float | None = None,
+    lang: str = "sv",
     out: TextIO = sys.stdout,
 ) -> int:
     secret = secrets.token_urlsafe(16)
@@ -135,7 +179,7 @@ async def run_demo(
     port = await sim.start()
     live = demo_settings(settings, port, data_dir, metrics_listen)
     tz = ZoneInfo(live.timezone)
-    summary = Summary(tz, out, redraw=out.isatty())
+    summary = Summary(tz, out, redraw=out.isatty(), lang=lang)
     if summary.redraw:  # the screen is the summary; only errors interrupt it
         logging.getLogger("pbxwatch").setLevel(logging.ERROR)
     log.info("simulated PBX on 127.0.0.1:%d; metrics on http://%s/metrics; store in %s",
@@ -152,8 +196,8 @@ async def run_demo(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         await sim.close()
-        print(f"demo stopped: {sim.sent} events simulated, "
-              f"{sum(summary.outcomes.values())} calls finished", file=sys.stderr)  # fmt: skip
+        print(summary.words["stopped"].format(events=sim.sent, calls=summary.calls),
+              file=sys.stderr)  # fmt: skip
 
 
 async def _stop_after(seconds: float) -> None:

@@ -280,7 +280,8 @@ class AlertMaker:
             severity="info", created_at=w.start + self.digest,
             text_sv=f"Ytterligare {n} samtal till ej hänvisade telefoner fram till {until} "
                     f"({', '.join(names)})",
-            text_en=f"{n} more calls to phones without a diversion until {until} "
+            text_en=f"{n} more {'call' if n == 1 else 'calls'} to phones without a diversion "
+                    f"until {until} "
                     f"({', '.join(names)})",
             data={"misses": w.more, "window_start": iso(w.start, self.tz),
                   "window_minutes": self.digest / 60},

@@ -401,14 +401,21 @@ def simulate_day(
     seed: int = 1,
     open_hour: float = 8.0,
     close_hour: float = 16.5,
+    lead_in_seconds: float = 1800.0,
+    call_at_open: bool = False,
 ) -> SimDay:
-    """Generate one working day on ``day``; frames sorted by time."""
+    """Generate one working day on ``day``; frames sorted by time.  The
+    day's stream begins ``lead_in_seconds`` before opening (the team logs
+    in); with ``call_at_open`` the first call comes a second after opening
+    instead of after a random wait (the demo: something happens at once)."""
     p = _Planner(settings, day, seed)
-    start, close = p.at(open_hour - 0.5), p.at(close_hour)
+    start, close = p.at(open_hour) - lead_in_seconds, p.at(close_hour)
     p.staff_queues(start)
     p.plan_diversions()
     p.plan_team_breaks()
     t = p.at(open_hour)
+    if call_at_open:
+        p.place(t + 1.0)
     while True:
         t += p.rng.expovariate(calls_per_hour / 3600.0)
         if t >= close:

@@ -21,14 +21,20 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from zoneinfo import ZoneInfo
 
+import holidays
+
 from pbxwatch.ami.codec import encode_frame
 from pbxwatch.ami.server import AmiServer
+from pbxwatch.core.calendar import PhoneHours, WorkCalendar
 from pbxwatch.settings import Settings
 from pbxwatch.sim.calls import Pbx
 from pbxwatch.sim.day import SimDay, simulate_day
 from pbxwatch.sim.state import PbxState
 
 log = logging.getLogger(__name__)
+
+#: the days the simulated municipality works (Monday to Friday)
+OFFICE_HOURS = PhoneHours()
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,20 +51,50 @@ class SimPlan:
     #: faults of the PBX's clock: (true PBX time, seconds the clock steps by
     #: then), e.g. an NTP correction; the frames' Timestamps follow the clock
     clock_steps: tuple[tuple[float, float], ...] = ()
+    #: how long before opening a day's stream begins (the team logging in)
+    lead_in_seconds: float = 1800.0
+    #: the first call a second after opening, not after a random wait
+    call_at_open: bool = False
 
     def skew(self, t: float) -> float:
         """How far the PBX's clock is off at true time ``t``."""
         return sum(delta for at, delta in self.clock_steps if at <= t)
 
 
-def working_days(first: dt.date, count: int | None) -> Iterator[dt.date]:
-    """Monday to Friday from ``first`` on (holidays are ordinary days here)."""
-    day, n = first, 0
+def sim_calendar(settings: Settings) -> WorkCalendar:
+    """The municipality's calendar: Swedish public holidays and eves, and
+    the configured closed days."""
+    return WorkCalendar(ZoneInfo(settings.timezone), frozenset(settings.calendar.closed_days))
+
+
+def closed_because(settings: Settings, day: dt.date) -> str | None:
+    """Why ``day`` is not a working day (``None`` when it is one): the
+    simulator plays working days only."""
+    if sim_calendar(settings).is_working_day(day, OFFICE_HOURS):
+        return None
+    if day.weekday() >= 5:
+        return "lördag" if day.weekday() == 5 else "söndag"
+    name = holidays.country_holidays(
+        "SE", years=day.year, categories=("public", "de_facto"), language="sv"
+    )
+    return name.get(day) or "a closed day in calendar.closed_days"
+
+
+def first_working_day(settings: Settings, day: dt.date) -> dt.date:
+    cal = sim_calendar(settings)
+    return day if cal.is_working_day(day, OFFICE_HOURS) else cal.next_working_day(day, OFFICE_HOURS)
+
+
+def working_days(settings: Settings, first: dt.date, count: int | None) -> Iterator[dt.date]:
+    """The working days from ``first`` on: weekends, public holidays,
+    julafton, nyårsafton and midsommarafton, and the configured closed days
+    are skipped, as the municipality's phones are closed on them."""
+    day, n = first_working_day(settings, first), 0
+    cal = sim_calendar(settings)
     while count is None or n < count:
-        if day.weekday() < 5:
-            yield day
-            n += 1
-        day += dt.timedelta(days=1)
+        yield day
+        n += 1
+        day = cal.next_working_day(day, OFFICE_HOURS)
 
 
 @dataclass
@@ -102,9 +138,9 @@ class SimulatedPbx:
     def _opening(self) -> float:
         """The simulated clock before the first frame: half an hour before
         the first day opens (not the host's clock, which may be days away)."""
-        first = next(working_days(self.plan.first_day, 1))
+        first = next(working_days(self.settings, self.plan.first_day, 1))
         midnight = dt.datetime.combine(first, dt.time(), ZoneInfo(self.settings.timezone))
-        return midnight.timestamp() + self.plan.open_hour * 3600.0 - 1800.0
+        return midnight.timestamp() + self.plan.open_hour * 3600.0 - self.plan.lead_in_seconds
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         return await self.server.start(host, port)
@@ -115,10 +151,11 @@ class SimulatedPbx:
     async def run(self) -> None:
         """Play the planned days; returns when the last one has been sent."""
         p = self.plan
-        for i, date in enumerate(working_days(p.first_day, p.days)):
+        for i, date in enumerate(working_days(self.settings, p.first_day, p.days)):
             day = simulate_day(self.settings, date, calls_per_hour=p.calls_per_hour,
                                seed=p.seed + i, open_hour=p.open_hour,
-                               close_hour=p.close_hour)  # fmt: skip
+                               close_hour=p.close_hour, lead_in_seconds=p.lead_in_seconds,
+                               call_at_open=p.call_at_open and i == 0)  # fmt: skip
             self.days.append(day)
             log.info("simulating %s: %d calls, %d events", date, len(day.calls), len(day.frames))
             await self._play(day)

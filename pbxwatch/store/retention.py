@@ -12,11 +12,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, and_, case, delete, null, or_, true, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from pbxwatch.core.records import iso
 from pbxwatch.settings import Settings
 from pbxwatch.store import models
 
@@ -41,9 +43,9 @@ class PurgeReport:
     def total(self) -> int:
         return sum(n for per_unit in self.rows.values() for n in per_unit.values())
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, tz: ZoneInfo) -> dict[str, Any]:
         return {
-            "at": self.at,
+            "at": iso(self.at, tz),
             "total": self.total,
             "rows": {t: {u or "-": n for u, n in per.items()} for t, per in self.rows.items()},
         }
