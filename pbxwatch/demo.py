@@ -108,7 +108,11 @@ class Summary:
 
     def lines(self, pipeline: Pipeline, now: float) -> list[str]:
         eng, w = pipeline.engine, self.words
-        clock = dt.datetime.fromtimestamp(now, self.tz).strftime("%Y-%m-%d %H:%M:%S")
+        clock = (
+            dt.datetime.fromtimestamp(now, self.tz).strftime("%Y-%m-%d %H:%M:%S")
+            if eng.stats["events"]
+            else "—"
+        )  # before the first event: no PBX time yet
         inbound = {k.split("/", 1)[1]: v for k, v in self.outcomes.items()
                    if k.startswith("inbound/")}  # fmt: skip
         states = Counter(cb.state(now) for cb in eng.callbacks.callbacks.values())

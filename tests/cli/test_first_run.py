@@ -1,0 +1,101 @@
+"""A new user's first minutes: ``pip install`` into a fresh venv, then
+``pbxwatch demo`` from an empty folder, with no configuration at all.
+
+The package is built from a copy of the checkout's files (what a clean
+clone has), so a configuration the demo needs but the wheel does not ship
+fails here, as it would for the user."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.services import free_port
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def fresh_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("fresh")
+    src = base / "src"
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
+                           check=True, capture_output=True, text=True).stdout.split()  # fmt: skip
+    for name in files:
+        origin = ROOT / name
+        if not origin.exists() or origin.is_dir():
+            continue  # deleted in the working tree, or a submodule
+        target = src / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(origin, target, follow_symlinks=False)
+    venv = base / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check",
+                    "-c", str(src / "constraints.txt"), str(src)], check=True)  # fmt: skip
+    return venv
+
+
+def _calls_on(port: int) -> float:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as r:
+            text = r.read().decode()
+    except OSError:
+        return 0.0
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("pbxwatch_calls_total{"))  # fmt: skip
+
+
+def test_demo_from_an_empty_folder_finishes_a_call_within_10_s(
+    fresh_venv: Path, tmp_path: Path
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    port = free_port()
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [str(fresh_venv / "bin" / "pbxwatch"), "demo", "--duration", "20",
+         "--metrics-listen", f"127.0.0.1:{port}"],
+        cwd=empty, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    first_call = None
+    while time.monotonic() - started < 12 and proc.poll() is None:
+        if _calls_on(port) > 0:
+            first_call = time.monotonic() - started
+            break
+        time.sleep(0.25)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-2000:]
+    assert first_call is not None, err[-2000:]
+    assert first_call < 10.0
+    assert "samtal klara" in err  # the closing line, in Swedish
+    match = re.search(r"^  (PBXWATCH_STORAGE__DATA_DIR=\S+ pbxwatch report .*)$", out, re.M)
+    assert match, out
+    path = f"{fresh_venv / 'bin'}:/usr/bin:/bin"
+    report = subprocess.run(match.group(1), shell=True, check=False, cwd=empty,
+                            capture_output=True, text=True, env={"PATH": path})  # fmt: skip
+    assert report.returncode == 0, report.stderr
+    assert "reading SQLite" in report.stderr
+    assert "demo-data" in report.stderr
+    assert "Offered calls" in report.stdout
+    assert sorted(p.name for p in empty.iterdir()) == ["demo-data"]  # nothing else made
+
+
+def test_demo_runs_on_the_documented_example_config(fresh_venv: Path, tmp_path: Path) -> None:
+    example = ROOT / "config" / "pbxwatch.example.yaml"
+    proc = subprocess.run(
+        [str(fresh_venv / "bin" / "pbxwatch"), "demo", "--config", str(example), "--duration",
+         "8", "--metrics-listen", f"127.0.0.1:{free_port()}", "--lang", "en"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    finished = re.search(r"demo stopped: (\d+) events simulated, (\d+) calls finished", proc.stderr)
+    assert finished, proc.stderr[-2000:]
+    assert int(finished.group(2)) > 0
