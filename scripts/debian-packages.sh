@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages the test suite starts itself, where missing:
 # PostgreSQL (initdb/pg_ctl), Mosquitto and Prometheus (prometheus, promtool);
+# Alertmanager (amtool) to check the Alertmanager example;
 # docker-compose (v1.29, Debian's; Debian 12 packages no Compose v2) only to
 # validate docker-compose.yml (tests/test_deploy.py; no container engine needed).
 # Uses sudo when not root.
@@ -11,6 +12,7 @@ if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev
 fi
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 command -v promtool >/dev/null || need+=(prometheus)
+command -v amtool >/dev/null || need+=(prometheus-alertmanager)   # amtool check-config
 command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 || need+=(docker-compose)
 [ ${#need[@]} -eq 0 ] && exit 0
 SUDO=""
