@@ -1,6 +1,6 @@
 """The shipped rules and dashboards against real Prometheus tools.
 
-- ``promtool check config / check rules / test rules`` on config/prometheus;
+- (``promtool check`` and ``test rules``: test_rules.py here);
 - the dashboard JSON is what config/grafana/generate.py makes;
 - a real Prometheus (Debian binary, loopback, temp storage) scrapes a real
   ``pbxwatch run`` fed a recording by ``pbxwatch serve-recording``, and
@@ -16,7 +16,6 @@ import importlib.util
 import json
 import re
 import shutil
-import subprocess
 import time
 import urllib.parse
 import urllib.request
@@ -43,23 +42,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _promtool(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["promtool", *args], capture_output=True, text=True, check=False,
-                          cwd=PROM, timeout=60)  # fmt: skip
-
-
-def test_promtool_checks_the_config_and_rules() -> None:
-    checks = [("check", "config", "prometheus.yml"), ("check", "config", "prometheus.compose.yml"),
-              ("check", "rules", RULES.name)]  # fmt: skip
-    for args in checks:
-        done = _promtool(*args)
-        assert done.returncode == 0, done.stdout + done.stderr
-
-
-def test_promtool_unit_tests_of_the_alert_rules() -> None:
-    done = _promtool("test", "rules", "pbxwatch-rules.test.yml")
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "SUCCESS" in done.stdout
+# promtool check / test rules: tests/prometheus/test_rules.py
 
 
 def _generator() -> Any:
