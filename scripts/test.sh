@@ -7,6 +7,7 @@ PYTHON=${PYTHON:-python3}
 scripts/debian-packages.sh
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[test]'
+scripts/grafana-schema.sh    # npm: @grafana/schema + typescript for tests/grafana_schema
 .venv/bin/ruff check pbxwatch tests bench asterisk-lab
 .venv/bin/ruff format --check pbxwatch tests bench asterisk-lab
 .venv/bin/mypy

@@ -1,0 +1,85 @@
+"""The generated dashboards type-check against Grafana 11's dashboard schema:
+``@grafana/schema`` 11 (the TypeScript types Grafana generates from its
+CUE schema) with ``tsc --strict``, one ``const board: Dashboard = <json>``
+per dashboard.  The npm packages are pinned in this folder's
+package-lock.json and installed into .venv/grafana-schema by
+scripts/grafana-schema.sh (run by scripts/test.sh)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BOARDS = ROOT / "config" / "grafana" / "dashboards"
+NPM = ROOT / ".venv" / "grafana-schema"
+TSC = NPM / "node_modules" / ".bin" / "tsc"
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("node") is None, reason="node missing: the Grafana schema check needs it"
+)
+
+
+def typescript(board: dict[str, object]) -> str:
+    """The dashboard as a typed constant.  A TypeScript string enum takes no
+    plain string, so the one enum-typed field the boards use (thresholds'
+    ``mode``) is written as the enum member of the same value."""
+    body = json.dumps(board, indent=2, ensure_ascii=False)
+    body = body.replace('"mode": "absolute"', '"mode": ThresholdsMode.Absolute')
+    return (
+        'import { type Dashboard, ThresholdsMode } from "@grafana/schema";\n\n'
+        f"export const board: Dashboard = {body};\n"
+    )
+
+
+@pytest.fixture
+def workdir() -> Iterator[Path]:
+    """A folder beside node_modules, so ``@grafana/schema`` resolves."""
+    if not TSC.exists():
+        pytest.fail("typescript missing: run scripts/grafana-schema.sh (scripts/test.sh does)")
+    path = Path(tempfile.mkdtemp(prefix="check-", dir=NPM))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path)
+
+
+def tsc(workdir: Path, boards: dict[str, dict[str, object]]) -> subprocess.CompletedProcess[str]:
+    files = []
+    for name, board in boards.items():
+        path = workdir / (Path(name).stem.replace("-", "_") + ".ts")
+        path.write_text(typescript(board), encoding="utf-8")
+        files.append(str(path))
+    args = [str(TSC), "--strict", "--noEmit", "--target", "es2022", "--module", "esnext",
+            "--moduleResolution", "bundler", *files]  # fmt: skip
+    return subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
+
+
+def shipped() -> dict[str, dict[str, object]]:
+    return {p.name: json.loads(p.read_text(encoding="utf-8")) for p in BOARDS.glob("*.json")}
+
+
+def test_every_dashboard_is_a_grafana_11_dashboard(workdir: Path) -> None:
+    boards = shipped()
+    assert len(boards) == 3
+    done = tsc(workdir, boards)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_check_rejects_what_grafana_11_rejects(workdir: Path) -> None:
+    """The faults the issue found: a datasource variable with ``current: {}``
+    and a query variable with ``definition``."""
+    board = shipped()["telephony-service.json"]
+    variables = board["templating"]["list"]  # type: ignore[index]
+    variables[0]["current"] = {}
+    variables[1]["definition"] = "label_values(pbxwatch_calls_total, unit)"
+    done = tsc(workdir, {"bad.json": board})
+    assert done.returncode != 0
+    assert "'VariableOption'" in done.stdout
+    assert "does not exist in type 'VariableModel'" in done.stdout  # definition
