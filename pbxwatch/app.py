@@ -33,7 +33,7 @@ from pbxwatch.core.gaps import AmiGap, PbxSnapshot
 from pbxwatch.core.incidents import Incident
 from pbxwatch.core.numbers import mask
 from pbxwatch.metrics import Health, Metrics, serve
-from pbxwatch.mqtt import AlertRelay
+from pbxwatch.mqtt import AlertRelay, engine_view
 from pbxwatch.pipeline import JsonLinesSink, Pipeline, build_engine
 from pbxwatch.privacy import MaskNumbers
 from pbxwatch.resync import recheck_mailboxes_forever, resync_forever
@@ -210,6 +210,8 @@ async def run_live(
             resync.set()
         elif not source.stopping:
             pipeline.connection_lost(None, source.loss_reason)  # nothing seen since the last event
+            if relay is not None:
+                relay.pbx_offline(source.loss_reason)
 
     source = AmiSource(settings.ami, secret, on_frame, on_state=on_state,
                        busy=lambda: pipeline.behind)  # fmt: skip
@@ -224,6 +226,8 @@ async def run_live(
         host = time.time()
         clock.observe(snap.pbx_time, host)  # the PBX's own clock, as its Ping answer said
         pipeline.reconcile(snap, clock.estimate(host), source_name)
+        if relay is not None:  # the queues are known now: MQTT may say the PBX is online
+            relay.pbx_online()
 
     bad_input = FirstSeen("bad AMI input")
 
@@ -260,14 +264,7 @@ async def run_live(
     relay: AlertRelay | None = None
     relay_task: asyncio.Task[None] | None = None
     if settings.mqtt.enabled:
-        tz = ZoneInfo(settings.timezone)
-        queues = sorted(settings.directory.queues)
-
-        def queue_state() -> dict[str, dict[str, Any]]:
-            now = clock.estimate(time.time()) or pipeline.engine.now
-            return {name: pipeline.engine.queues.snapshot(name, now, tz) for name in queues}
-
-        relay = AlertRelay(settings, store, queue_state)
+        relay = AlertRelay(settings, store, engine_view(settings, pipeline.engine, clock))
         writer.on_alerts_committed = relay.wake
         relay_task = asyncio.create_task(relay.run())
     div = settings.diversion

@@ -151,6 +151,16 @@ class DetectionSettings(_Model):
     )
 
 
+class DiscoverySettings(_Model):
+    """Home Assistant MQTT discovery: retained config topics that make the
+    queue and unit sensors appear in Home Assistant by themselves."""
+
+    enabled: bool = False
+    prefix: str = Field(
+        "homeassistant", min_length=1, description="Home Assistant's discovery prefix"
+    )
+
+
 class MqttSettings(_Model):
     """The broker unit chiefs' alerts and on-call queue state go to."""
 
@@ -176,6 +186,7 @@ class MqttSettings(_Model):
         description="at shutdown, how long to go on publishing the outbox "
         "(what is left is published at the next start)",
     )
+    discovery: DiscoverySettings = Field(default_factory=DiscoverySettings)
 
     def password(self) -> str | None:
         return read_secret("mqtt.password", self.password_env, self.password_file)

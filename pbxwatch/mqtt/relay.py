@@ -1,4 +1,4 @@
-"""MQTT: the outbox relay for unit chiefs' alerts, and retained queue state.
+"""The relay: everything ``run`` publishes, from one MQTT session.
 
 Alerts are never published from the read path.  The store writer commits
 each alert row in the same transaction as the records that raised it (the
@@ -9,15 +9,12 @@ rows are still there.  A crash between PUBACK and the mark sends that one
 alert again, with the same ``alert_id`` (at least once; consumers
 de-duplicate on the id).
 
-Topics (``<prefix>`` is ``mqtt.topic_prefix``, default ``pbxwatch``):
-
-- ``<prefix>/<site>/status``: ``online`` / ``offline`` (retained; offline is
-  the last will, so it also covers a crash);
-- ``<prefix>/<site>/status/gap``: the last gap in the AMI stream (a lost
-  connection, a restart), JSON, retained: when pbxwatch was blind, why,
-  and what the state read after it reconciled;
-- ``<prefix>/<site>/units/<unit>/alerts``: alerts, QoS 1, not retained;
-- ``<prefix>/<site>/queues/<queue>/state``: live queue state, retained.
+Between outbox batches it keeps the retained state topics current: the
+PBX's availability, each queue (only once the state read after a login has
+given the queues, so never the empty state of a engine that has not heard
+from the PBX yet), each unit's counters, the last AMI gap and, when
+enabled, Home Assistant's discovery configs.  The topic tree is in
+``pbxwatch/mqtt/__init__.py``.
 """
 
 from __future__ import annotations
@@ -26,10 +23,8 @@ import asyncio
 import contextlib
 import json
 import logging
-import ssl
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections import Counter
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -40,100 +35,81 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from pbxwatch.backoff import backoff_delay
 from pbxwatch.core.records import iso
-from pbxwatch.settings import MqttSettings, Settings
+from pbxwatch.mqtt.discovery import discovery_configs
+from pbxwatch.mqtt.state import LiveView, PbxStatus, day_counts, day_start, unit_payload
+from pbxwatch.mqtt.topics import client_for, topics_for
+from pbxwatch.settings import Settings
 from pbxwatch.store import models
 
 log = logging.getLogger(__name__)
 
 BATCH = 100
-NO_UNIT = "unassigned"
+
+#: the PBX as pbxwatch first says it: not seen yet
+NOT_YET = "not connected yet: waiting for the AMI login and its state read"
+STOPPED = "pbxwatch stopped"
 
 
-@dataclass(frozen=True)
-class Topics:
-    prefix: str
-    site: str
-
-    @property
-    def status(self) -> str:
-        return f"{self.prefix}/{self.site}/status"
-
-    def alerts(self, unit: str | None) -> str:
-        return f"{self.prefix}/{self.site}/units/{unit or NO_UNIT}/alerts"
-
-    def queue(self, name: str) -> str:
-        return f"{self.prefix}/{self.site}/queues/{name}/state"
-
-    @property
-    def gap(self) -> str:
-        return f"{self.prefix}/{self.site}/status/gap"
-
-    def all_alerts(self, unit: str | None = None) -> str:
-        return self.alerts(unit) if unit else f"{self.prefix}/{self.site}/units/+/alerts"
+def _encode(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, ensure_ascii=False, sort_keys=True).encode()
 
 
-def topics_for(settings: Settings) -> Topics:
-    return Topics(settings.mqtt.topic_prefix, settings.site)
-
-
-def client_for(
-    m: MqttSettings, identifier: str, will: aiomqtt.Will | None = None
-) -> aiomqtt.Client:
-    tls: aiomqtt.TLSParameters | None = None
-    if m.tls:
-        tls = aiomqtt.TLSParameters(
-            ca_certs=str(m.tls_ca_file) if m.tls_ca_file else None,
-            cert_reqs=ssl.CERT_REQUIRED,
-        )
-    return aiomqtt.Client(
-        hostname=m.host,
-        port=m.port,
-        username=m.username,
-        password=m.password(),
-        identifier=identifier,
-        keepalive=m.keepalive_seconds,
-        will=will,
-        tls_params=tls,
-        clean_session=True,
-        timeout=10,
-    )
+def _same(body: dict[str, Any]) -> str:
+    """A state's identity without its time: republished only when it changed."""
+    return json.dumps({k: v for k, v in body.items() if k != "at"}, sort_keys=True)
 
 
 class AlertRelay:
-    """Publishes the outbox and the queue state while the broker is up."""
+    """Publishes the outbox and the retained state while the broker is up."""
 
     def __init__(
         self,
         settings: Settings,
         store: AsyncEngine,
-        queue_state: Callable[[], dict[str, dict[str, Any]]] | None = None,
+        live: LiveView | None = None,
         poll_seconds: float = 0.5,
     ) -> None:
+        self.settings = settings
         self.m = settings.mqtt
         self.topics = topics_for(settings)
         self.tz = ZoneInfo(settings.timezone)
         self.store = store
-        self.queue_state = queue_state
+        self.live = live
         self.poll = poll_seconds
         self.identifier = self.m.client_id or f"pbxwatch-{settings.site}"
         self.published = 0
         self.backlog = 0
         self.connected = False
         self.connect_failures = 0  # refused logins, unreachable broker: counted, retried
-        self._last_state: dict[str, str] = {}
+        self.pbx = PbxStatus("offline", time.time(), NOT_YET)
+        self._pbx_sent: PbxStatus | None = None
+        self._last_state: dict[str, str] = {}  # topic -> state without its time
         self._last_state_at = 0.0
         self._last_gap: str | None = None  # gap_id of the one on the broker
+        self._discovered = False
         self._stopping = asyncio.Event()
-        self._wakeup = asyncio.Event()  # new alerts committed, or stopping
+        self._wakeup = asyncio.Event()  # new alerts committed, the PBX came or went, stopping
 
     def wake(self) -> None:
         """New alerts were committed to the outbox: publish now rather than
         at the next poll."""
         self._wakeup.set()
 
+    def pbx_online(self) -> None:
+        """The state read after an AMI login is done: the queues are known."""
+        self.pbx = PbxStatus("online", time.time())
+        self._last_state_at = 0.0  # the queue state at once, not at the next refresh
+        self._wakeup.set()
+
+    def pbx_offline(self, reason: str) -> None:
+        """The AMI connection was lost (not at shutdown: ``stop`` says that)."""
+        self.pbx = PbxStatus("offline", time.time(), reason or "AMI connection lost")
+        self._wakeup.set()
+
     def stop(self) -> None:
-        """Publish what the outbox holds, say ``offline`` and return from
-        ``run`` (a graceful shutdown; the will covers the other kind)."""
+        """Publish what the outbox holds, say the PBX and pbxwatch are
+        ``offline`` and return from ``run`` (a graceful shutdown; the will
+        covers the other kind)."""
         self._stopping.set()
         self._wakeup.set()
 
@@ -149,9 +125,10 @@ class AlertRelay:
                     self.connected = True
                     log.info("MQTT connected to %s:%d", self.m.host, self.m.port)
                     await client.publish(self.topics.status, b"online", qos=1, retain=True)
-                    self._last_state.clear()  # the broker may have lost retained state
-                    self._last_gap = None
+                    self._forget_sent()  # the broker may have lost retained state
                     await self._serve(client)
+                    self.pbx = PbxStatus("offline", time.time(), STOPPED)
+                    await self._publish_pbx(client)
                     await client.publish(self.topics.status, b"offline", qos=1, retain=True)
                     log.info("MQTT: outbox sent, status offline, disconnecting")
                     return
@@ -167,6 +144,13 @@ class AlertRelay:
                             exc, self.backlog, delay)  # fmt: skip
                 await self._wait_for_retry(delay)
 
+    def _forget_sent(self) -> None:
+        self._last_state.clear()
+        self._last_gap = None
+        self._pbx_sent = None
+        self._discovered = False
+        self._last_state_at = 0.0
+
     async def _serve(self, client: aiomqtt.Client) -> None:
         while True:
             self._wakeup.clear()  # before reading: a wake from now on is not lost
@@ -175,7 +159,9 @@ class AlertRelay:
             except (SQLAlchemyError, OSError) as exc:
                 log.warning("outbox unreadable (database down?): %s", exc)
                 sent = 0
-            await self._publish_queues(client)
+            await self._publish_discovery(client)
+            await self._publish_pbx(client)
+            await self._publish_state(client)
             await self._publish_gap(client)
             if sent < BATCH:
                 if self._stopping.is_set():
@@ -183,8 +169,9 @@ class AlertRelay:
                 await self._idle()
 
     async def _idle(self) -> None:
-        """Until new alerts are committed, shutdown begins or the poll
-        interval (the queue state's pace, and a safety net) passes."""
+        """Until new alerts are committed, the PBX comes or goes, shutdown
+        begins or the poll interval (the state's pace, and a safety net)
+        passes."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wakeup.wait(), self.poll)
 
@@ -242,22 +229,63 @@ class AlertRelay:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), min(left, self.poll * 4))
 
-    async def _publish_queues(self, client: aiomqtt.Client) -> None:
-        if self.queue_state is None:
+    async def _retain(self, client: aiomqtt.Client, topic: str, body: dict[str, Any]) -> None:
+        await client.publish(topic, _encode(body), qos=1, retain=True, timeout=15)
+
+    async def _publish_discovery(self, client: aiomqtt.Client) -> None:
+        """Home Assistant's configs, once per session (they are retained)."""
+        if self._discovered or not self.m.discovery.enabled:
             return
-        now = time.monotonic()
-        if now - self._last_state_at < self.m.queue_state_seconds and self._last_state:
+        for topic, config in discovery_configs(self.settings).items():
+            await self._retain(client, topic, config)
+        self._discovered = True
+
+    async def _publish_pbx(self, client: aiomqtt.Client) -> None:
+        if self.pbx == self._pbx_sent:
             return
-        self._last_state_at = now
-        for name, state in self.queue_state().items():
-            body = json.dumps(state, ensure_ascii=False, sort_keys=True)
-            same = {k: v for k, v in state.items() if k != "at"}
-            key = json.dumps(same, sort_keys=True)
-            if self._last_state.get(name) == key:
-                continue
-            await client.publish(self.topics.queue(name), body.encode(), qos=1, retain=True,
-                                 timeout=15)  # fmt: skip
-            self._last_state[name] = key
+        status = self.pbx
+        await self._retain(client, self.topics.pbx, status.payload(self.tz))
+        self._pbx_sent = status
+
+    async def _publish_state(self, client: aiomqtt.Client) -> None:
+        """Queues and units, each when it changed, at most every
+        ``queue_state_seconds``.  Queues only while the PBX is online: before
+        the state read the engine knows no members or callers, and during an
+        outage the retained state stays what the PBX last said."""
+        if self.live is None:
+            return
+        mono = time.monotonic()
+        if mono - self._last_state_at < self.m.queue_state_seconds:
+            return
+        now = self.live.now()
+        if now is None:
+            return  # no PBX time yet: nothing dated can be said
+        self._last_state_at = mono
+        bodies: dict[str, dict[str, Any]] = {}
+        if self.pbx.state == "online":
+            for name, state in self.live.queues(now).items():
+                bodies[self.topics.queue(name)] = state
+        bodies |= await self._unit_states(now)
+        for topic, body in bodies.items():
+            key = _same(body)
+            if self._last_state.get(topic) != key:
+                await self._retain(client, topic, body)
+                self._last_state[topic] = key
+
+    async def _unit_states(self, now: float) -> dict[str, dict[str, Any]]:
+        assert self.live is not None
+        try:
+            async with self.store.connect() as conn:
+                counts = await day_counts(conn, day_start(now, self.tz), now + 1.0)
+        except (SQLAlchemyError, OSError):
+            return {}  # the outbox reader has said so already
+        callbacks = self.live.callbacks(now)
+        return {
+            self.topics.unit_state(unit): unit_payload(
+                self.settings, unit, now, counts.get(unit, Counter()), callbacks.get(unit, {})
+            )
+            for unit in sorted(self.settings.directory.units)
+        }
 
     async def _publish_gap(self, client: aiomqtt.Client) -> None:
         """The newest committed gap, retained, once each."""
@@ -274,65 +302,5 @@ class AlertRelay:
                 "seconds": round((row.ended_at or row.started_at) - row.started_at, 3),
                 "reason": row.reason,
                 "reconciled": json.loads(row.reconciled or "{}")}  # fmt: skip
-        await client.publish(self.topics.gap, json.dumps(body, ensure_ascii=False).encode(),
-                             qos=1, retain=True, timeout=15)  # fmt: skip
+        await self._retain(client, self.topics.gap, body)
         self._last_gap = row.gap_id
-
-
-async def tail(settings: Settings, unit: str | None, as_json: bool, queues: bool,
-               out: Callable[[str], None] = print) -> None:  # fmt: skip
-    """``pbxwatch alerts tail``: print alerts (and queue state) as they
-    come, until interrupted; a broker that goes away is waited for (capped
-    backoff, one line when it goes and one when it is back)."""
-    topics = topics_for(settings)
-    ident = f"pbxwatch-tail-{int(time.time() * 1000) % 10**9}"
-    m, attempt, lost = settings.mqtt, 0, False
-    while True:
-        try:
-            async with client_for(m, ident) as client:
-                await client.subscribe(topics.all_alerts(unit), qos=1)
-                await client.subscribe(topics.gap, qos=1)
-                if queues:
-                    await client.subscribe(topics.queue("+"), qos=1)
-                if lost:
-                    log.warning("MQTT: connected to %s:%d again", m.host, m.port)
-                attempt, lost = 0, False
-                async for message in client.messages:
-                    _print(message, as_json, out)
-        except aiomqtt.MqttError as exc:
-            delay = backoff_delay(attempt, m.reconnect_initial_seconds, m.reconnect_max_seconds)
-            attempt += 1
-            if not lost:
-                log.warning("MQTT: %s; reconnecting", exc)
-                lost = True
-            await asyncio.sleep(delay)
-
-
-def _print(message: aiomqtt.Message, as_json: bool, out: Callable[[str], None]) -> None:
-    text = message.payload.decode() if isinstance(message.payload, bytes) else ""
-    if as_json:
-        out(text)
-        return
-    with contextlib.suppress(ValueError):
-        out(_pretty(str(message.topic), json.loads(text)))
-
-
-def _pretty(topic: str, body: dict[str, Any]) -> str:
-    if body.get("type") == "ami_gap":
-        return (f"{str(body.get('ended_at', ''))[11:16]} ?? AMI gap {body.get('started_at')} "
-                f"to {body.get('ended_at')} ({body.get('seconds')} s): {body.get('reason')}; "
-                "figures for that time may be incomplete")  # fmt: skip
-    if "alert_id" in body:
-        when = str(body.get("created_at", ""))[11:16]
-        mark = (
-            "OK "
-            if body.get("state") == "resolved"
-            else {"warning": "!! ", "critical": "!!!"}.get(str(body.get("severity")), "   ")
-        )
-        return (f"{when} {mark} [{body.get('unit_name') or body.get('unit')}] "
-                f"{body.get('text', {}).get('sv')}  ({body.get('alert_id')})")  # fmt: skip
-    m = body.get("members", {})
-    flag = "  UNSTAFFED" if body.get("unstaffed") else ""
-    return (f"queue {body.get('queue')}: {body.get('waiting')} waiting "
-            f"(longest {body.get('longest_wait_seconds')} s), {m.get('available')} available, "
-            f"{m.get('in_call')} in call, {m.get('paused')} paused{flag}")  # fmt: skip
