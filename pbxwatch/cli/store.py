@@ -71,6 +71,7 @@ async def _purge(args: argparse.Namespace, settings: Settings) -> int:
     tz = ZoneInfo(settings.timezone)
     now = parse_now(args.now, tz) or time.time()
     _stored_already(settings)
+    print(f"pbxwatch: purging {store_name(settings)}", file=sys.stderr)
     engine = await open_store(settings)
     try:
         report = await purge(engine, settings, now, compact=args.compact)
