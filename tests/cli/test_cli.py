@@ -138,3 +138,30 @@ def test_report_says_which_store_it_read_and_purge_prints_iso_times(
     assert main(["db", "purge", "--config", "lab", "--now", "2026-12-01T12:00"]) == 0
     purged = json.loads(capsys.readouterr().out)
     assert purged["at"] == "2026-12-01T12:00:00.000+01:00"
+
+
+def _epochs(value: object, where: str = "") -> list[str]:
+    """Numbers that look like epoch times (after 2001), wherever they are."""
+    if isinstance(value, dict):
+        return [w for k, v in value.items() for w in _epochs(v, f"{where}.{k}")]
+    if isinstance(value, list):
+        return [w for i, v in enumerate(value) for w in _epochs(v, f"{where}[{i}]")]
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 1e9:
+        return [f"{where}={value}"]
+    return []
+
+
+def test_json_outputs_have_iso_times_not_epoch_numbers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PBXWATCH_STORAGE__DATA_DIR", str(tmp_path))
+    recording = ROOT / "tests" / "fixtures" / "ami" / "voicemail_callback.ami"
+    assert main(["replay", str(recording), "--config", "lab", "--json"]) == 0
+    objects = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    argv = ["report", "--config", "lab", "--unit", "socialtjanst", "--format", "json",
+            "--from", "2026-01-01", "--to", "2026-12-31"]  # fmt: skip
+    assert main(argv) == 0
+    objects.append(json.loads(capsys.readouterr().out))
+    assert main(["db", "purge", "--config", "lab"]) == 0
+    objects.append(json.loads(capsys.readouterr().out))
+    assert [w for obj in objects for w in _epochs(obj)] == []
