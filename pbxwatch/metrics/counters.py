@@ -36,12 +36,14 @@ class RecordCounters:
 
     def __init__(self, settings: Settings, registry: CollectorRegistry) -> None:
         self.units = sorted(settings.directory.units)
+        self.queues = {name: q.unit for name, q in sorted(settings.directory.queues.items())}
         #: N of "answered within N rings", per unit (``answer_within_rings``)
         self.ring_limit = {u: settings.directory.units[u].answer_within_rings for u in self.units}
         self._cb_seen: dict[str, tuple[bool, bool]] = {}  # id -> (resolved, listened)
         self._calls(registry)
         self._guideline(registry)
         self._callbacks(registry)
+        self._queues(registry)
         self.gaps = Counter("pbxwatch_ami_gaps", "Gaps in the AMI event stream (connection "
                             "lost, then state read back).", registry=registry)  # fmt: skip
         self.gap_seconds = Counter("pbxwatch_ami_gap_seconds", "PBX seconds without events "
@@ -99,7 +101,21 @@ class RecordCounters:
                                  "(due soon, overdue).", ["unit", "kind"],
                                  registry=r)  # fmt: skip
 
+    def _queues(self, r: CollectorRegistry) -> None:
+        """Direct resolution, counted from the finished calls as the report
+        counts it (inbound, answered, by the queue that answered first)."""
+        self.queue_answered = Counter("pbxwatch_queue_answered_finished", "Finished inbound "
+                                      "calls the queue answered first (the direct-resolution "
+                                      "denominator).", ["queue", "unit"],
+                                      registry=r)  # fmt: skip
+        self.queue_direct = Counter("pbxwatch_queue_answered_without_transfer", "Of those, "
+                                    "calls finished without a transfer (direct resolution).",
+                                    ["queue", "unit"], registry=r)  # fmt: skip
+
     def _precreate(self) -> None:
+        for name, unit in self.queues.items():
+            self.queue_answered.labels(name, unit)
+            self.queue_direct.labels(name, unit)
         outcomes: tuple[str, ...] = get_args(Outcome)
         for unit in self.units:
             for kind in TARGET_KINDS:
@@ -154,6 +170,18 @@ class RecordCounters:
             self.not_reached.labels(unit).inc()
         if rec.diverted:
             self.diverted.labels(unit).inc()
+        if rec.outcome == "answered" and rec.queues:
+            self._direct(rec)
+
+    def _direct(self, rec: CallRecord) -> None:
+        """An answered inbound call by the queue that answered it first."""
+        first = rec.queues[0]
+        if first not in self.queues:
+            return
+        labels = (first, self.queues[first])
+        self.queue_answered.labels(*labels).inc()
+        if rec.transferred_to is None:
+            self.queue_direct.labels(*labels).inc()
 
     def _incident(self, inc: Incident) -> None:
         unit = self._unit(inc.unit)

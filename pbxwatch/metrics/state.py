@@ -3,7 +3,8 @@
 Read from the engine by ``refresh()`` on the event loop once a second and
 served as a snapshot of metric families, so the HTTP thread never touches
 the engine.  The queue counters are the queue book's own (they survive a
-restart in the checkpoint), served as counter families.
+restart in the checkpoint), served as counter families; direct resolution
+is counted from the records (:mod:`.counters`).
 """
 
 from __future__ import annotations
@@ -28,10 +29,6 @@ QUEUE_COUNTERS = (
     ("abandoned", "abandoned", "Queue callers who hung up while waiting."),
     ("short_abandoned", "short_abandoned", "Of those, callers who hung up within "
      "short_abandon_seconds (left out of the service level)."),
-    ("answered_finished", "answered_calls", "Finished calls this queue answered first (the "
-     "direct-resolution denominator)."),
-    ("answered_without_transfer", "answered_without_transfer",
-     "Of those, calls finished without a transfer (direct resolution)."),
     ("unstaffed_seconds", "unstaffed_seconds", "Seconds unstaffed during phone hours."),
 )  # fmt: skip
 

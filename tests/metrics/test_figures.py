@@ -73,7 +73,7 @@ def test_direct_resolution_per_queue(fed: tuple[Metrics, list[CallRecord], Pipel
     answered: Counter[str] = Counter()
     direct: Counter[str] = Counter()
     for c in calls:
-        if c.outcome == "answered" and c.queues:
+        if c.direction == "inbound" and c.outcome == "answered" and c.queues:
             answered[c.queues[0]] += 1
             direct[c.queues[0]] += c.transferred_to is None
     reg = metrics.registry
