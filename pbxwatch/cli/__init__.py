@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from pbxwatch.cli import files, live, replay, sim, store
+from pbxwatch.cli import completion, files, live, replay, sim, store
 from pbxwatch.cli.logs import setup_logging
 from pbxwatch.cli.options import check_args
 from pbxwatch.cli.parser import build
@@ -23,6 +23,7 @@ EXIT_CONFIG = 2
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "check-config": files.check_config,
+    "completion": completion.completion,
     "init": files.init,
     "replay": replay.replay,
     "run": live.run,

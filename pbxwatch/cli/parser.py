@@ -63,6 +63,10 @@ def build() -> argparse.ArgumentParser:
     _report(command("report", "the guideline figures of one unit and period, from the store"))
     _alerts(command("alerts", "unit chiefs' alerts over MQTT"))
     _serve(command("serve-recording", "serve an .ami recording as an AMI server"))
+    shell = command("completion", "print a shell completion script")
+    shell.add_argument(
+        "shell", choices=["bash"], help='the shell: eval "$(pbxwatch completion bash)"'
+    )
     return p
 
 

@@ -165,3 +165,14 @@ def test_json_outputs_have_iso_times_not_epoch_numbers(
     assert main(["db", "purge", "--config", "lab"]) == 0
     objects.append(json.loads(capsys.readouterr().out))
     assert [w for obj in objects for w in _epochs(obj)] == []
+
+
+def test_bash_completion_knows_the_commands_and_their_options() -> None:
+    import subprocess
+
+    script = subprocess.run([str(ROOT / ".venv" / "bin" / "pbxwatch"), "completion", "bash"],
+                            check=True, capture_output=True, text=True).stdout  # fmt: skip
+    probe = (script + 'COMP_WORDS=(pbxwatch rep); COMP_CWORD=1; _pbxwatch; echo "${COMPREPLY[@]}"\n'
+             'COMP_WORDS=(pbxwatch demo --la); COMP_CWORD=2; _pbxwatch; echo "${COMPREPLY[@]}"\n')  # fmt: skip
+    out = subprocess.run(["bash", "-c", probe], check=True, capture_output=True, text=True)
+    assert out.stdout.splitlines() == ["replay report", "--lang"]
