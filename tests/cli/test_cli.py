@@ -172,7 +172,8 @@ def test_bash_completion_knows_the_commands_and_their_options() -> None:
 
     script = subprocess.run([str(ROOT / ".venv" / "bin" / "pbxwatch"), "completion", "bash"],
                             check=True, capture_output=True, text=True).stdout  # fmt: skip
-    probe = (script + 'COMP_WORDS=(pbxwatch rep); COMP_CWORD=1; _pbxwatch; echo "${COMPREPLY[@]}"\n'
-             'COMP_WORDS=(pbxwatch demo --la); COMP_CWORD=2; _pbxwatch; echo "${COMPREPLY[@]}"\n')  # fmt: skip
+    show = '_pbxwatch; echo "${COMPREPLY[@]}"\n'
+    probe = (script + "COMP_WORDS=(pbxwatch rep); COMP_CWORD=1; " + show
+             + "COMP_WORDS=(pbxwatch demo --la); COMP_CWORD=2; " + show)  # fmt: skip
     out = subprocess.run(["bash", "-c", probe], check=True, capture_output=True, text=True)
     assert out.stdout.splitlines() == ["replay report", "--lang"]
