@@ -10,7 +10,7 @@ retention purge sets to NULL while the aggregates stay.
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Boolean, Float, Integer, MetaData, String, Text, false
+from sqlalchemy import JSON, Boolean, Float, Index, Integer, MetaData, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -26,6 +26,11 @@ class Base(DeclarativeBase):
 
 class Call(Base):
     __tablename__ = "calls"
+    __table_args__ = (  # the console's call search: a unit's or a target's calls by time
+        Index("ix_calls_unit_started_at", "unit", "started_at"),
+        Index("ix_calls_target_started_at", "target", "started_at"),
+        Index("ix_calls_answered_by", "answered_by"),
+    )
 
     call_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     started_at: Mapped[float] = mapped_column(Float, index=True)
@@ -69,6 +74,7 @@ class Ring(Base):
 
 class Incident(Base):
     __tablename__ = "incidents"
+    __table_args__ = (Index("ix_incidents_call_id", "call_id"),)  # a call's timeline
 
     incident_id: Mapped[str] = mapped_column(String(160), primary_key=True)
     kind: Mapped[str] = mapped_column(String(32), index=True)
@@ -180,6 +186,22 @@ class AlertRow(Base):
     #: why the alert is never published: ``replay`` (a replay records what it
     #: would have sent; chiefs must not get old news from it) or ``too_old``
     withheld: Mapped[str | None] = mapped_column(String(16))
+
+
+class AuditEntry(Base):
+    """Who saw which unit's personal data (caller numbers) in the web
+    console, and when: one row per page or API answer and unit."""
+
+    __tablename__ = "audit_log"
+
+    entry_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[float] = mapped_column(Float, index=True)
+    user: Mapped[str] = mapped_column(String(255))
+    roles: Mapped[str] = mapped_column(Text)
+    unit: Mapped[str | None] = mapped_column(String(64), index=True)
+    what: Mapped[str] = mapped_column(String(255))  # "calls" (a search) or "call <id>"
+    records: Mapped[int] = mapped_column(Integer)  # records with numbers in clear
+    address: Mapped[str | None] = mapped_column(String(64))
 
 
 #: Columns holding personal data, per table: the retention purge erases them
