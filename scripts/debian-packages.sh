@@ -3,7 +3,9 @@
 # PostgreSQL (initdb/pg_ctl), Mosquitto and Prometheus (prometheus, promtool);
 # Alertmanager (amtool) to check the Alertmanager example;
 # docker-compose (v1.29, Debian's; Debian 12 packages no Compose v2) only to
-# validate docker-compose.yml (tests/test_deploy.py; no container engine needed).
+# validate docker-compose.yml (tests/test_deploy.py; no container engine needed);
+# Node.js and npm for the tests' Node projects (scripts/npm-deps.sh) and
+# Chromium for the browser tests (tests/browser).
 # Uses sudo when not root.
 set -euo pipefail
 need=()
@@ -14,6 +16,9 @@ command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need+=(mosquitt
 command -v promtool >/dev/null || need+=(prometheus)
 command -v amtool >/dev/null || need+=(prometheus-alertmanager)   # amtool check-config
 command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 || need+=(docker-compose)
+command -v node >/dev/null || need+=(nodejs)          # the tests' OpenID provider (tests/oidc)
+command -v npm >/dev/null || need+=(npm)              # scripts/npm-deps.sh
+[ -x /usr/bin/chromium ] || need+=(chromium)          # browser tests (Playwright, executable_path)
 [ ${#need[@]} -eq 0 ] && exit 0
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"

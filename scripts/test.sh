@@ -8,6 +8,7 @@ scripts/debian-packages.sh
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[test]'
 scripts/grafana-schema.sh    # npm: @grafana/schema + typescript for tests/grafana_schema
+scripts/npm-deps.sh          # npm ci in tests/*/ (oidc-provider for tests/oidc, axe-core for tests/browser)
 .venv/bin/ruff check pbxwatch tests bench asterisk-lab
 .venv/bin/ruff format --check pbxwatch tests bench asterisk-lab
 .venv/bin/mypy
