@@ -11,7 +11,7 @@ de-duplicate on the id).
 
 Between outbox batches it keeps the retained state topics current: the
 PBX's availability, each queue (only once the state read after a login has
-given the queues, so never the empty state of a engine that has not heard
+given the queues, so never the empty state of an engine that has not heard
 from the PBX yet), each unit's counters, the last AMI gap and, when
 enabled, Home Assistant's discovery configs.  The topic tree is in
 ``pbxwatch/mqtt/__init__.py``.

@@ -61,14 +61,19 @@ class Recorder:
         self.port = port
         self.seen: list[Seen] = []
         self.ready = asyncio.Event()
+        self.error: str | None = None
 
     async def run(self) -> None:
-        async with aiomqtt.Client("127.0.0.1", self.port, identifier="recorder") as client:
-            await client.subscribe("#", qos=1)
-            self.ready.set()
-            async for msg in client.messages:
-                assert isinstance(msg.payload, bytes)
-                self.seen.append(Seen(str(msg.topic), msg.payload, msg.retain))
+        try:
+            async with aiomqtt.Client("127.0.0.1", self.port, identifier="recorder") as client:
+                await client.subscribe("#", qos=1)
+                self.ready.set()
+                async for msg in client.messages:
+                    assert isinstance(msg.payload, bytes)
+                    self.seen.append(Seen(str(msg.topic), msg.payload, msg.retain))
+        except Exception as exc:  # said by the waits, which would only time out
+            self.error = repr(exc)
+            raise
 
     def on(self, topic: str) -> list[Seen]:
         return [m for m in self.seen if m.topic == topic]
@@ -77,10 +82,13 @@ class Recorder:
         return [m.json()["state"] for m in self.on(TOPICS.pbx)]
 
 
-async def _until(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+async def _until(check: Callable[[], bool], what: str, rec: Recorder,
+                 timeout: float = 30.0) -> None:  # fmt: skip
     deadline = time.monotonic() + timeout
     while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        assert time.monotonic() < deadline, (
+            f"timed out waiting for {what}; pbx {rec.pbx_states()}, {rec.error or 'recording'}"
+        )
         await asyncio.sleep(0.05)
 
 
@@ -134,25 +142,27 @@ def test_the_tree_fits_its_schemas_across_a_pbx_outage(
             proc = start_run(config, out, pbx_speed=SPEED)
             try:
                 await logged_in(sim, proc, log)
-                await _until(lambda: "online" in rec.pbx_states(), "pbx online")
+                await _until(lambda: "online" in rec.pbx_states(), "pbx online", rec)
                 playing = asyncio.create_task(sim.run())
                 await _until(lambda: sim.now is not None and bool(sim.days)
-                             and sim.now > sim.days[0].calls[0].start + 1200, "calls")  # fmt: skip
+                             and sim.now > sim.days[0].calls[0].start + 1200,
+                             "calls", rec)  # fmt: skip
                 # the outage: the PBX's AMI goes away, pbxwatch keeps running
                 sim.pause()
                 await sim.server.close()
-                await _until(lambda: rec.pbx_states()[-1] == "offline", "pbx offline")
+                await _until(lambda: rec.pbx_states()[-1] == "offline", "pbx offline", rec)
                 seen["offline"] = rec.on(TOPICS.pbx)[-1].json()
                 await asyncio.sleep(2.0)  # a while without the PBX: reconnects refused
                 assert proc.poll() is None, log.read_text()
                 await sim.server.start("127.0.0.1", ami)
-                await _until(lambda: rec.pbx_states()[-2:] == ["offline", "online"]
-                             and len(rec.pbx_states()) >= 4, "pbx online again")  # fmt: skip
+                await _until(lambda: rec.pbx_states()[-1] == "online"
+                             and rec.pbx_states().count("online") >= 2, "pbx online again",
+                             rec)  # fmt: skip
                 sim.resume()
                 await asyncio.sleep(1.0)  # calls after the outage, then the rest at once
                 sim.plan = replace(plan, speed=1e9)
                 await playing
-                await _until(lambda: bool(rec.on(TOPICS.gap)), "the gap")
+                await _until(lambda: bool(rec.on(TOPICS.gap)), "the gap", rec)
                 await asyncio.sleep(1.5)  # the last state published
             finally:
                 proc.send_signal(signal.SIGINT)
@@ -179,14 +189,18 @@ def test_the_tree_fits_its_schemas_across_a_pbx_outage(
 
     # pbxwatch's own availability: online throughout, offline only at the end
     assert [m.payload for m in rec.on(TOPICS.status)] == [b"online", b"offline"]
-    # the PBX's: not yet, online, lost, online again, pbxwatch stopped
+    # the PBX's: (not yet, unless the state read was over by the relay's
+    # first look), online, lost, online again, pbxwatch stopped
     pbx = [m.json() for m in rec.on(TOPICS.pbx)]
-    assert [p["state"] for p in pbx] == ["offline", "online", "offline", "online", "offline"]
-    assert "not connected yet" in pbx[0]["reason"]
+    if pbx[0]["state"] == "offline":
+        assert "not connected yet" in pbx.pop(0)["reason"]
+    assert [p["state"] for p in pbx] == ["online", "offline", "online", "offline"]
     assert seen["offline"]["reason"], seen["offline"]
     assert pbx[-1]["reason"] == "pbxwatch stopped"
     status_off = rec.on(TOPICS.status)[-1].at
-    lost = next(m for m in rec.on(TOPICS.pbx)[2:] if m.json()["state"] == "offline")
+    on_pbx = rec.on(TOPICS.pbx)
+    first = next(i for i, m in enumerate(on_pbx) if m.json()["state"] == "online")
+    lost = next(m for m in on_pbx[first:] if m.json()["state"] == "offline")
     assert lost.at < status_off  # the outage was seen with pbxwatch up
 
     # no queue state before the first state read, and never an epoch time
