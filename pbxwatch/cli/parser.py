@@ -252,7 +252,7 @@ def _report(r: argparse.ArgumentParser) -> None:
 def _alerts(a: argparse.ArgumentParser) -> None:
     a.add_argument("action", choices=["tail"], help="tail: print alerts as they arrive")
     a.add_argument("--unit", help="only this unit's alerts (default: every unit)")
-    a.add_argument("--queues", action="store_true", help="also print live queue state")
+    a.add_argument("--queues", action="store_true", help="also print live queue and unit state")
     a.add_argument("--json", action="store_true", help="print the payloads as they are")
 
 
