@@ -10,12 +10,10 @@ targets, a per-unit table."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,10 +22,10 @@ from typing import Any
 import pytest
 
 from pbxwatch.settings import Settings
+from tests.grafana import generator
 
 ROOT = Path(__file__).resolve().parents[2]
 BOARDS = ROOT / "config" / "grafana" / "dashboards"
-GENERATE = ROOT / "config" / "grafana" / "generate.py"
 NPM = ROOT / ".venv" / "grafana-schema"
 TSC = NPM / "node_modules" / ".bin" / "tsc"
 
@@ -96,16 +94,6 @@ def test_the_check_rejects_what_grafana_11_rejects(workdir: Path) -> None:
 # ------------------------------------------------- what the issue asked of the boards
 
 
-def _generator() -> Any:
-    spec = importlib.util.spec_from_file_location("generate", GENERATE)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["generate"] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
 def _panels() -> Iterator[tuple[str, dict[str, Any]]]:
     for name, board in shipped().items():
         for panel in board["panels"]:  # type: ignore[attr-defined]
@@ -131,7 +119,7 @@ def test_no_variable_grafana_11_rejects() -> None:
 def test_thresholds_come_from_the_configured_targets(lab_settings: Settings) -> None:
     targets = lab_settings.targets.model_copy(update={"availability": 0.9,
                                                       "service_level": 0.7})  # fmt: skip
-    boards = _generator().dashboards(lab_settings.model_copy(update={"targets": targets}))
+    boards = generator().dashboards(lab_settings.model_copy(update={"targets": targets}))
 
     def steps(board: str, title: str) -> list[Any]:
         panel = next(p for p in boards[board]["panels"] if p["title"] == title)

@@ -15,12 +15,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import json
 import math
 import re
 import shutil
-import sys
 import time
 import urllib.parse
 import urllib.request
@@ -33,6 +31,7 @@ import pytest
 import yaml
 
 from tests.conftest import LAB_CONFIG
+from tests.grafana import generator
 from tests.live import RUN_ENV
 from tests.services import free_port, pbxwatch, process, wait_for_port
 
@@ -55,18 +54,8 @@ pytestmark = pytest.mark.skipif(
 # promtool check / test rules: tests/prometheus/test_rules.py
 
 
-def _generator() -> Any:
-    spec = importlib.util.spec_from_file_location("generate", GRAFANA / "generate.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["generate"] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_dashboards_are_what_the_generator_makes() -> None:
-    gen = _generator()
+    gen = generator()
     boards = gen.dashboards()
     assert sorted(boards) == sorted(p.name for p in (GRAFANA / "dashboards").glob("*.json"))
     for name, board in boards.items():
