@@ -15,7 +15,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -43,6 +43,9 @@ from pbxwatch.store.db import last_event_time
 from pbxwatch.store.retention import purge
 from pbxwatch.store.session import open_store_waiting, restore, writer_for
 from pbxwatch.store.writer import StoreWriter
+
+if TYPE_CHECKING:
+    from pbxwatch.web import WebConsole
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +174,7 @@ async def run_live(
     log.debug("%d start-up objects frozen out of garbage collection", frozen)
     loaded = await restore_checkpoint(store, pipeline.engine, source_name)
     await restore(store, pipeline.engine)  # after settle: restored state comes and goes
+    web = await _start_web(settings, pipeline, health, store)  # after the restored counters
     # blind since the last event the last run saw: its position (noted each
     # second) or its checkpoint, whichever is later
     seen = [await last_event_time(store, source_name), loaded.last_event_time if loaded else None]
@@ -238,9 +242,9 @@ async def run_live(
             if pipeline.engine.last_event_time is not None:  # where a restart is blind from
                 writer.note_position(source.frames, pipeline.engine.last_event_time)
             now = clock.estimate(host) or host
+            _observe(health, source, pipeline, writer, relay, saver)  # metrics and console
+            health.clock_offset_seconds = clock.offset or 0.0
             if metrics is not None:
-                _observe(health, source, pipeline, writer, relay, saver)
-                health.clock_offset_seconds = clock.offset or 0.0
                 metrics.refresh(pipeline.engine, now, health)
             bad_input.check({**pipeline.engine.bad_input, **source.frame_faults})
             for observer in observers:
@@ -285,6 +289,8 @@ async def run_live(
         pipeline.catch_up_all()  # records still on their way to the sinks
         saver.save_now()  # the calls still up, for the next start
         await _shut_down(settings, tasks, writer, relay, relay_task)
+        if web is not None:
+            await web.stop()
         await store.dispose()
         if http is not None:
             http.shutdown()
@@ -337,6 +343,24 @@ def _start_metrics(
     except OSError as exc:
         where = settings.metrics.listen
         raise ConfigError(f"metrics.listen: cannot listen on {where}: {exc}") from exc
+
+
+async def _start_web(
+    settings: Settings, pipeline: Pipeline, health: Health, store: AsyncEngine
+) -> WebConsole | None:
+    """The console on this loop; it reads the engine only when asked.  An
+    address in use leaves pbxwatch running without it (logged)."""
+    if not settings.web.enabled:
+        return None
+    from pbxwatch.web import LiveView, WebConsole
+
+    console = WebConsole(settings, LiveView(settings, pipeline.engine, health), store)
+    try:
+        await console.start()
+    except ConfigError as exc:
+        log.error("%s; running without the console", exc)
+        return None
+    return console
 
 
 def _observe(

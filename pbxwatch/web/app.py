@@ -1,0 +1,123 @@
+"""The console's ASGI application: pages, SSE, the JSON API, static files,
+login, and the headers that keep a browser strict (no inline script, no
+framing, nothing from elsewhere)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from pbxwatch import __version__
+from pbxwatch.settings import Settings
+from pbxwatch.web import api, pages
+from pbxwatch.web.auth import Auth, Forbidden, NotLoggedIn, Sessions, TrustedPeers, session_secret
+from pbxwatch.web.console import Console
+from pbxwatch.web.live import LiveView
+
+STATIC = Path(__file__).parent / "static"
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+HEADERS = [
+    (b"content-security-policy", CSP.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+    (b"x-frame-options", b"DENY"),
+]
+
+
+class StrictHeaders:
+    """Security headers on every response; nothing personal is cached."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        static = str(scope.get("path", "")).startswith("/static/")
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += HEADERS
+                if not static:
+                    headers.append((b"cache-control", b"no-store"))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def _api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def create_app(settings: Settings, view: LiveView, store: AsyncEngine | None) -> FastAPI:
+    """The console for ``view`` (the live engine) and ``store`` (search)."""
+    web = settings.web
+    auth = Auth(web)
+    app = FastAPI(
+        title="pbxwatch console API",
+        version=__version__,
+        openapi_url="/api/v1/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.console = Console(settings, view, store, auth)
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    async def not_logged_in(request: Request, exc: Exception) -> Response:
+        if _api(request):
+            return JSONResponse({"detail": "log in first"}, 401)
+        return pages.refused(request, exc, 401)
+
+    async def forbidden(request: Request, exc: Exception) -> Response:
+        if _api(request):
+            return JSONResponse({"detail": str(exc) or "forbidden"}, 403)
+        return pages.refused(request, exc, 403)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if _api(request):
+            return JSONResponse({"detail": str(exc.detail)}, exc.status_code, headers=exc.headers)
+        return pages.refused(request, Exception(str(exc.detail)), exc.status_code)
+
+    async def invalid(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        if _api(request):
+            from fastapi.encoders import jsonable_encoder
+
+            return JSONResponse({"detail": jsonable_encoder(exc.errors())}, 422)
+        return pages.refused(request, Exception("invalid request"), 422)
+
+    app.add_exception_handler(NotLoggedIn, not_logged_in)
+    app.add_exception_handler(Forbidden, forbidden)
+    app.add_exception_handler(HTTPException, http_error)
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, invalid)
+    oidc = web.auth.oidc
+    force_secure = bool(oidc and oidc.redirect_url and oidc.redirect_url.startswith("https:"))
+    app.add_middleware(
+        Sessions,
+        secret=session_secret(web),
+        max_age=int(web.session.idle_minutes * 60) + 60,
+        force_secure=force_secure,
+    )
+    app.add_middleware(StrictHeaders)
+    if web.auth.mode == "header":
+        assert web.auth.header is not None
+        app.add_middleware(TrustedPeers, networks=web.auth.header.trusted_proxies)
+    return app

@@ -1,0 +1,252 @@
+"""Login and sessions: the three modes, signed cookies, CSRF, idle timeout.
+
+- ``none``: no login, loopback only (the settings refuse any other listen
+  address); the viewer acts as ``operations`` and every page says so.
+- ``header``: an authenticating proxy in front sets the user and groups
+  headers; requests from any peer not in ``trusted_proxies`` get 403
+  (``TrustedPeers``, outermost), so nobody can bypass the proxy.
+- ``oidc``: authorization code with PKCE (S256), state and nonce kept in
+  the session, the ID token checked (signature by the provider's JWKS,
+  issuer, audience, expiry, nonce) by Authlib; roles from ``roles_claim``
+  through ``role_map``.
+
+Sessions are Starlette's signed cookies (itsdangerous): ``HttpOnly``,
+``SameSite=Lax``, ``Secure`` when the request came over TLS (or the
+configured redirect URL is https), signed with the key from
+``web.session.secret_env`` and refused when tampered with or older than
+the idle timeout.  Every state-changing request carries the session's
+CSRF token.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+import secrets
+import time
+from collections.abc import MutableMapping
+from typing import Any
+
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from pbxwatch.settings import ConfigError, WebSettings, is_loopback
+from pbxwatch.web.roles import Principal, claim_values, roles_of
+
+log = logging.getLogger(__name__)
+
+SESSION_COOKIE = "pbxwatch_session"
+#: the loopback-only demo
+LOCAL = Principal("local", frozenset({"operations"}))
+
+
+class NotLoggedIn(Exception):
+    """No (valid) session: log in first."""
+
+
+class Forbidden(Exception):
+    """Logged in, but this is not for the viewer's roles (or peer)."""
+
+
+def session_secret(web: WebSettings) -> str:
+    """The key signing session cookies.  OIDC sessions must survive a
+    restart and several instances: the key is required.  Without login
+    (``none``, ``header``) the session only holds the CSRF token and a
+    per-process key is enough."""
+    secret = web.session.secret()
+    if secret:
+        if len(secret) < 32:
+            raise ConfigError(
+                f"web.session.secret_env: the key in {web.session.secret_env} "
+                "must be at least 32 characters"
+            )
+        return secret
+    if web.auth.mode == "oidc":
+        raise ConfigError(
+            f"web.session.secret_env: environment variable "
+            f"{web.session.secret_env} is not set (or set web.session.secret_file)"
+        )
+    return secrets.token_urlsafe(32)
+
+
+class Sessions:
+    """Starlette's SessionMiddleware, ``Secure`` cookies over TLS."""
+
+    def __init__(self, app: ASGIApp, secret: str, max_age: int, force_secure: bool) -> None:
+        common: dict[str, Any] = {
+            "secret_key": secret,
+            "session_cookie": SESSION_COOKIE,
+            "max_age": max_age,
+            "same_site": "lax",
+        }
+        self.plain = SessionMiddleware(app, https_only=False, **common)
+        self.tls = SessionMiddleware(app, https_only=True, **common)
+        self.force_secure = force_secure
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        secure = self.force_secure or scope.get("scheme") in ("https", "wss")
+        await (self.tls if secure else self.plain)(scope, receive, send)
+
+
+class TrustedPeers:
+    """Header mode: only the configured proxies may talk to the console."""
+
+    def __init__(self, app: ASGIApp, networks: list[str]) -> None:
+        self.app = app
+        self.networks = [ipaddress.ip_network(n, strict=False) for n in networks]
+
+    def trusted(self, host: str | None) -> bool:
+        if host is None:
+            return False
+        try:
+            addr = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(addr in net for net in self.networks)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            client = scope.get("client")
+            if not self.trusted(client[0] if client else None):
+                resp = PlainTextResponse("403: only the authenticating proxy may connect\n", 403)
+                await resp(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+class Auth:
+    """Who the viewer is, per the configured mode."""
+
+    def __init__(self, web: WebSettings) -> None:
+        self.web = web
+        self.mode = web.auth.mode
+        self.idle = web.session.idle_minutes * 60.0
+        self.role_map = web.auth.role_map()
+        self.oauth: Any = None
+        if self.mode == "oidc":
+            self.oauth = _oidc_client(web)
+
+    def viewer(self, request: Request) -> Principal:
+        """The viewer, or ``NotLoggedIn``."""
+        if self.mode == "none":
+            client = request.client
+            if client is None or not is_loopback(client.host):
+                raise Forbidden("no login: loopback only")
+            return LOCAL
+        if self.mode == "header":
+            assert self.web.auth.header is not None
+            user = request.headers.get(self.web.auth.header.user_header, "").strip()
+            if not user:
+                raise NotLoggedIn("no user header from the proxy")
+            groups = claim_values(request.headers.get(self.web.auth.header.roles_header, ""))
+            return Principal(user, roles_of(groups, self.role_map))
+        session = request.session
+        name = session.get("user")
+        if not isinstance(name, str) or not name:
+            raise NotLoggedIn("no session")
+        now = time.time()
+        seen = session.get("seen")
+        if not isinstance(seen, int | float) or now - seen > self.idle:
+            session.clear()
+            raise NotLoggedIn("session idle too long")
+        if now - seen > 5:  # the cookie is rewritten at most every few seconds
+            session["seen"] = int(now)
+        roles = session.get("roles")
+        return Principal(
+            name,
+            frozenset(r for r in roles if isinstance(r, str))
+            if isinstance(roles, list)
+            else frozenset(),
+        )
+
+    # ----------------------------------------------------------------- CSRF
+
+    @staticmethod
+    def csrf_token(request: Request) -> str:
+        session = request.session
+        token = session.get("csrf")
+        if isinstance(token, str):
+            return token
+        fresh = secrets.token_urlsafe(24)
+        session["csrf"] = fresh
+        return fresh
+
+    @staticmethod
+    def check_csrf(request: Request, given: str | None) -> None:
+        """A state-changing request: same origin, and the session's token."""
+        expected = request.session.get("csrf")
+        origin = request.headers.get("origin")
+        if origin and origin != f"{request.url.scheme}://{request.url.netloc}":
+            raise Forbidden("CSRF: cross-origin request")
+        if not isinstance(expected, str) or not given or not hmac.compare_digest(expected, given):
+            raise Forbidden("CSRF: missing or wrong token")
+
+    # ----------------------------------------------------------------- OIDC
+
+    async def login(self, request: Request, next_url: str) -> Any:
+        """Off to the provider (PKCE, state and nonce kept in the session)."""
+        assert self.web.auth.oidc is not None
+        request.session["next"] = safe_next(next_url)
+        redirect = self.web.auth.oidc.redirect_url or str(request.url_for("auth_callback"))
+        return await self.oauth.idp.authorize_redirect(request, redirect)
+
+    async def callback(self, request: Request) -> str:
+        """Back from the provider: check, start the session, return where to go."""
+        from authlib.integrations.starlette_client import OAuthError  # type: ignore[import-untyped]
+
+        assert self.web.auth.oidc is not None
+        try:
+            token = await self.oauth.idp.authorize_access_token(request)
+        except OAuthError as exc:
+            raise NotLoggedIn(f"login failed: {exc.error}") from exc
+        claims = token.get("userinfo")
+        if not claims:  # no ID token, or no nonce in it: not an OpenID login
+            raise NotLoggedIn("login failed: no ID token")
+        oidc = self.web.auth.oidc
+        roles = roles_of(claim_values(claims.get(oidc.roles_claim)), self.role_map)
+        user = str(claims.get("preferred_username") or claims.get("email") or claims["sub"])
+        next_url = safe_next(request.session.get("next"))
+        session: MutableMapping[str, Any] = request.session
+        session.clear()  # nothing from before the login survives it (fixation)
+        session.update(
+            user=user, roles=sorted(roles), seen=int(time.time()), csrf=secrets.token_urlsafe(24)
+        )
+        log.info("console login: %s with roles %s", user, ", ".join(sorted(roles)) or "none")
+        return next_url
+
+
+def safe_next(value: object) -> str:
+    """Only a path of this site (no ``//host``, no scheme) to go back to."""
+    if (
+        isinstance(value, str)
+        and value.startswith("/")
+        and not value.startswith("//")
+        and "\\" not in value
+    ):
+        return value
+    return "/"
+
+
+def _oidc_client(web: WebSettings) -> Any:
+    from authlib.integrations.starlette_client import OAuth
+
+    oidc = web.auth.oidc
+    assert oidc is not None
+    secret = oidc.client_secret()
+    if not secret:
+        raise ConfigError(
+            f"web.auth.oidc.client_secret_env: environment variable "
+            f"{oidc.client_secret_env} is not set (or set client_secret_file)"
+        )
+    oauth = OAuth()
+    oauth.register(
+        name="idp",
+        client_id=oidc.client_id,
+        client_secret=secret,
+        server_metadata_url=oidc.issuer.rstrip("/") + "/.well-known/openid-configuration",
+        client_kwargs={"scope": " ".join(oidc.scopes), "code_challenge_method": "S256"},
+    )
+    return oauth

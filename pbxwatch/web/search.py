@@ -1,0 +1,207 @@
+"""The console's reads from the store: call search, one call with its
+rings and incidents, the incidents feed, gaps today, and the audit log.
+
+Every query is bounded (a page of at most ``MAX_LIMIT`` rows) and uses
+the indexes of migration 0007: a unit's or a target's calls by time,
+rings by extension, incidents by call.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, func, insert, or_, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from pbxwatch.store import models
+
+MAX_LIMIT = 200
+#: a caller pattern: digits (a leading +), ``*`` for one hidden digit
+CALLER_PATTERN = re.compile(r"^\+?[0-9*]{1,20}$")
+#: what a masked number shows (``+4670*****67``): a viewer who sees masked
+#: numbers may search by that much and no more, so search is no oracle
+MASKED_PATTERN = re.compile(r"^(\+\d{0,4}|\d{0,4})\*+\d{0,2}$")
+
+
+class SearchError(ValueError):
+    """A filter the viewer may not use (the message says why)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallFilter:
+    start: float | None = None
+    end: float | None = None
+    unit: str | None = None
+    target: str | None = None
+    outcome: str | None = None
+    extension: str | None = None
+    caller: str | None = None
+    direction: str | None = None
+
+
+def caller_like(pattern: str, *, clear: bool) -> str:
+    """The SQL LIKE for a caller pattern; a viewer without numbers in clear
+    may only give the masked form (anchored, as many digits as it shows)."""
+    if not CALLER_PATTERN.match(pattern):
+        raise SearchError("caller: digits, a leading + and * for hidden digits only")
+    if not clear and not MASKED_PATTERN.match(pattern):
+        raise SearchError(
+            "caller: you see masked numbers; search by the masked form, e.g. +4670*****67"
+        )
+    if "*" in pattern:
+        return pattern.replace("*", "_")
+    return f"%{pattern}%"
+
+
+def _filtered(
+    stmt: Select[Any], f: CallFilter, units: frozenset[str] | None, clear: bool
+) -> Select[Any]:
+    c = models.Call
+    if units is not None:
+        stmt = stmt.where(c.unit.in_(sorted(units)))
+    if f.start is not None:
+        stmt = stmt.where(c.started_at >= f.start)
+    if f.end is not None:
+        stmt = stmt.where(c.started_at < f.end)
+    if f.unit is not None:
+        stmt = stmt.where(c.unit == f.unit)
+    if f.target is not None:
+        stmt = stmt.where(c.target == f.target)
+    if f.outcome is not None:
+        stmt = stmt.where(c.outcome == f.outcome)
+    if f.direction is not None:
+        stmt = stmt.where(c.direction == f.direction)
+    if f.extension is not None:
+        rang = select(models.Ring.call_id).where(models.Ring.extension == f.extension)
+        stmt = stmt.where(
+            or_(c.target == f.extension, c.answered_by == f.extension, c.call_id.in_(rang))
+        )
+    if f.caller is not None:
+        like = caller_like(f.caller, clear=clear)
+        stmt = stmt.where(or_(c.caller_e164.like(like), c.caller.like(like)))
+    return stmt
+
+
+async def search_calls(
+    store: AsyncEngine,
+    f: CallFilter,
+    units: frozenset[str] | None,
+    *,
+    clear: bool,
+    limit: int,
+    offset: int,
+) -> tuple[list[Any], int]:
+    """A page of calls (newest first) and how many match in all."""
+    c = models.Call
+    page = _filtered(select(c), f, units, clear).order_by(c.started_at.desc(), c.call_id)
+    count = _filtered(select(func.count()).select_from(c), f, units, clear)
+    async with store.connect() as conn:
+        rows = (await conn.execute(page.limit(min(limit, MAX_LIMIT)).offset(offset))).all()
+        total = int((await conn.execute(count)).scalar_one())
+    return list(rows), total
+
+
+async def one_call(store: AsyncEngine, call_id: str) -> tuple[Any, list[Any], list[Any]] | None:
+    """A call, its rings in order and its incidents; ``None`` if unknown."""
+    async with store.connect() as conn:
+        call = (
+            await conn.execute(select(models.Call).where(models.Call.call_id == call_id))
+        ).first()
+        if call is None:
+            return None
+        r, i = models.Ring, models.Incident
+        rings = (await conn.execute(select(r).where(r.call_id == call_id).order_by(r.seq))).all()
+        incidents = (
+            await conn.execute(select(i).where(i.call_id == call_id).order_by(i.started_at))
+        ).all()
+    return call, list(rings), list(incidents)
+
+
+async def incidents(
+    store: AsyncEngine,
+    units: frozenset[str] | None,
+    *,
+    kind: str | None,
+    unit: str | None,
+    start: float | None,
+    end: float | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[Any], int]:
+    i = models.Incident
+
+    def where(stmt: Select[Any]) -> Select[Any]:
+        if units is not None:
+            stmt = stmt.where(i.unit.in_(sorted(units)))
+        if kind is not None:
+            stmt = stmt.where(i.kind == kind)
+        if unit is not None:
+            stmt = stmt.where(i.unit == unit)
+        if start is not None:
+            stmt = stmt.where(i.started_at >= start)
+        if end is not None:
+            stmt = stmt.where(i.started_at < end)
+        return stmt
+
+    page = where(select(i)).order_by(i.started_at.desc(), i.incident_id)
+    async with store.connect() as conn:
+        rows = (await conn.execute(page.limit(min(limit, MAX_LIMIT)).offset(offset))).all()
+        total = int((await conn.execute(where(select(func.count()).select_from(i)))).scalar_one())
+    return list(rows), total
+
+
+async def gaps_since(store: AsyncEngine, since: float) -> int:
+    g = models.AmiGap
+    q = (
+        select(func.count())
+        .select_from(g)
+        .where(or_(g.started_at >= since, g.ended_at.is_(None), g.ended_at >= since))
+    )
+    async with store.connect() as conn:
+        return int((await conn.execute(q)).scalar_one())
+
+
+async def audit(
+    store: AsyncEngine,
+    user: str,
+    roles: Sequence[str],
+    what: str,
+    units: dict[str | None, int],
+    address: str | None,
+) -> None:
+    """Note that ``user`` saw caller numbers in clear: records per unit."""
+    if not units:
+        return
+    now = time.time()
+    rows = [
+        {
+            "at": now,
+            "user": user[:255],
+            "roles": " ".join(sorted(roles)),
+            "unit": unit,
+            "what": what[:255],
+            "records": n,
+            "address": address,
+        }
+        for unit, n in sorted(units.items(), key=lambda kv: kv[0] or "")
+    ]
+    async with store.begin() as conn:
+        await conn.execute(insert(models.AuditEntry), rows)
+
+
+async def audit_entries(
+    store: AsyncEngine, unit: str | None, limit: int, offset: int
+) -> tuple[list[Any], int]:
+    a = models.AuditEntry
+    page = select(a).order_by(a.at.desc(), a.entry_id.desc())
+    count = select(func.count()).select_from(a)
+    if unit is not None:
+        page, count = page.where(a.unit == unit), count.where(a.unit == unit)
+    async with store.connect() as conn:
+        rows = (await conn.execute(page.limit(min(limit, MAX_LIMIT)).offset(offset))).all()
+        total = int((await conn.execute(count)).scalar_one())
+    return list(rows), total

@@ -1,0 +1,41 @@
+// pbxwatch incidents feed: the newest incidents, fetched again every 10 s.
+"use strict";
+(function () {
+  var table = document.getElementById("incidents");
+  if (!table) { return; }
+  var live = document.getElementById("live-status");
+
+  function setLive(up) {
+    live.textContent = up ? live.dataset.ok : live.dataset.down;
+    live.className = "banner " + (up ? "ok" : "down");
+  }
+
+  function td(text) { var el = document.createElement("td"); el.textContent = text; return el; }
+
+  function render(items) {
+    var body = document.createElement("tbody");
+    items.forEach(function (i) {
+      var tr = document.createElement("tr");
+      [i.started_at, i.kind, i.state, i.unit || "—", i.extension || "—", i.queue || "—"]
+        .forEach(function (v) { tr.appendChild(td(v)); });
+      var last = document.createElement("td");
+      if (i.call_id) {
+        var a = document.createElement("a");
+        a.href = "/calls/" + encodeURIComponent(i.call_id);
+        a.textContent = i.call_id;
+        last.appendChild(a);
+      } else { last.textContent = "—"; }
+      tr.appendChild(last);
+      body.appendChild(tr);
+    });
+    if (items.length) { table.replaceChild(body, table.tBodies[0]); }
+  }
+
+  function poll() {
+    fetch("/api/v1/incidents?limit=100", {credentials: "same-origin"})
+      .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.json(); })
+      .then(function (page) { setLive(true); render(page.incidents); })
+      .catch(function () { setLive(false); });
+  }
+  setInterval(poll, 10000);
+}());
