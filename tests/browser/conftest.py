@@ -14,13 +14,17 @@ from tests.browser.harness import Shots, artefact_folder, chromium_ready
 from tests.oidc.harness import oidc_provider_factory  # noqa: F401  (a fixture)
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API runs an event loop in
+# this thread while it is open, and a test after it on the same worker that
+# calls asyncio.run() would find a loop running ("cannot be called from a
+# running event loop").  Each browser test file starts its own Chromium.
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as pw:
         yield pw
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     chromium = playwright.chromium.launch(executable_path=chromium_ready(), headless=True)
     yield chromium
