@@ -66,8 +66,15 @@ def next_steps(args: argparse.Namespace, settings: Settings, plan: SimPlan, data
     config = args.config if getattr(args, "config", None) else "lab"
     unit = next(iter(settings.directory.units))
     day = plan.first_day.isoformat()
+    # the demo stores into SQLite in data_dir whatever the configuration says
+    # (the store's URL too, when it names one: then that is what to override)
+    store = (
+        f"PBXWATCH_STORAGE__URL=sqlite+aiosqlite:///{data_dir / 'pbxwatch.db'}"
+        if settings.storage.url
+        else f"PBXWATCH_STORAGE__DATA_DIR={data_dir}"
+    )
     return (f"\nThe demo's data is in {data_dir.resolve()} (SQLite). A report of it:\n"
-            f"  PBXWATCH_STORAGE__DATA_DIR={data_dir} pbxwatch report --config {config} "
+            f"  {store} pbxwatch report --config {config} "
             f"--unit {unit} --from {day} --to {day}")  # fmt: skip
 
 

@@ -22,6 +22,9 @@ from tests.services import free_port
 
 pytestmark = pytest.mark.slow
 
+#: the closing line of the demo: the command that reports on its data
+REPORT_LINE = r"^  (PBXWATCH_STORAGE__\w+=\S+ pbxwatch report .*)$"
+
 
 @pytest.fixture(scope="module")
 def fresh_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -76,7 +79,7 @@ def test_demo_from_an_empty_folder_finishes_a_call_within_10_s(
     assert first_call is not None, err[-2000:]
     assert first_call < 10.0
     assert "samtal klara" in err  # the closing line, in Swedish
-    match = re.search(r"^  (PBXWATCH_STORAGE__DATA_DIR=\S+ pbxwatch report .*)$", out, re.M)
+    match = re.search(REPORT_LINE, out, re.M)
     assert match, out
     path = f"{fresh_venv / 'bin'}:/usr/bin:/bin"
     report = subprocess.run(match.group(1), shell=True, check=False, cwd=empty,
@@ -88,14 +91,23 @@ def test_demo_from_an_empty_folder_finishes_a_call_within_10_s(
     assert sorted(p.name for p in empty.iterdir()) == ["demo-data"]  # nothing else made
 
 
-def test_demo_runs_on_the_documented_example_config(fresh_venv: Path, tmp_path: Path) -> None:
-    example = ROOT / "config" / "pbxwatch.example.yaml"
+@pytest.mark.parametrize("config", ["pbxwatch.example.yaml", "compose.yaml"])
+def test_demo_runs_on_every_documented_config(
+    config: str, fresh_venv: Path, tmp_path: Path
+) -> None:
     proc = subprocess.run(
-        [str(fresh_venv / "bin" / "pbxwatch"), "demo", "--config", str(example), "--duration",
-         "8", "--metrics-listen", f"127.0.0.1:{free_port()}", "--lang", "en"],
+        [str(fresh_venv / "bin" / "pbxwatch"), "demo", "--config", str(ROOT / "config" / config),
+         "--duration", "8", "--metrics-listen", f"127.0.0.1:{free_port()}", "--lang", "en"],
         cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     finished = re.search(r"demo stopped: (\d+) events simulated, (\d+) calls finished", proc.stderr)
     assert finished, proc.stderr[-2000:]
     assert int(finished.group(2)) > 0
+    match = re.search(REPORT_LINE, proc.stdout, re.M)
+    assert match, proc.stdout
+    path = f"{fresh_venv / 'bin'}:/usr/bin:/bin"
+    report = subprocess.run(match.group(1), shell=True, check=False, cwd=tmp_path,
+                            capture_output=True, text=True, env={"PATH": path})  # fmt: skip
+    assert report.returncode == 0, report.stderr  # the demo's SQLite, whatever the config's store
+    assert "reading SQLite" in report.stderr
