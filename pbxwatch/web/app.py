@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pbxwatch import __version__
@@ -88,7 +89,7 @@ def create_app(settings: Settings, view: LiveView, store: AsyncEngine | None) ->
         return pages.refused(request, exc, 403)
 
     async def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
+        assert isinstance(exc, StarletteHTTPException)
         if _api(request):
             return JSONResponse({"detail": str(exc.detail)}, exc.status_code, headers=exc.headers)
         return pages.refused(request, Exception(str(exc.detail)), exc.status_code)
@@ -104,8 +105,6 @@ def create_app(settings: Settings, view: LiveView, store: AsyncEngine | None) ->
     app.add_exception_handler(NotLoggedIn, not_logged_in)
     app.add_exception_handler(Forbidden, forbidden)
     app.add_exception_handler(HTTPException, http_error)
-    from starlette.exceptions import HTTPException as StarletteHTTPException
-
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, invalid)
     oidc = web.auth.oidc

@@ -105,3 +105,22 @@ def serve(settings: Settings, db: Path, web: dict[str, Any] | None = None,
         loop.call_soon_threadsafe(holder["stop"].set)
         thread.join(15)
         loop.close()
+
+
+#: header mode behind a "proxy" on loopback: the groups the tests use
+ROLE_MAP = {
+    "ops": ["operations"],
+    "it": ["it"],
+    "chief-soc": ["chief:socialtjanst"],
+    "staff-soc": ["staff:socialtjanst"],
+}
+
+
+def header_web(trusted: list[str]) -> dict[str, Any]:
+    return {"auth": {"mode": "header",
+                     "header": {"trusted_proxies": trusted, "role_map": ROLE_MAP}}}  # fmt: skip
+
+
+def as_group(group: str, user: str | None = None) -> dict[str, str]:
+    """The headers the proxy sets for a user in ``group``."""
+    return {"X-Forwarded-User": user or f"{group}-user", "X-Forwarded-Groups": group}
