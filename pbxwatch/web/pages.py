@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,7 +19,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pbxwatch.core.records import iso
 from pbxwatch.web import search
 from pbxwatch.web.api import call_detail
-from pbxwatch.web.auth import Forbidden
+from pbxwatch.web.auth import Forbidden, NotLoggedIn
 from pbxwatch.web.deps import (
     LANG_COOKIE,
     client_address,
@@ -46,6 +47,7 @@ OUTCOMES = (
     "unknown",
 )
 
+log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
 Viewer = Annotated[Principal, Depends(viewer)]
 templates = Environment(
@@ -257,7 +259,11 @@ async def auth_callback(request: Request) -> Response:
     console = console_of(request)
     if console.auth.mode != "oidc":
         raise HTTPException(404, "no login in this mode")
-    return RedirectResponse(await console.auth.callback(request), 303)
+    try:
+        return RedirectResponse(await console.auth.callback(request), 303)
+    except NotLoggedIn as exc:  # a bad state, code or ID token: say so, no redirect loop
+        log.warning("console login refused: %s", exc)
+        return render(request, "error.html", None, status=401, message=str(exc))
 
 
 @router.post("/logout")

@@ -58,9 +58,10 @@ class Served:
 
 @contextlib.contextmanager
 def serve(settings: Settings, db: Path, web: dict[str, Any] | None = None,
-          recordings: tuple[str, ...] = RECORDINGS) -> Iterator[Served]:  # fmt: skip
-    """The console on a free port over ``db``, with ``web`` settings."""
-    port = free_port()
+          recordings: tuple[str, ...] = RECORDINGS, port: int | None = None
+          ) -> Iterator[Served]:  # fmt: skip
+    """The console on ``port`` (default a free one) over ``db``, with ``web`` settings."""
+    port = port or free_port()
     web_settings = WebSettings.model_validate({**(web or {}), "listen": f"127.0.0.1:{port}"})
     live = settings.model_copy(update={"web": web_settings})
     engine = build_engine(live)
