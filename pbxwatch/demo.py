@@ -188,6 +188,8 @@ async def run_demo(
         logging.getLogger("pbxwatch").setLevel(logging.ERROR)
     log.info("simulated PBX on 127.0.0.1:%d; metrics on http://%s/metrics; store in %s",
              port, live.metrics.listen, data_dir)  # fmt: skip
+    if live.web.enabled:  # the console (no login: loopback only, with a banner saying so)
+        log.info("console on http://%s/", live.web.listen)
     player = asyncio.create_task(sim.run())
     stopper = asyncio.create_task(_stop_after(duration)) if duration else None
     try:
