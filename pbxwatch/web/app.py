@@ -22,6 +22,8 @@ from pbxwatch.web.console import Console
 from pbxwatch.web.live import LiveView
 
 STATIC = Path(__file__).parent / "static"
+#: where the identity provider sends the browser back (register it there)
+CALLBACK_PATH = "/auth/callback"
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"

@@ -27,6 +27,7 @@ import secrets
 import time
 from collections.abc import MutableMapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
@@ -114,6 +115,9 @@ class TrustedPeers:
                 resp = PlainTextResponse("403: only the authenticating proxy may connect\n", 403)
                 await resp(scope, receive, send)
                 return
+            headers = dict(scope.get("headers") or [])
+            if headers.get(b"x-forwarded-proto") == b"https":  # TLS ended at the proxy
+                scope = {**scope, "scheme": "https"}  # so the session cookie is Secure
         await self.app(scope, receive, send)
 
 
@@ -179,7 +183,8 @@ class Auth:
         """A state-changing request: same origin, and the session's token."""
         expected = request.session.get("csrf")
         origin = request.headers.get("origin")
-        if origin and origin != f"{request.url.scheme}://{request.url.netloc}":
+        # the host, not the scheme: behind a TLS proxy the page is https, the request http
+        if origin and urlsplit(origin).netloc != request.headers.get("host"):
             raise Forbidden("CSRF: cross-origin request")
         if not isinstance(expected, str) or not given or not hmac.compare_digest(expected, given):
             raise Forbidden("CSRF: missing or wrong token")

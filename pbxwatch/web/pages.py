@@ -254,7 +254,7 @@ async def login(request: Request) -> Response:
     return response
 
 
-@router.get("/auth/callback", name="auth_callback")
+@router.get("/auth/callback", name="auth_callback")  # app.CALLBACK_PATH
 async def auth_callback(request: Request) -> Response:
     console = console_of(request)
     if console.auth.mode != "oidc":

@@ -147,6 +147,11 @@ def test_header_mode_refuses_every_other_peer(replayed: tuple[Settings, Path]) -
             assert proxy.get(s.base + "/api/v1/calls", headers=as_group("ops")).status_code == 200
             # from the proxy, no user header: not logged in
             assert proxy.get(s.base + "/api/v1/calls").status_code == 401
+            # TLS ended at the proxy: the session cookie is Secure
+            tls = proxy.get(s.base + "/", headers={**as_group("ops"), "X-Forwarded-Proto": "https"})
+            assert "secure" in tls.headers["set-cookie"].lower()
+            plain = proxy.get(s.base + "/", headers=as_group("ops"))
+            assert "secure" not in plain.headers["set-cookie"].lower()
             # a user whose groups map to no role sees nothing
             assert (
                 proxy.get(s.base + "/api/v1/queues", headers=as_group("nobody")).status_code == 403
