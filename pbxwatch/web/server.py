@@ -66,6 +66,7 @@ class WebConsole:
             timeout_graceful_shutdown=GRACEFUL_SECONDS,
             timeout_keep_alive=5,
         )
+        logging.getLogger("uvicorn.error").setLevel(logging.WARNING)  # not its start/stop chatter
         self._server = _Server(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="web-console")
         self._sampler = asyncio.create_task(self._sample(), name="web-console-day")
