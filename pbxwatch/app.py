@@ -45,6 +45,7 @@ from pbxwatch.store.session import open_store_waiting, restore, writer_for
 from pbxwatch.store.writer import StoreWriter
 
 if TYPE_CHECKING:
+    from pbxwatch.mail import MailSender
     from pbxwatch.web import WebConsole
 
 log = logging.getLogger(__name__)
@@ -182,6 +183,10 @@ async def run_live(
     if blind_since is not None:  # a restart is a gap: from the last event the last run had
         pipeline.connection_lost(blind_since, "pbxwatch was not running (restart)")
     pipeline.sinks.append(writer.submit)
+    if settings.mail.enabled:  # an alert's mail rows are written with it
+        from pbxwatch.mail import MailRows
+
+        writer.mail_rows = MailRows(settings)
     writer.start()
     pipeline.sinks.append(LogSink(alerts_to_log=not settings.mqtt.enabled))
     pipeline.sinks.extend(sinks)
@@ -243,6 +248,9 @@ async def run_live(
                 writer.note_position(source.frames, pipeline.engine.last_event_time)
             now = clock.estimate(host) or host
             _observe(health, source, pipeline, writer, relay, saver)  # metrics and console
+            if mail is not None:
+                health.mail_sent, health.mail_failed = mail.sent, mail.failed
+                health.mail_backlog, health.mail_smtp_up = mail.backlog, mail.smtp_up
             health.clock_offset_seconds = clock.offset or 0.0
             if metrics is not None:
                 metrics.refresh(pipeline.engine, now, health)
@@ -271,6 +279,7 @@ async def run_live(
         relay = AlertRelay(settings, store, engine_view(settings, pipeline.engine, clock))
         writer.on_alerts_committed = relay.wake
         relay_task = asyncio.create_task(relay.run())
+    mail, mail_task = _start_mail(settings, store, writer, lambda: clock.estimate(time.time()))
     div = settings.diversion
     families = [f for f in (div.astdb_forward_family, div.astdb_dnd_family) if f]
     if families:
@@ -289,6 +298,7 @@ async def run_live(
         pipeline.catch_up_all()  # records still on their way to the sinks
         saver.save_now()  # the calls still up, for the next start
         await _shut_down(settings, tasks, writer, relay, relay_task)
+        await _stop_mail(settings, mail, mail_task)
         if web is not None:
             await web.stop()
         await store.dispose()
@@ -329,6 +339,41 @@ async def _shut_down(
         relay_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await relay_task
+
+
+def _start_mail(
+    settings: Settings, store: AsyncEngine, writer: StoreWriter, now: Callable[[], float | None]
+) -> tuple[MailSender | None, asyncio.Task[None] | None]:
+    """The mail sender, woken by every batch with alerts (after the relay)."""
+    if not settings.mail.enabled:
+        return None, None
+    from pbxwatch.mail import MailSender
+
+    mail = MailSender(settings, store, now)
+    relay_wake = writer.on_alerts_committed
+
+    def wake() -> None:
+        if relay_wake is not None:
+            relay_wake()
+        mail.wake()
+
+    writer.on_alerts_committed = wake
+    return mail, asyncio.create_task(mail.run(), name="mail-sender")
+
+
+async def _stop_mail(
+    settings: Settings, mail: MailSender | None, task: asyncio.Task[None] | None
+) -> None:
+    """Send what is due for a moment; the rest goes at the next start."""
+    if mail is None or task is None:
+        return
+    mail.stop()
+    done, _ = await asyncio.wait([task], timeout=settings.mail.shutdown_drain_seconds)
+    if not done:
+        log.warning("mail: %d mails not sent yet; they go out at the next start", mail.backlog)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def _start_metrics(

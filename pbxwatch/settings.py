@@ -194,6 +194,59 @@ class MqttSettings(_Model):
         return read_secret("mqtt.password", self.password_env, self.password_file)
 
 
+class MailRecipient(_Model):
+    email: str = Field(min_length=3, pattern=r"^[^@\s]+@[^@\s]+$")
+    lang: Literal["sv", "en"] = "sv"
+
+
+class MailUnitSettings(_Model):
+    """Who gets a unit's mail besides its chief (``directory.units.<u>.chief.email``)."""
+
+    chief_lang: Literal["sv", "en"] = "sv"
+    recipients: list[MailRecipient] = Field(default_factory=list)
+
+
+class MailSettings(_Model):
+    """E-mail to unit chiefs over SMTP (see README: E-mail to unit chiefs)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(587, ge=1, le=65535)
+    security: Literal["starttls", "tls", "none"] = Field(
+        "starttls", description="none only to a loopback relay"
+    )
+    username: str | None = None
+    password_env: str | None = Field(None, description="env variable holding the password")
+    password_file: Path | None = None
+    sender: str = Field("pbxwatch@localhost", alias="from", pattern=r"^[^@\s]+@[^@\s]+$")
+    units: dict[str, MailUnitSettings] = Field(default_factory=dict)
+    digest_time: dt.time = Field(dt.time(7, 0), description="local time of the daily digest")
+    weekly_day: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = "mon"
+    console_url: str | None = Field(None, description="the console's base URL, for links")
+    timeout_seconds: float = Field(30.0, gt=0)
+    retry_initial_seconds: float = Field(30.0, gt=0)
+    retry_max_seconds: float = Field(900.0, gt=0)
+    max_attempts: int = Field(
+        20, ge=1, description="4xx replies to one mail before it is given up as failed"
+    )
+    poll_seconds: float = Field(2.0, gt=0)
+    shutdown_drain_seconds: float = Field(5.0, ge=0)
+
+    @model_validator(mode="after")
+    def _none_only_to_loopback(self) -> MailSettings:
+        if self.security == "none" and not is_loopback(self.host):
+            raise ValueError(
+                f"security none sends credentials and mail in clear: {self.host} is not "
+                "a loopback address; use starttls or tls"
+            )
+        return self
+
+    def password(self) -> str | None:
+        return read_secret("mail.password", self.password_env, self.password_file)
+
+
 class DiversionSettings(_Model):
     presence_states: list[str] = Field(default_factory=lambda: ["away", "xa", "dnd"])
     presentity_template: str = "CustomPresence:{ext}"
@@ -643,6 +696,7 @@ class Settings(BaseSettings):
     @classmethod
     def _tz(cls, v: str) -> str:
         try:
+    mail: MailSettings = Field(default_factory=MailSettings)
             zoneinfo.ZoneInfo(v)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {v!r}") from exc
@@ -670,6 +724,13 @@ class Settings(BaseSettings):
         for claim, roles in self.web.auth.role_map().items():
             for role in roles:
                 unit = role.partition(":")[2]
+    @model_validator(mode="after")
+    def _mail_units(self) -> Settings:
+        for unit in self.mail.units:
+            if unit not in self.directory.units:
+                raise ValueError(f"mail.units: unknown unit {unit!r}")
+        return self
+
                 if unit and unit not in self.directory.units:
                     raise ValueError(f"{where}.{claim}: unknown unit {unit!r} in {role!r}")
         return self

@@ -40,6 +40,10 @@ class Health:
     checkpoints_saved: int = 0
     checkpoint_bytes: int = 0
     checkpoint_seconds: float = 0.0  # copying and encoding the last one
+    mail_sent: int = 0
+    mail_failed: int = 0
+    mail_backlog: int = 0
+    mail_smtp_up: bool = False
 
 
 def health_families(engine: Engine, h: Health) -> list[Metric]:
@@ -111,4 +115,11 @@ def _plain(engine: Engine, h: Health) -> list[tuple[str, str, str, float]]:
          h.outbox_backlog),
         ("counter", "pbxwatch_alerts_published", "Alerts the broker acknowledged.",
          h.outbox_published),
+        ("counter", "pbxwatch_mail_sent", "Mails the SMTP server accepted (250).", h.mail_sent),
+        ("counter", "pbxwatch_mail_failed", "Mails given up: a 5xx reply, or 4xx replies up to "
+         "mail.max_attempts (recorded in mail_outbox, logged at ERROR).", h.mail_failed),
+        ("gauge", "pbxwatch_mail_backlog", "Mails waiting in the outbox (held ones included).",
+         h.mail_backlog),
+        ("gauge", "pbxwatch_mail_smtp_up", "1 while the SMTP server last took a mail.",
+         h.mail_smtp_up),
     ]  # fmt: skip

@@ -236,3 +236,34 @@ class Checkpoint(Base):
     event_time: Mapped[float | None] = mapped_column(Float)
     calls: Mapped[int] = mapped_column(Integer)
     state: Mapped[str] = mapped_column(Text)
+
+
+class MailRow(Base):
+    """The mail outbox: one row per message and recipient.  An alert's
+    rows are written by the store writer with the alert row; digests and
+    morning summaries by the mail sender, rendered, in one transaction with
+    what they summarise.  ``status``: ``pending``, ``held`` (raised outside
+    the unit's phone hours, waits for the morning summary), ``summarized``
+    (went out in ``summary_id``), ``sent``, ``failed`` (a 5xx reply, or too
+    many 4xx: recorded in ``reply_code``/``reply``, never retried)."""
+
+    __tablename__ = "mail_outbox"
+
+    mail_id: Mapped[str] = mapped_column(String(400), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # alert, summary, daily, weekly
+    unit: Mapped[str | None] = mapped_column(String(64))
+    recipient: Mapped[str] = mapped_column(String(255))
+    lang: Mapped[str] = mapped_column(String(2))
+    created_at: Mapped[float] = mapped_column(Float, index=True)  # PBX time
+    alert_id: Mapped[str | None] = mapped_column(String(200))
+    subject: Mapped[str | None] = mapped_column(Text)
+    body_text: Mapped[str | None] = mapped_column(Text)  # may hold caller numbers of its unit
+    body_html: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), index=True, server_default="pending")
+    summary_id: Mapped[str | None] = mapped_column(String(400))
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_try_at: Mapped[float | None] = mapped_column(Float)  # host time
+    sent_at: Mapped[float | None] = mapped_column(Float)
+    reply_code: Mapped[int | None] = mapped_column(Integer)
+    reply: Mapped[str | None] = mapped_column(Text)

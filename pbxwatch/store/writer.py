@@ -110,6 +110,8 @@ class StoreWriter:
         self.on_alerts_committed: Callable[[], None] | None = None
         #: set (e.g. "replay") when this writer's alerts must never be published
         self.withhold_alerts: str | None = None
+        #: the mail outbox rows of an alert (``pbxwatch.mail.MailRows``), written with it
+        self.mail_rows: Callable[[Alert], list[Row]] | None = None
         self.source = source
         self.max_batch = max_batch
         self.max_delay = max_delay
@@ -138,6 +140,8 @@ class StoreWriter:
         if isinstance(rec, Alert):  # written either way: a live run's own alert goes out
             for _, values in rows:
                 values["withheld"] = self.withhold_alerts
+        if isinstance(rec, Alert) and self.mail_rows is not None and not self.withhold_alerts:
+            rows = [*rows, *self.mail_rows(rec)]  # right after the alert row: the same batch
         for row in rows:
             self._append(row)
         if isinstance(rec, Alert):  # a unit chief is waiting: no batching delay
