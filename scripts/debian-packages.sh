@@ -5,7 +5,8 @@
 # docker-compose (v1.29, Debian's; Debian 12 packages no Compose v2) only to
 # validate docker-compose.yml (tests/test_deploy.py; no container engine needed);
 # Node.js and npm for the tests' Node projects (scripts/npm-deps.sh) and
-# Chromium for the browser tests (tests/browser).
+# Chromium for the browser tests (tests/browser); pango for the PDF report
+# (WeasyPrint) and poppler-utils for its tests (tests/reports).
 # Uses sudo when not root.
 set -euo pipefail
 need=()
@@ -19,6 +20,10 @@ command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 |
 command -v node >/dev/null || need+=(nodejs)          # the tests' OpenID provider (tests/oidc)
 command -v npm >/dev/null || need+=(npm)              # scripts/npm-deps.sh
 [ -x /usr/bin/chromium ] || need+=(chromium)          # browser tests (Playwright, executable_path)
+# report --format pdf: WeasyPrint (PyPI) loads pango at run time; the report
+# tests render the PDF to PNG pages with pdftoppm and read it with pdftotext
+ldconfig -p | grep -q 'libpangoft2-1.0.so.0' || need+=(libpango-1.0-0 libpangoft2-1.0-0)
+command -v pdftoppm >/dev/null || need+=(poppler-utils)
 [ ${#need[@]} -eq 0 ] && exit 0
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -225,7 +225,11 @@ def _db(d: argparse.ArgumentParser) -> None:
 
 
 def _report(r: argparse.ArgumentParser) -> None:
-    r.add_argument("--unit", required=True, help="unit slug as in directory.units")
+    r.add_argument(
+        "--unit",
+        required=True,
+        help="unit slug as in directory.units, or `all`: every unit side by side (json, html, pdf)",
+    )
     r.add_argument(
         "--from",
         dest="date_from",
@@ -242,9 +246,18 @@ def _report(r: argparse.ArgumentParser) -> None:
     )
     r.add_argument(
         "--format",
-        choices=["table", "csv", "json"],
+        choices=["table", "csv", "json", "html", "pdf"],
         default="table",
-        help="output format (default table)",
+        help="output format (default table); json, html and pdf hold the previous "
+        "period beside this one, html and pdf with charts, definitions and a cover page",
+    )
+    r.add_argument(
+        "--out",
+        metavar="FILE",
+        help="write the report to FILE (required for pdf; default stdout)",
+    )
+    r.add_argument(
+        "--lang", choices=["sv", "en"], default="sv", help="html/pdf language (default sv)"
     )
     r.add_argument("--now", help=f"judge open callbacks at this time ({ISO_NOW}; default: now)")
 

@@ -7,6 +7,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import make_url
@@ -91,12 +92,48 @@ async def report(args: argparse.Namespace) -> int:
     if date_to < date_from:
         raise ConfigError(f"--to: {date_to} is before --from {date_from}")
     now = parse_now(args.now, tz) or time.time()
+    fmt, out = args.format, getattr(args, "out", None)
+    if fmt == "pdf" and not out:
+        raise ConfigError("report: --format pdf needs --out FILE")
+    if args.unit == "all" and fmt in ("table", "csv"):
+        raise ConfigError("report: --unit all needs --format json, html or pdf")
     _stored_already(settings)
     print(f"pbxwatch: reading {store_name(settings)}", file=sys.stderr)
     engine = await open_store(settings)
     try:
-        result = await build(engine, settings, args.unit, date_from, date_to, now)
+        if fmt in ("json", "html", "pdf"):
+            from pbxwatch.reports.document import document
+
+            doc = await document(engine, settings, args.unit, date_from, date_to, now)
+        else:
+            result = await build(engine, settings, args.unit, date_from, date_to, now)
     finally:
         await engine.dispose()
-    sys.stdout.write(render(result, args.format, tz))
+    if fmt in ("json", "html", "pdf"):
+        return _write_document(doc, fmt, out, getattr(args, "lang", "sv"))
+    text = render(result, fmt, tz)
+    if out:
+        Path(out).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _write_document(doc: dict[str, Any], fmt: str, out: str | None, lang: str) -> int:
+    from pbxwatch.reports import render
+
+    if fmt == "pdf":
+        assert out is not None
+        render.pdf(doc, Path(out), lang)
+        print(f"pbxwatch: wrote {Path(out).resolve()}", file=sys.stderr)
+        return 0
+    if fmt == "json":
+        text = json.dumps(doc, ensure_ascii=False, indent=2) + "\n"
+    else:
+        text = render.html(doc, lang)
+    if out:
+        Path(out).write_text(text, encoding="utf-8")
+        print(f"pbxwatch: wrote {Path(out).resolve()}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
     return 0
