@@ -47,6 +47,7 @@ LINES: list[tuple[str, str, str]] = [
     ("callbacks_called_back_late", "  called back late", "int"),
     ("callbacks_overdue", "  still open, overdue", "int"),
     ("callbacks_pending", "  still open, not yet due", "int"),
+    ("callbacks_deferred", "  deferred (owner away, due after the return)", "int"),
     ("callbacks_exempt", "  exempt (extended absence)", "int"),
     ("callbacks_no_number", "  no number to call", "int"),
     ("callbacks_on_time_share", "Callbacks on time", "pct"),

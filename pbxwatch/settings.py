@@ -531,6 +531,12 @@ class CallbackPolicy(_Model):
     fulfilled_by: Literal["owner", "unit", "anyone"] = "owner"
     counts: Literal["attempt", "answered"] = "attempt"
     due_soon_minutes: int = Field(60, ge=0)
+    during_absence: Literal["defer", "exempt"] = Field(
+        "defer",
+        description="a message left while the owner is extended-away for a listed reason: "
+        "defer (the deadline counts from the owner's return; Falkenberg) or exempt "
+        "(no deadline at all, only where the unit's guideline says so)",
+    )
 
 
 class Chief(_Model):
@@ -690,13 +696,13 @@ class Settings(BaseSettings):
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     targets: TargetSettings = Field(default_factory=TargetSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    mail: MailSettings = Field(default_factory=MailSettings)
     directory: DirectorySettings
 
     @field_validator("timezone")
     @classmethod
     def _tz(cls, v: str) -> str:
         try:
-    mail: MailSettings = Field(default_factory=MailSettings)
             zoneinfo.ZoneInfo(v)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {v!r}") from exc
@@ -719,18 +725,18 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
-    def _web_units(self) -> Settings:
-        where = f"web.auth.{self.web.auth.mode}.role_map"
-        for claim, roles in self.web.auth.role_map().items():
-            for role in roles:
-                unit = role.partition(":")[2]
-    @model_validator(mode="after")
     def _mail_units(self) -> Settings:
         for unit in self.mail.units:
             if unit not in self.directory.units:
                 raise ValueError(f"mail.units: unknown unit {unit!r}")
         return self
 
+    @model_validator(mode="after")
+    def _web_units(self) -> Settings:
+        where = f"web.auth.{self.web.auth.mode}.role_map"
+        for claim, roles in self.web.auth.role_map().items():
+            for role in roles:
+                unit = role.partition(":")[2]
                 if unit and unit not in self.directory.units:
                     raise ValueError(f"{where}.{claim}: unknown unit {unit!r} in {role!r}")
         return self
@@ -771,6 +777,7 @@ def build_directory(settings: Settings) -> Directory:
                 fulfilled_by=u.callback_policy.fulfilled_by,
                 counts=u.callback_policy.counts,
                 due_soon_seconds=u.callback_policy.due_soon_minutes * 60.0,
+                during_absence=u.callback_policy.during_absence,
             ),
         )
         for key, u in d.units.items()

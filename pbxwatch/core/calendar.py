@@ -38,6 +38,8 @@ class CallbackPolicy:
     fulfilled_by: Literal["owner", "unit", "anyone"] = "owner"
     counts: Literal["attempt", "answered"] = "attempt"
     due_soon_seconds: float = 3600.0
+    #: a message left while the owner was away for a listed reason
+    during_absence: Literal["defer", "exempt"] = "defer"
 
 
 @lru_cache(maxsize=64)

@@ -49,6 +49,21 @@ class Callback:
     found_at_resync: bool = False
     #: the message was gone from the mailbox when a state read looked
     deleted_at: float | None = None
+    #: the owner was away for a listed reason when it was left: the deadline
+    #: counts from the return (``returned_at``, the end of that diversion)
+    deferred_reason: str | None = None
+    returned_at: float | None = None
+
+    @property
+    def deferred(self) -> bool:
+        """Waiting for its owner to come back: no deadline yet."""
+        return self.deferred_reason is not None and self.returned_at is None
+
+    def deferred_at(self, now: float) -> bool:
+        """Deferred as seen at ``now`` (a state asked of a time before the return)."""
+        return self.deferred_reason is not None and (
+            self.returned_at is None or now < self.returned_at
+        )
 
     def state(self, now: float) -> CallbackState:
         return callback_state(
@@ -57,6 +72,7 @@ class Callback:
             resolved_at=self.resolved_at,
             deadline=self.deadline,
             now=now,
+            deferred=self.deferred_at(now),
         )
 
     def to_json(self, tz: ZoneInfo, now: float) -> dict[str, Any]:
@@ -71,12 +87,14 @@ class Callback:
             "caller": self.caller,
             "caller_e164": self.number if self.number and self.number.startswith("+") else None,
             "left_at": iso(self.left_at, tz),
-            "deadline": iso(self.deadline, tz),
+            "deadline": None if self.deferred_at(now) else iso(self.deadline, tz),
             "resolved_at": iso(self.resolved_at, tz),
             "resolved_by_call": self.resolved_by_call,
             "resolved_from": self.resolved_from,
             "listened_at": iso(self.listened_at, tz),
             "exempt_reason": self.exempt_reason,
+            "deferred_reason": self.deferred_reason,
+            "returned_at": iso(self.returned_at, tz),
             "message_id": self.message_id,
             "found_at_resync": self.found_at_resync,
             "deleted_at": iso(self.deleted_at, tz),
@@ -189,7 +207,7 @@ class CallbackBook:
 
     def _index(self, cb: Callback) -> None:
         waiting = cb.number is not None and cb.exempt_reason is None and cb.resolved_at is None
-        if waiting and not cb.overdue_sent:
+        if waiting and not cb.overdue_sent and not cb.deferred:
             self._reminders[cb.callback_id] = None  # tick() still has a reminder to raise
         else:
             self._reminders.pop(cb.callback_id, None)
@@ -263,11 +281,14 @@ class CallbackBook:
                 number: str | None, left_at: float, presence: Presence | None,
                 message_id: str | None = None, found: bool = False) -> Callback | None:  # fmt: skip
         """A new obligation (None if it exists): deadline by the owner's
-        unit's policy, exempt when the owner was away for a listed reason."""
+        unit's policy; when the owner was away for a listed reason, deferred
+        until the return (or exempt, where the policy says so)."""
         if callback_id in self.callbacks:
             return None
         owner = self.directory.person_of_mailbox(mailbox)
         unit = self.directory.unit(owner.unit if owner else None)
+        away = self.away_reason(presence)
+        exempt = unit.callback_policy.during_absence == "exempt"
         cb = Callback(
             callback_id=callback_id,
             call_id=call_id,
@@ -278,7 +299,8 @@ class CallbackBook:
             number=number,
             left_at=left_at,
             deadline=self.calendar.deadline(left_at, unit.callback_policy, unit.phone_hours),
-            exempt_reason=self._exemption(presence),
+            exempt_reason=away if exempt else None,
+            deferred_reason=None if exempt else away,
             message_id=message_id,
             found_at_resync=found,
         )
@@ -471,9 +493,20 @@ class CallbackBook:
             self._reminders.pop(cb_id, None)
         self.forgotten += len(gone)
 
-    def _exemption(self, presence: Presence | None) -> str | None:
-        """Exempt when the owner was extended-away (``xa`` by default) for a
-        configured reason (semester, tjänsteresa ...) when the message came."""
+    def on_return(self, extension: str, at: float) -> None:
+        """The owner is back (an extended absence ended at ``at``): the
+        messages deferred meanwhile get their deadline, counted from now by
+        the unit's policy, and their reminders."""
+        for cb in list(self.callbacks.values()):
+            if cb.owner != extension or not cb.deferred:
+                continue
+            unit = self.directory.unit(cb.unit)
+            deadline = self.calendar.deadline(at, unit.callback_policy, unit.phone_hours)
+            self._put(replace(cb, returned_at=at, deadline=deadline))
+
+    def away_reason(self, presence: Presence | None) -> str | None:
+        """Why the owner counts as away (``None``: not away): extended-away
+        (``xa`` by default) for a configured reason (semester, tjänsteresa ...)."""
         if presence is None or presence.state not in self.directory.extended_away_states:
             return None
         text = f"{presence.subtype} {presence.message}".lower()

@@ -38,8 +38,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 CallbackState = Literal[
-    "pending", "called_back", "overdue", "called_back_late", "exempt", "no_number"
+    "pending", "called_back", "overdue", "called_back_late", "deferred", "exempt", "no_number"
 ]
+CALLBACK_STATES: tuple[CallbackState, ...] = (
+    "pending", "called_back", "overdue", "called_back_late", "deferred", "exempt", "no_number",
+)  # fmt: skip
 UNREACHED_OUTCOMES = frozenset({"voicemail", "voicemail_no_message"})
 
 
@@ -50,14 +53,19 @@ def callback_state(
     resolved_at: float | None,
     deadline: float,
     now: float,
+    deferred: bool = False,
 ) -> CallbackState:
-    """A callback's state at ``now``."""
+    """A callback's state at ``now``.  ``deferred``: the owner is still away
+    (the deadline counts from the return); a callback made meanwhile is on
+    time."""
     if not has_number:
         return "no_number"
     if exempt:
         return "exempt"
     if resolved_at is not None:
-        return "called_back" if resolved_at <= deadline else "called_back_late"
+        return "called_back" if deferred or resolved_at <= deadline else "called_back_late"
+    if deferred:
+        return "deferred"
     return "overdue" if now > deadline else "pending"
 
 
@@ -118,6 +126,8 @@ class CallbackFacts:
     exempt: bool
     resolved_at: float | None
     listened_at: float | None
+    #: deferred while the owner was away: until the return (inf: not back yet)
+    deferred_until: float | None = None
 
 
 # ---------------------------------------------------------------- figures
@@ -222,9 +232,7 @@ def unit_figures(
 
 
 def _callback_figures(f: UnitFigures, callbacks: Iterable[CallbackFacts], now: float) -> None:
-    states: dict[str, int] = dict.fromkeys(
-        ("pending", "called_back", "overdue", "called_back_late", "exempt", "no_number"), 0
-    )
+    states: dict[str, int] = dict.fromkeys(CALLBACK_STATES, 0)
     to_callback: list[float] = []
     to_listen: list[float] = []
     for cb in callbacks:
@@ -235,6 +243,7 @@ def _callback_figures(f: UnitFigures, callbacks: Iterable[CallbackFacts], now: f
             resolved_at=cb.resolved_at,
             deadline=cb.deadline,
             now=now,
+            deferred=cb.deferred_until is not None and now < cb.deferred_until,
         )
         states[state] += 1
         if cb.resolved_at is not None and state in ("called_back", "called_back_late"):

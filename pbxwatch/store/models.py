@@ -106,6 +106,8 @@ class Callback(Base):
     resolved_from: Mapped[str | None] = mapped_column(String(32))
     listened_at: Mapped[float | None] = mapped_column(Float)
     exempt_reason: Mapped[str | None] = mapped_column(Text)
+    deferred_reason: Mapped[str | None] = mapped_column(Text)  # the owner away: why (personal)
+    returned_at: Mapped[float | None] = mapped_column(Float)
     due_soon_sent: Mapped[bool] = mapped_column(Boolean, default=False)
     overdue_sent: Mapped[bool] = mapped_column(Boolean, default=False)
     message_id: Mapped[str | None] = mapped_column(String(64))

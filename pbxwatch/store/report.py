@@ -8,6 +8,8 @@ time clipped to the period.
 
 from __future__ import annotations
 
+import math
+
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -85,7 +87,14 @@ async def _callbacks(
 ) -> list[CallbackFacts]:
     t = models.Callback
     q = select(
-        t.left_at, t.deadline, t.has_number, t.exempt_reason, t.resolved_at, t.listened_at
+        t.left_at,
+        t.deadline,
+        t.has_number,
+        t.exempt_reason,
+        t.resolved_at,
+        t.listened_at,
+        t.deferred_reason,
+        t.returned_at,
     ).where(t.unit == unit, t.left_at >= start, t.left_at < end)
     return [
         CallbackFacts(
@@ -95,6 +104,11 @@ async def _callbacks(
             exempt=row.exempt_reason is not None,
             resolved_at=row.resolved_at,
             listened_at=row.listened_at,
+            deferred_until=None
+            if row.deferred_reason is None
+            else math.inf
+            if row.returned_at is None
+            else row.returned_at,
         )
         for row in await conn.execute(q)
     ]

@@ -40,8 +40,12 @@ def callback_states(settings: Settings, day: SimDay, now: float) -> dict[int, st
                     None)  # fmt: skip
         due = deadline(settings, owner, left, day.tz)
         if away and away.state == "xa" and any(w in away.message.lower() for w in reasons):
-            out[i] = "exempt"
-        elif i in called:
+            # deferred: the deadline counts from the return (the diversion's end)
+            if away.end > now or (i in called and called[i] <= away.end):
+                out[i] = "called_back" if i in called and called[i] <= now else "deferred"
+                continue
+            due = deadline(settings, owner, away.end, day.tz)
+        if i in called:
             out[i] = "called_back" if called[i] <= due else "called_back_late"
         else:
             out[i] = "overdue" if now > due else "pending"

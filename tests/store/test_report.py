@@ -43,7 +43,8 @@ from tests.sim.expect import (
 from tests.store.conftest import with_store
 
 UNITS = ["socialtjanst", "bygglov", "it-support", "kontaktcenter"]
-STATES = ("pending", "called_back", "overdue", "called_back_late", "exempt", "no_number")
+STATES = ("pending", "called_back", "overdue", "called_back_late", "deferred", "exempt",
+          "no_number")  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -120,8 +120,8 @@ def test_listened_oldest_first(lab_settings: Settings) -> None:
     assert book.callbacks[second.callback_id].listened_at is None
 
 
-def test_exempt_and_anonymous(lab_settings: Settings) -> None:
-    book = _book(lab_settings)
+def test_exempt_only_where_the_policy_says_so_and_anonymous(lab_settings: Settings) -> None:
+    book = _book(lab_settings, during_absence="exempt")
     away = Presence("xa", "", "Semester till 1 december", T0 - 86400)
     cb = book.on_call(_message(), away)
     assert cb is not None
@@ -133,3 +133,37 @@ def test_exempt_and_anonymous(lab_settings: Settings) -> None:
     anon = book.on_call(dataclasses.replace(_message(at=T0 + 2), caller=None, caller_e164=None))
     assert anon is not None
     assert anon.state(T0 + 10**6) == "no_number"
+
+
+def test_a_message_left_in_a_vacation_is_deferred_until_the_return(
+    lab_settings: Settings,
+) -> None:
+    """Falkenberg lifts only the same-day rule: the deadline counts from the
+    owner's return, the end of the vacation's diversion."""
+    book = _book(lab_settings)  # socialtjanst: same working day
+    away = Presence("xa", "", "Semester till 1 december", T0 - 86400)
+    cb = book.on_call(_message(), away)
+    assert cb is not None
+    assert cb.deferred_reason is not None
+    assert cb.state(T0 + 10 * 86400) == "deferred"  # no deadline while away: never overdue
+    assert book.tick(T0 + 10 * 86400) == []
+    back = T0 + 3 * 86400  # Thursday 09:12
+    book.on_return("1001", back)
+    cb = book.callbacks[cb.callback_id]
+    close = dt.datetime(2026, 11, 26, 17, 0, tzinfo=TZ).timestamp()  # the lab closes 17:00
+    assert (cb.returned_at, cb.deadline) == (back, close)  # the same working day as the return
+    assert cb.state(back + 60) == "pending"
+    events = book.tick(close + 1)
+    assert [e.kind for e in events] == ["callback_overdue"]
+    assert book.callbacks[cb.callback_id].state(close + 1) == "overdue"
+
+
+def test_a_deferred_message_called_back_by_the_unit_meanwhile_is_on_time(
+    lab_settings: Settings,
+) -> None:
+    book = _book(lab_settings, fulfilled_by="unit")
+    away = Presence("xa", "", "Tjänsteresa", T0 - 3600)
+    cb = book.on_call(_message(), away)
+    assert cb is not None
+    book.on_call(_dial("1002", "0701234567", T0 + 86400))  # a colleague, the next day
+    assert book.callbacks[cb.callback_id].state(T0 + 5 * 86400) == "called_back"
