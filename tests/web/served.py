@@ -57,10 +57,11 @@ class Served:
 
 
 @contextlib.contextmanager
-def serve(settings: Settings, db: Path, web: dict[str, Any] | None = None,
+def serve(settings: Settings, db: Path | str, web: dict[str, Any] | None = None,
           recordings: tuple[str, ...] = RECORDINGS, port: int | None = None
           ) -> Iterator[Served]:  # fmt: skip
-    """The console on ``port`` (default a free one) over ``db``, with ``web`` settings."""
+    """The console on ``port`` (default a free one) over ``db`` (a SQLite
+    file or a database URL), with ``web`` settings."""
     port = port or free_port()
     web_settings = WebSettings.model_validate({**(web or {}), "listen": f"127.0.0.1:{port}"})
     live = settings.model_copy(update={"web": web_settings})
@@ -77,7 +78,7 @@ def serve(settings: Settings, db: Path, web: dict[str, Any] | None = None,
     holder: dict[str, Any] = {}
 
     async def main() -> None:
-        store = make_engine(f"sqlite+aiosqlite:///{db}")
+        store = make_engine(db if isinstance(db, str) else f"sqlite+aiosqlite:///{db}")
         console = WebConsole(live, view, store)
         holder["console"] = console
         holder["stop"] = asyncio.Event()
