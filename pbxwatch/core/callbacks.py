@@ -186,6 +186,8 @@ class CallbackBook:
         self._reminders: dict[str, None] = {}  # ids tick() looks at, oldest first
         #: open callbacks by the number a callback must dial, oldest first
         self._by_number: dict[str, dict[str, None]] = {}
+        #: owner -> ids of their messages deferred until they come back
+        self._deferred: dict[str, dict[str, None]] = {}
         self._last_prune = 0.0
         #: mailboxes whose new-message count fell, to be read by id
         self.to_check: dict[str, None] = {}
@@ -211,10 +213,21 @@ class CallbackBook:
             self._reminders[cb.callback_id] = None  # tick() still has a reminder to raise
         else:
             self._reminders.pop(cb.callback_id, None)
+        if cb.owner is not None and cb.deferred and cb.resolved_at is None:
+            self._deferred.setdefault(cb.owner, {})[cb.callback_id] = None
+        else:
+            self._undefer(cb)
         if cb.number is not None and cb.resolved_at is None:
             self._by_number.setdefault(cb.number, {})[cb.callback_id] = None
         else:
             self._unindex(cb)
+
+    def _undefer(self, cb: Callback) -> None:
+        ids = self._deferred.get(cb.owner or "")
+        if ids is not None:
+            ids.pop(cb.callback_id, None)
+            if not ids:
+                del self._deferred[cb.owner or ""]
 
     def _unindex(self, cb: Callback) -> None:
         if cb.number is None:
@@ -489,7 +502,9 @@ class CallbackBook:
             elif not closed and open_keep is not None and now - cb.deadline > open_keep:
                 gone.append(cb_id)
         for cb_id in gone:
-            self._unindex(self.callbacks.pop(cb_id))
+            cb = self.callbacks.pop(cb_id)
+            self._unindex(cb)
+            self._undefer(cb)
             self._reminders.pop(cb_id, None)
         self.forgotten += len(gone)
 
@@ -497,12 +512,16 @@ class CallbackBook:
         """The owner is back (an extended absence ended at ``at``): the
         messages deferred meanwhile get their deadline, counted from now by
         the unit's policy, and their reminders."""
-        for cb in list(self.callbacks.values()):
-            if cb.owner != extension or not cb.deferred:
-                continue
+        for cb_id in list(self._deferred.get(extension, ())):
+            cb = self.callbacks[cb_id]
             unit = self.directory.unit(cb.unit)
             deadline = self.calendar.deadline(at, unit.callback_policy, unit.phone_hours)
             self._put(replace(cb, returned_at=at, deadline=deadline))
+
+    @property
+    def deferred_owners(self) -> list[str]:
+        """Who has messages waiting for their return (few, usually none)."""
+        return list(self._deferred)
 
     def away_reason(self, presence: Presence | None) -> str | None:
         """Why the owner counts as away (``None``: not away): extended-away

@@ -239,21 +239,23 @@ class Engine:
     def _with_consequences(self, out: list[Record]) -> list[Record]:
         """Every way in (event, tick, flush) ends the same: the callbacks that
         changed, then the alerts the records raise."""
-        self._returns(out)
+        self._returns()
         if self.callbacks.changed:
             out.extend(self.callbacks.drain_changes())
         if out or self.alerts.windows_open:  # most events change nothing: skip the work
             out.extend(self.alerts.on_records(out, self.now))
         return out
 
-    def _returns(self, out: list[Record]) -> None:
-        """An extended absence that ended, its owner no longer away: the
-        messages deferred meanwhile start their deadline now."""
-        for rec in out:
-            if not isinstance(rec, DiversionInterval) or rec.end is None:
-                continue
-            if self.callbacks.away_reason(self.presence.get(rec.extension)) is None:
-                self.callbacks.on_return(rec.extension, rec.end)
+    def _returns(self) -> None:
+        """An owner with deferred messages whose presence is known and no
+        longer away has come back (when that presence began): the messages
+        start their deadline then.  Judged on the presence itself, not only
+        on an absence seen to end: after a restart or a gap the state read
+        says where they are."""
+        for ext in self.callbacks.deferred_owners:
+            presence = self.presence.get(ext)
+            if presence is not None and self.callbacks.away_reason(presence) is None:
+                self.callbacks.on_return(ext, presence.since)
 
     def connection_lost(self, now: float | None, reason: str) -> None:
         """The event stream stopped at PBX time ``now`` (None: at the last

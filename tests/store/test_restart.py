@@ -212,3 +212,51 @@ async def test_restart_in_an_unstaffed_break_keeps_one_interval(
         (queue, "resolved", start, end)
     ]
     assert [(i.queue, i.start, i.end) for i in intervals] == [(queue, start, end)]
+
+
+async def test_a_deferred_callback_waits_for_the_return_across_restarts(
+    lab_settings: Settings, tmp_path: Path
+) -> None:
+    """A message left while its owner is on vacation: deferred through a
+    restart before the return, its deadline counted from the return (seen
+    after the restart), and overdue on time after that, also in a pbxwatch
+    started again later."""
+    from pbxwatch.ami.codec import iter_recording
+    from pbxwatch.core.callbacks import CallbackEvent
+    from pbxwatch.pipeline import build_engine
+    from pbxwatch.store.db import load_open_callbacks
+    from pbxwatch.store.session import restore
+
+    day = simulate_day(lab_settings, dt.date(2026, 11, 24), calls_per_hour=40, seed=7)
+    vacation = next(d for d in day.diversions if "semester" in d.message.lower())
+    recording = tmp_path / "day.ami"
+    recording.write_bytes(recording_bytes(day.frames))
+    frames = list(iter_recording(recording.read_bytes()))[1:]
+    split = next(i for i, f in enumerate(frames) if float(f["Timestamp"]) >= vacation.end - 3600)
+
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'deferred.db'}")
+    await upgrade(engine)
+    await _replay_span(lab_settings, engine, frames[:split], 0, tmp_path)
+    before = [cb for cb in await load_open_callbacks(engine) if cb.owner == vacation.ext]
+    assert before, "the day leaves messages during the vacation"
+    assert all(cb.deferred for cb in before if cb.resolved_at is None)
+    await _replay_span(lab_settings, engine, frames, split, tmp_path)  # restarted; the return
+    after = {cb.callback_id: cb for cb in await load_open_callbacks(engine)}
+    open_ones = [after[cb.callback_id] for cb in before if cb.callback_id in after
+                 and after[cb.callback_id].resolved_at is None]  # fmt: skip
+    assert open_ones
+    policy = lab_settings.directory_model().unit(open_ones[0].unit)
+    calendar = build_engine(lab_settings).calendar
+    want = calendar.deadline(vacation.end, policy.callback_policy, policy.phone_hours)
+    assert {(cb.returned_at, cb.deadline) for cb in open_ones} == {(vacation.end, want)}
+
+    later = build_engine(lab_settings)  # started again after the day
+    await restore(engine, later)
+    await engine.dispose()
+
+    def overdue(records: list[object]) -> set[str]:
+        return {r.callback.callback_id for r in records
+                if isinstance(r, CallbackEvent) and r.kind == "callback_overdue"}  # fmt: skip
+
+    assert overdue(later.tick(want - 60)) == set()
+    assert overdue(later.tick(want + 1)) == {cb.callback_id for cb in open_ones}
