@@ -100,6 +100,10 @@ class SimThread:
             }
         )
 
+    def close_server(self) -> None:
+        """The PBX goes away: the AMI server closes every session."""
+        asyncio.run_coroutine_threadsafe(self.sim.close(), self.loop).result(10)
+
     def stop(self) -> None:
         with contextlib.suppress(Exception):
             self.resume()

@@ -596,3 +596,26 @@ def test_every_console_page_passes_axe(
 
 def test_the_browser_is_debians_chromium(browser: Browser) -> None:
     assert "chromium" in browser.browser_type.name
+
+
+def test_the_page_says_when_the_ami_and_its_live_connection_are_down(
+    console: Console, shots: Shots, page: Page, artefacts: Path
+) -> None:
+    """Last in this file: it stops the PBX, then pbxwatch itself."""
+    problems: list[str] = []
+    log_in(page, console, console.provider.users["it"])
+    banner, live = page.locator("#ami-status"), page.locator("#live-status")
+    expect(banner).to_be_hidden()
+    expect(live).to_have_class(re.compile(r"\bok\b"))
+    console.sim.close_server()  # the PBX is gone
+    expect(banner).to_be_visible(timeout=5000)
+    expect(page.locator('#health [data-h="ami_up"]')).to_have_class("bad")
+    shots.snap("ami-down")
+    accessible(page, artefacts, problems, "ami-down")
+    console.proc.terminate()  # and then pbxwatch: the live connection is lost
+    console.proc.wait(30)
+    expect(live).to_have_class(re.compile(r"\bdown\b"), timeout=10_000)
+    assert live.get_attribute("role") == "alert"
+    assert live.inner_text() != live.get_attribute("data-ok")
+    shots.snap("live-down")
+    assert problems == [], "\n".join(problems)
