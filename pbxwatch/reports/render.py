@@ -199,6 +199,16 @@ TEXT: dict[str, dict[str, str]] = {
     },
 }
 
+#: callback states as the chart's categories (short)
+STATE_SHORT: dict[str, dict[str, str]] = {
+    "sv": {"pending": "ej förfallna", "called_back": "i tid", "overdue": "försenade",
+           "called_back_late": "för sent", "deferred": "uppskjutna", "exempt": "undantagna",
+           "no_number": "utan nummer"},
+    "en": {"pending": "not yet due", "called_back": "on time", "overdue": "overdue",
+           "called_back_late": "late", "deferred": "deferred", "exempt": "exempt",
+           "no_number": "no number"},
+}  # fmt: skip
+
 #: (term, definition) per language, after SPEC.md's terms and
 #: pbxwatch.core.figures.
 DEFINITIONS: dict[str, list[tuple[str, str]]] = {
@@ -341,7 +351,7 @@ def _charts(unit: dict[str, Any], t: dict[str, str], lang: str) -> dict[str, Mar
         ),
         "callbacks": svg.bars(
             t["callbacks"],
-            [label(f"callbacks_{s}", lang).strip() for s in states],
+            [STATE_SHORT[lang].get(s, s) for s in states],
             [
                 (names[0], [unit["figures"]["callbacks"][s] for s in states]),
                 (names[1], [unit["previous"]["figures"]["callbacks"].get(s, 0) for s in states]),

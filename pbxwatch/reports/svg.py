@@ -16,8 +16,8 @@ COLOURS = ("#1f5f99", "#9bb7d4")  # this period, the period before
 def _nice_max(value: float) -> float:
     if value <= 0:
         return 1.0
-    for step in (1, 2, 2.5, 5):
-        for exp in range(-3, 9):
+    for exp in range(-3, 12):
+        for step in (1, 2, 2.5, 5):
             top = step * 10**exp
             if top >= value:
                 return float(top)
@@ -26,7 +26,9 @@ def _nice_max(value: float) -> float:
 
 def _axis(top: float, fmt: str, title: str) -> list[str]:
     h = HEIGHT - TOP - BOTTOM
-    out = [f'<text x="{LEFT}" y="14" class="t">{escape(title)}</text>']
+    # the title is the heading above the chart and the SVG's aria-label
+    del title
+    out: list[str] = []
     for k in range(5):
         v = top * k / 4
         y = TOP + h - h * k / 4
@@ -49,10 +51,7 @@ def _legend(names: Sequence[str]) -> list[str]:
 
 
 def _wrap(parts: list[str], label: str) -> Markup:
-    style = (
-        "<style>.t{font:bold 12px sans-serif}.a{font:10px sans-serif;fill:#333}"
-        ".g{stroke:#ddd;stroke-width:1}</style>"
-    )
+    style = "<style>.a{font:10px sans-serif;fill:#333}.g{stroke:#ddd;stroke-width:1}</style>"
     body = "".join(parts)
     return Markup(
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" '

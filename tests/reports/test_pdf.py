@@ -49,7 +49,9 @@ def _cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def made(lab_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Made:
     tmp = tmp_path_factory.mktemp("year")
     days = sample_days(YEAR - 1, 2) + sample_days(YEAR, 2)
-    settings = asyncio.run(fill_store(lab_settings, tmp, days, calls_per_hour=12))
+    outage = sample_days(YEAR, 2)[5]
+    settings = asyncio.run(fill_store(lab_settings, tmp, days, calls_per_hour=12,
+                                      outages={outage: (10.0, 10.75)}))  # fmt: skip
     raw = yaml.safe_load(LAB_CONFIG.read_text(encoding="utf-8"))
     raw["storage"] = {"url": settings.storage.url, "data_dir": str(tmp)}
     config = tmp / "pbxwatch.yaml"
@@ -195,6 +197,13 @@ def test_every_figure_in_the_pdf_equals_the_json(made: Made) -> None:
                     _token("pct", m["missing_forward_share"])]  # fmt: skip
             assert _row(lines, m["month"]) == [want], m["month"]
             checked += 1
+        assert len(unit["gaps"]) == 1  # the outage: every unit's report shows it
+        g = unit["gaps"][0]
+        start = g["from"][:16].replace("T", " ")
+        assert g["seconds"] == 2700.0
+        end = g["to"][:16].replace("T", " ")
+        row = [ln.split() for ln in lines if ln.startswith(start)]
+        assert row == [[*start.split(), *end.split(), "45,0", "connection", "lost"]]
     compare = sections["compare"]
     for key in _expected(doc["units"][0]):
         text = label(key, "sv").strip()

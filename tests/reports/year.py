@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+from pbxwatch.core.gaps import AmiGap
 from pbxwatch.pipeline import Pipeline, build_engine
 from pbxwatch.replay import replay_into_store
 from pbxwatch.settings import Settings, StorageSettings
@@ -31,10 +32,16 @@ def sample_days(year: int, per_month: int) -> list[dt.date]:
 
 
 async def fill_store(
-    settings: Settings, data_dir: Path, days: list[dt.date], calls_per_hour: float
+    settings: Settings,
+    data_dir: Path,
+    days: list[dt.date],
+    calls_per_hour: float,
+    outages: dict[dt.date, tuple[float, float]] | None = None,
 ) -> Settings:
     """Replay one generated day per date into a new SQLite store under
-    ``data_dir``; the settings that read it."""
+    ``data_dir``; the settings that read it.  ``outages`` (date: from hour,
+    to hour) add an AMI gap on that day, the record the gap tracker makes
+    after a reconnect, written through the same writer."""
     url = f"sqlite+aiosqlite:///{data_dir / 'year.db'}"
     settings = settings.model_copy(update={"storage": StorageSettings(url=url, data_dir=data_dir)})
     engine = make_engine(url)
@@ -48,6 +55,11 @@ async def fill_store(
             writer = writer_for(settings, engine, f"replay:{recording.name}")
             pipeline.sinks.append(writer.submit)
             await replay_into_store(recording, pipeline, writer)
+            if outages and day in outages:
+                midnight = dt.datetime.combine(day, dt.time(), sim.tz).timestamp()
+                a, b = (midnight + h * 3600 for h in outages[day])
+                writer.submit(AmiGap(f"gap-{day}", writer.source, a, b, "connection lost", {}))
+                await writer.flush()
             recording.unlink()
     finally:
         await engine.dispose()
