@@ -246,7 +246,8 @@ def live_console(
                 env=env,
             )
         deadline = time.monotonic() + 30
-        while sim.call(lambda: sim.sim.server.listeners) == 0:  # type: ignore[union-attr]
+        running = sim
+        while running.call(lambda: running.sim.server.listeners) == 0:
             assert proc.poll() is None, log.read_text()
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.05)

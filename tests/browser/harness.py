@@ -29,6 +29,8 @@ AXE_JS = HERE / "node_modules" / "axe-core" / "axe.min.js"
 CHROMIUM = Path(os.environ.get("PBXWATCH_CHROMIUM", "/usr/bin/chromium"))
 #: the axe-core tags of WCAG 2.0 and 2.1, levels A and AA
 WCAG21_AA = ("wcag2a", "wcag2aa", "wcag21a", "wcag21aa")
+#: how long the screenshot of a page just loaded may take
+SHOT_TIMEOUT_MS = 4000
 
 
 def artefacts_root() -> Path:
@@ -90,7 +92,8 @@ class Shots:
         path = self._file(url, "")
         self.pending += 1
         try:
-            page.screenshot(path=path, full_page=True)
+            # short: a screenshot still taken when the next navigation comes may hang
+            page.screenshot(path=path, full_page=True, timeout=SHOT_TIMEOUT_MS)
             self.taken.append((url, path))
         except Exception as exc:  # noqa: BLE001  (the page moved on meanwhile: no shot)
             self.errors.append(f"screenshot of {url}: {exc}")
@@ -106,8 +109,9 @@ class Shots:
         self.taken.append((url, path))
         return path
 
-    def settle(self, timeout_ms: int = 5000) -> None:
-        """Until the load handlers' screenshots are written."""
+    def settle(self, timeout_ms: int = SHOT_TIMEOUT_MS + 500) -> None:
+        """Until the load handlers' screenshots are written (call it before
+        moving on from a page whose screenshot must be there)."""
         waited = 0
         while self.pending and waited < timeout_ms:
             self.page.wait_for_timeout(50)

@@ -417,6 +417,7 @@ def test_it_never_sees_a_caller_number(
         assert response is not None
         seen[path] = response.status
         page.wait_for_load_state()
+        shots.settle()
         html = page.content()
         found = sorted(n for n in numbers if n in html)
         assert found == [], (path, found)
@@ -427,12 +428,15 @@ def test_it_never_sees_a_caller_number(
     assert seen["/calls"] == seen[f"/calls/{calls[0]}"] == seen["/incidents"] == 403
     assert seen["/audit"] == 403
     for path in _api_paths(page, console, calls[0]):
-        response = page.request.get(console.url(path))
-        body = response.text()
+        answer = page.request.get(console.url(path))
+        body = answer.text()
         assert sorted(n for n in numbers if n in body) == [], path
-        assert response.status in (200, 403), (path, response.status)
+        assert answer.status in (200, 403), (path, answer.status)
     live = json.dumps(first_event(page), ensure_ascii=False)
     assert sorted(n for n in numbers if n in live) == []
+    # every page visited was screenshotted
+    shot = {url for url, _ in shots.taken}
+    assert [p for p in _pages(console, calls[0]) if console.url(p) not in shot] == [], shots.errors
     assert problems == [], "\n".join(problems)
 
 
@@ -581,6 +585,7 @@ def test_every_console_page_passes_axe(
         response = page.goto(console.url(path))
         assert response is not None
         assert response.status == 200, path
+        shots.settle()
         accessible(page, artefacts, problems)
     # an error page too
     page.goto(console.url("/calls/no-such-call"))
