@@ -89,7 +89,11 @@ class AmiSettings(_Model):
 class InboundSettings(_Model):
     """How inbound external calls are recognised: any one rule suffices."""
 
-    trunk_channels: list[str] = Field(default_factory=list, description="fnmatch patterns")
+    trunk_channels: list[str] = Field(
+        default_factory=list,
+        description="fnmatch patterns of trunk channels (IAX2/pstn-*), or a trunk's endpoint "
+        "name alone (pstn), which matches it on any technology",
+    )
     contexts: list[str] = Field(default_factory=list)
 
 

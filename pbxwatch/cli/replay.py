@@ -11,7 +11,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from pbxwatch.cli.options import parse_now, settings_of
-from pbxwatch.core.engine import Record
+from pbxwatch.core.engine import Engine, Record
 from pbxwatch.core.records import CallRecord
 from pbxwatch.pipeline import JsonLinesSink, Pipeline, build_engine
 from pbxwatch.settings import Settings
@@ -54,6 +54,7 @@ def replay(args: argparse.Namespace) -> int:
     log.info("replayed %d frames (%d events) in %.3f s: %d calls; %s", frames,
              eng.stats["events"], elapsed, summary.calls,
              ", ".join(f"{k} {v}" for k, v in sorted(summary.outcomes.items())))  # fmt: skip
+    _say_unmatched(eng)
     if not args.json:
         print(f"{summary.calls} calls in {elapsed:.3f} s")
         for k, v in sorted(summary.outcomes.items()):
@@ -92,6 +93,24 @@ async def _replay_stored(args: argparse.Namespace, settings: Settings, pipeline:
         return frames
     finally:
         await engine.dispose()
+
+
+def _say_unmatched(eng: Engine) -> None:
+    """A configuration whose device names or trunk patterns the stream never
+    matched is wrong for this PBX more often than not: said in one line."""
+    devices, trunks = eng.directory.unmatched()
+    total = len(eng.directory.devices)
+    if not eng.stats["events"] or not (trunks or (total and len(devices) == total)):
+        return
+    parts = []
+    if total and len(devices) == total:
+        parts.append(f"none of the {total} configured devices (e.g. {devices[0]})")
+    if trunks:
+        parts.append(f"the trunk pattern(s) {', '.join(trunks)}")
+    found = eng.directory.usage.by_resource
+    log.warning("configuration: the stream matched %s%s", " nor ".join(parts),
+                f"; {found} device names were recognised by their extension alone"
+                if found else "")  # fmt: skip
 
 
 class Summary:

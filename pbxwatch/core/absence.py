@@ -20,6 +20,10 @@ from pbxwatch.core.events import AmiEvent
 from pbxwatch.core.incidents import Incident
 
 _UNREACHABLE = frozenset({"UNAVAILABLE", "INVALID"})
+#: PJSIP's ContactStatus: the phone's registration gone or not answering
+#: its qualify; the earliest sign that it is gone
+_CONTACT_GONE = frozenset({"UNREACHABLE", "REMOVED"})
+_CONTACT_BACK = frozenset({"REACHABLE", "CREATED", "UPDATED"})
 
 
 @dataclass(slots=True)
@@ -43,12 +47,22 @@ class AbsenceWatch:
         self._unreachable: dict[str, _Watch] = {}
 
     def apply(self, ev: AmiEvent, now: float) -> list[Incident]:
+        """A device state, or a PJSIP contact's status, of a person's phone."""
+        if ev.name == "ContactStatus":
+            status = ev.get("ContactStatus").upper()
+            ext = self.directory.extension_of_device(f"PJSIP/{ev.get('EndpointName')}")
+            if ext is None or status not in _CONTACT_GONE | _CONTACT_BACK:
+                return []
+            return self._reachable(ext, status in _CONTACT_BACK, now)
         if ev.name != "DeviceStateChange":
             return []
         ext = self.directory.extension_of_device(ev.get("Device"))
         if ext is None:
             return []
-        if ev.get("State").upper() in _UNREACHABLE:
+        return self._reachable(ext, ev.get("State").upper() not in _UNREACHABLE, now)
+
+    def _reachable(self, ext: str, reachable: bool, now: float) -> list[Incident]:
+        if not reachable:
             self._unreachable.setdefault(ext, _Watch(since=now))
             return []
         watch = self._unreachable.pop(ext, None)

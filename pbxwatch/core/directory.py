@@ -46,6 +46,17 @@ class QueueInfo:
     members: tuple[str, ...] = ()  # extensions; empty = not known from configuration
 
 
+@dataclass
+class Usage:
+    """What of the directory events have matched so far: a configured device
+    or trunk pattern that never matches is a configuration that is wrong
+    for this PBX (say IAX2 names on a PJSIP system), and is reported."""
+
+    devices: set[str] = field(default_factory=set)  # lower-case configured devices
+    trunks: set[int] = field(default_factory=set)  # indexes into trunk_channels
+    by_resource: int = 0  # devices recognised by their resource alone
+
+
 @dataclass(frozen=True)
 class Directory:
     units: dict[str, Unit] = field(default_factory=dict)
@@ -66,18 +77,49 @@ class Directory:
     country_code: str = "46"
     outbound_prefix: str = ""
 
+    #: what of the configuration the stream has matched (see :class:`Usage`)
+    usage: Usage = field(default_factory=Usage, compare=False)
+
     @cached_property
     def _trunk_re(self) -> re.Pattern[str] | None:
         if not self.trunk_channels:
             return None
-        return re.compile("|".join(fnmatch.translate(p) for p in self.trunk_channels), re.I)
+        return re.compile(
+            "|".join(f"(?P<t{i}>{trunk_pattern(p)})" for i, p in enumerate(self.trunk_channels)),
+            re.I,
+        )
 
     def is_trunk(self, channel: str) -> bool:
         rx = self._trunk_re
-        return rx is not None and rx.match(channel) is not None
+        found = rx.match(channel) if rx is not None else None
+        if found is None:
+            return False
+        self.usage.trunks.add(int((found.lastgroup or "t0")[1:]))
+        return True
 
     def extension_of_device(self, device: str) -> str | None:
-        return self.devices.get(device.lower())
+        """The person whose phone ``device`` is: a configured device, or
+        else, whatever the technology (PJSIP, IAX2, SIP ...), a device whose
+        resource is a person's extension (``PJSIP/1001`` of 1001 configured
+        as ``IAX2/1001``): the stream names the technology, not the config."""
+        key = device.lower()
+        found = self.devices.get(key)
+        if found is not None:
+            self.usage.devices.add(key)
+            return found
+        tech, sep, resource = device.partition("/")
+        if not sep or tech.lower() == "local" or "@" in resource or "/" in resource:
+            return None
+        if resource in self.people:
+            self.usage.by_resource += 1
+            return resource
+        return None
+
+    def unmatched(self) -> tuple[list[str], list[str]]:
+        """Configured devices and trunk patterns the stream never matched."""
+        devices = sorted(d for d in self.devices if d not in self.usage.devices)
+        trunks = [p for i, p in enumerate(self.trunk_channels) if i not in self.usage.trunks]
+        return devices, trunks
 
     def diversion_device(self, device: str) -> tuple[str, DiversionSource] | None:
         return self.diversion_devices.get(device.lower())
@@ -106,6 +148,15 @@ class Directory:
     def queue_kind(self, queue: str) -> Literal["group", "contact_centre"] | None:
         info = self.queues.get(queue)
         return info.kind if info else None
+
+
+def trunk_pattern(pattern: str) -> str:
+    """A trunk as a regular expression: an fnmatch pattern of channels
+    (``IAX2/pstn-*``), or an endpoint name alone (``pstn``): its channels on
+    any technology (``PJSIP/pstn-00000012``, ``IAX2/pstn-4711``)."""
+    if "/" in pattern:
+        return fnmatch.translate(pattern)
+    return rf"[^/]+/{re.escape(pattern)}(?:-[^/]*)?\Z"
 
 
 def mailbox_key(value: str) -> str:

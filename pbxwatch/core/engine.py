@@ -55,9 +55,15 @@ KNOWN_EVENTS = frozenset(
         "QueueStatusComplete", "QueueSummary", "QueueSummaryComplete", "Registry",
         "Reload", "Shutdown", "SoftHangupRequest", "Status", "StatusComplete",
         "SuccessfulAuth", "Unhold", "UserEvent", "VarSet", "VoicemailUserEntry",
-        "VoicemailUserEntryComplete",
+        "VoicemailUserEntryComplete", "ContactStatus",
     }
 )  # fmt: skip
+
+#: Known events that say nothing pbxwatch follows: counted by name, not
+#: applied.  PJSIP sends RTCPSent/RTCPReceived every few seconds of every
+#: answered call, and ChallengeSent (security class) at each authenticated
+#: request; a deployment may also drop them at the source (README).
+IGNORED_EVENTS = frozenset({"RTCPSent", "RTCPReceived", "ChallengeSent"})
 
 
 #: Kinds of bad or odd input, each counted (``bad_input``) and logged once.
@@ -138,6 +144,10 @@ class Engine:
         clock model (:mod:`pbxwatch.core.clock`) decides the time each event
         is applied at, and in a replay may hold a few events until the ones
         after them confirm a jump in time."""
+        if ev.name in IGNORED_EVENTS:
+            self.stats["events"] += 1
+            self.events_by_name[ev.name] += 1
+            return []
         at = self.clock.quick(ev.time, received)
         if at is not None:  # the usual case: a plausible time, nothing held
             return self._apply_at(ev, at, ok=True)
@@ -409,7 +419,7 @@ class Engine:
         out.extend(self.presence.apply(ev, self.now))
         if ev.name.startswith(("Queue", "Agent")):
             out.extend(self.queues.apply(ev, self.now))
-        elif ev.name == "DeviceStateChange":
+        elif ev.name in ("DeviceStateChange", "ContactStatus"):
             out.extend(self.absence.apply(ev, self.now))
 
     def _finished(self, calls: list[CallRecord], *, found_at_resync: bool = False) -> list[Record]:

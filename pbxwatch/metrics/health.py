@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from pbxwatch.core.engine import BAD_INPUT_KINDS, KNOWN_EVENTS, Engine
+from pbxwatch.core.engine import BAD_INPUT_KINDS, IGNORED_EVENTS, KNOWN_EVENTS, Engine
 from pbxwatch.store.writer import WriterStats
 
 
@@ -59,7 +59,7 @@ def _event_families(engine: Engine, h: Health) -> list[Metric]:
     events = CounterMetricFamily("pbxwatch_ami_events", "AMI events processed, by "
                                  "event name (known names, else 'other').",
                                  labels=["event"])  # fmt: skip
-    for name in sorted(KNOWN_EVENTS | {"other"}):
+    for name in sorted(KNOWN_EVENTS | IGNORED_EVENTS | {"other"}):
         events.add_metric([name], engine.events_by_name.get(name, 0))
     bad = CounterMetricFamily("pbxwatch_bad_input", "AMI input skipped or distrusted, by "
                               "kind (each kind is logged once when first seen).",
@@ -73,7 +73,15 @@ def _event_families(engine: Engine, h: Health) -> list[Metric]:
 def _plain(engine: Engine, h: Health) -> list[tuple[str, str, str, float]]:
     """(gauge or counter, name, help, value) of the series without labels."""
     errors = sum(n for k, n in engine.stats.items() if k.startswith("handler_error:"))
+    devices, trunks = engine.directory.unmatched()
     return [
+        ("gauge", "pbxwatch_config_devices_unmatched", "Configured devices no event has named "
+         "yet (all of them: the names do not fit this PBX, e.g. IAX2/ on PJSIP).", len(devices)),
+        ("gauge", "pbxwatch_config_trunks_unmatched", "Configured trunk patterns no channel "
+         "has matched yet (calls over that trunk are then taken for internal).", len(trunks)),
+        ("counter", "pbxwatch_devices_by_resource", "Device names recognised by their "
+         "resource alone (PJSIP/1001 for a person configured with IAX2/1001).",
+         engine.directory.usage.by_resource),
         ("gauge", "pbxwatch_ami_up", "1 while logged in to the AMI.", h.ami_up),
         ("counter", "pbxwatch_ami_reconnects", "AMI reconnections.", h.ami_reconnects),
         ("counter", "pbxwatch_event_errors", "Events a handler failed on (skipped, logged).",

@@ -17,10 +17,10 @@ import pytest
 from pbxwatch.pipeline import JsonLinesSink, Pipeline, build_engine
 from pbxwatch.replay import replay_file
 from pbxwatch.settings import Settings
-from tests.conftest import RECORDINGS
+from tests.conftest import EVERY_RECORDING, RECORDINGS, recording_id, settings_for
 from tests.truth import digits, load_truth, match_calls
 
-IDS = [p.stem for p in RECORDINGS]
+IDS = [recording_id(p) for p in EVERY_RECORDING]
 
 
 def _replay(settings: Settings, recording: Path) -> list[dict[str, Any]]:
@@ -34,8 +34,9 @@ def _replay(settings: Settings, recording: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in out.getvalue().splitlines()]
 
 
-@pytest.mark.parametrize("recording", RECORDINGS, ids=IDS)
-def test_incidents_per_call(lab_settings: Settings, recording: Path) -> None:
+@pytest.mark.parametrize("recording", EVERY_RECORDING, ids=IDS)
+def test_incidents_per_call(recording: Path) -> None:
+    lab_settings = settings_for(recording)  # the PJSIP lab's for its recordings
     truth = load_truth(recording)
     records = _replay(lab_settings, recording)
     incidents = [r for r in records if r["type"] == "incident"]
@@ -53,8 +54,9 @@ def test_incidents_per_call(lab_settings: Settings, recording: Path) -> None:
     assert problems == []
 
 
-@pytest.mark.parametrize("recording", RECORDINGS, ids=IDS)
-def test_one_callback_per_voicemail_message(lab_settings: Settings, recording: Path) -> None:
+@pytest.mark.parametrize("recording", EVERY_RECORDING, ids=IDS)
+def test_one_callback_per_voicemail_message(recording: Path) -> None:
+    lab_settings = settings_for(recording)  # the PJSIP lab's for its recordings
     truth = load_truth(recording)
     records = _replay(lab_settings, recording)
     callbacks = [r for r in records if r["type"] == "callback"]
@@ -140,10 +142,11 @@ def _expected_diversions(truth: dict[str, Any]) -> list[tuple[str, str, str, flo
     return sorted(done, key=lambda d: (d[3], d[0]))
 
 
-@pytest.mark.parametrize("recording", RECORDINGS, ids=IDS)
-def test_diversion_intervals_follow_the_driver(lab_settings: Settings, recording: Path) -> None:
+@pytest.mark.parametrize("recording", EVERY_RECORDING, ids=IDS)
+def test_diversion_intervals_follow_the_driver(recording: Path) -> None:
     """Every hänvisning the driver set is one interval with its reason, from
     the moment it was set until it was cleared (open at the end if never)."""
+    lab_settings = settings_for(recording)  # the PJSIP lab's for its recordings
     truth = load_truth(recording)
     got = sorted(
         (r for r in _replay(lab_settings, recording) if r["type"] == "diversion"),

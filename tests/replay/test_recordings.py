@@ -16,10 +16,10 @@ from pbxwatch.ami.tcp_replay import replay_via_tcp
 from pbxwatch.pipeline import JsonLinesSink, Pipeline, build_engine
 from pbxwatch.replay import replay_file
 from pbxwatch.settings import Settings
-from tests.conftest import RECORDINGS
+from tests.conftest import EVERY_RECORDING, RECORDINGS, recording_id, settings_for
 from tests.truth import differences, expected, load_truth, match_calls
 
-IDS = [p.stem for p in RECORDINGS]
+IDS = [recording_id(p) for p in EVERY_RECORDING]
 
 
 def _records(settings: Settings, recording: Path, *, tcp: bool) -> list[dict[str, Any]]:
@@ -33,8 +33,9 @@ def _records(settings: Settings, recording: Path, *, tcp: bool) -> list[dict[str
     return [json.loads(line) for line in out.getvalue().splitlines()]
 
 
-@pytest.mark.parametrize("recording", RECORDINGS, ids=IDS)
-def test_calls_match_truth_one_by_one(lab_settings: Settings, recording: Path) -> None:
+@pytest.mark.parametrize("recording", EVERY_RECORDING, ids=IDS)
+def test_calls_match_truth_one_by_one(recording: Path) -> None:
+    lab_settings = settings_for(recording)  # the PJSIP lab's for its recordings
     truth = load_truth(recording)
     records = _records(lab_settings, recording, tcp=False)
     calls = [r for r in records if r["type"] == "call"]
@@ -50,8 +51,9 @@ def test_calls_match_truth_one_by_one(lab_settings: Settings, recording: Path) -
     assert problems == []
 
 
-@pytest.mark.parametrize("recording", RECORDINGS, ids=IDS)
-def test_tcp_path_gives_identical_records(lab_settings: Settings, recording: Path) -> None:
+@pytest.mark.parametrize("recording", EVERY_RECORDING, ids=IDS)
+def test_tcp_path_gives_identical_records(recording: Path) -> None:
+    lab_settings = settings_for(recording)  # the PJSIP lab's for its recordings
     assert _records(lab_settings, recording, tcp=True) == _records(
         lab_settings, recording, tcp=False
     )
