@@ -60,6 +60,7 @@ class Call(Base):
 
 class Ring(Base):
     __tablename__ = "rings"
+    __table_args__ = (Index("ix_rings_extension_started_at", "extension", "started_at"),)
 
     call_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -110,7 +110,7 @@ async def calls(
         direction=direction,
     )
     try:
-        rows, total = await search.search_calls(
+        rows, total, capped = await search.search_calls(
             console.store,
             f,
             who.call_units(),
@@ -122,7 +122,11 @@ async def calls(
         raise HTTPException(400, str(exc)) from exc
     shown = [console.call_out(r, who) for r in rows]
     await console.audit(who, "api calls", rows, [a for _, a in shown], client_address(request))
-    return {"calls": [c for c, _ in shown], **page(total, limit, offset, len(rows))}
+    return {
+        "calls": [c for c, _ in shown],
+        "total_capped": capped,
+        **page(total, limit, offset, len(rows)),
+    }
 
 
 async def call_detail(request: Request, who: Principal, call_id: str) -> dict[str, Any]:

@@ -140,7 +140,7 @@ async def calls(request: Request, who: Viewer) -> HTMLResponse:
     units = sorted(u for u in console.settings.directory.units if who.sees_call_of(u))
     error: str | None = None
     rows: list[Any] = []
-    total = 0
+    total, capped = 0, False
     shown: list[tuple[dict[str, Any], NumberAccess]] = []
     if console.store is not None:
         f = search.CallFilter(
@@ -153,7 +153,7 @@ async def calls(request: Request, who: Viewer) -> HTMLResponse:
             caller=q["caller"] or None,
         )
         try:
-            rows, total = await search.search_calls(
+            rows, total, capped = await search.search_calls(
                 console.store,
                 f,
                 who.call_units(),
@@ -177,6 +177,7 @@ async def calls(request: Request, who: Viewer) -> HTMLResponse:
         base_query=urlencode({k: v for k, v in q.items() if v}),
         error=error,
         masked=any(a == "masked" for _, a in shown),
+        capped=capped,
         **page(total, limit, offset, len(rows)),
     )
 

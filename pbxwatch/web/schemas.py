@@ -98,7 +98,10 @@ class Call(BaseModel):
 
 class CallPage(BaseModel):
     calls: list[Call]
+    #: how many match, at most search.COUNT_CAP ...
     total: int
+    #: ... and whether more than that match
+    total_capped: bool
     limit: int
     offset: int
     next_offset: int | None

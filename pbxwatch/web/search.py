@@ -14,12 +14,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, func, insert, or_, select
+from sqlalchemy import Select, func, insert, or_, select, union
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pbxwatch.store import models
 
 MAX_LIMIT = 200
+#: a search counts its matches up to this many
+COUNT_CAP = 10_000
 #: a caller pattern: digits (a leading +), ``*`` for one hidden digit
 CALLER_PATTERN = re.compile(r"^\+?[0-9*]{1,20}$")
 #: what a masked number shows (``+4670*****67``): a viewer who sees masked
@@ -75,11 +77,17 @@ def _filtered(
         stmt = stmt.where(c.outcome == f.outcome)
     if f.direction is not None:
         stmt = stmt.where(c.direction == f.direction)
-    if f.extension is not None:
-        rang = select(models.Ring.call_id).where(models.Ring.extension == f.extension)
-        stmt = stmt.where(
-            or_(c.target == f.extension, c.answered_by == f.extension, c.call_id.in_(rang))
-        )
+    if f.extension is not None:  # rang, was the target or answered: one small set of ids
+        r, ext = models.Ring, f.extension
+        rang = select(r.call_id).where(r.extension == ext)
+        targeted = select(c.call_id).where(c.target == ext)
+        answered = select(c.call_id).where(c.answered_by == ext)
+        if f.start is not None:
+            rang = rang.where(r.started_at >= f.start)
+            targeted = targeted.where(c.started_at >= f.start)
+        if f.end is not None:
+            rang, targeted = rang.where(r.started_at < f.end), targeted.where(c.started_at < f.end)
+        stmt = stmt.where(c.call_id.in_(union(rang, targeted, answered)))
     if f.caller is not None:
         like = caller_like(f.caller, clear=clear)
         stmt = stmt.where(or_(c.caller_e164.like(like), c.caller.like(like)))
@@ -94,15 +102,18 @@ async def search_calls(
     clear: bool,
     limit: int,
     offset: int,
-) -> tuple[list[Any], int]:
-    """A page of calls (newest first) and how many match in all."""
+) -> tuple[list[Any], int, bool]:
+    """A page of calls (newest first), how many match in all, and whether
+    that is only a lower bound (more than ``COUNT_CAP`` match: counting a
+    year of a large municipality's calls would cost more than the page)."""
     c = models.Call
     page = _filtered(select(c), f, units, clear).order_by(c.started_at.desc(), c.call_id)
-    count = _filtered(select(func.count()).select_from(c), f, units, clear)
+    matching = _filtered(select(c.call_id), f, units, clear).limit(COUNT_CAP + 1).subquery()
+    count = select(func.count()).select_from(matching)
     async with store.connect() as conn:
         rows = (await conn.execute(page.limit(min(limit, MAX_LIMIT)).offset(offset))).all()
         total = int((await conn.execute(count)).scalar_one())
-    return list(rows), total
+    return list(rows), min(total, COUNT_CAP), total > COUNT_CAP
 
 
 async def one_call(store: AsyncEngine, call_id: str) -> tuple[Any, list[Any], list[Any]] | None:

@@ -35,9 +35,11 @@ def upgrade() -> None:
     op.create_index("ix_calls_target_started_at", "calls", ["target", "started_at"])
     op.create_index("ix_calls_answered_by", "calls", ["answered_by"])
     op.create_index("ix_incidents_call_id", "incidents", ["call_id"])
+    op.create_index("ix_rings_extension_started_at", "rings", ["extension", "started_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_rings_extension_started_at", "rings")
     op.drop_index("ix_incidents_call_id", "incidents")
     op.drop_index("ix_calls_answered_by", "calls")
     op.drop_index("ix_calls_target_started_at", "calls")
