@@ -137,6 +137,12 @@ def _sim_options(p: argparse.ArgumentParser) -> None:
         "day when today is closed)",
     )
     p.add_argument(
+        "--tech",
+        choices=["iax2", "pjsip"],
+        help="the channel technology of the simulated phones and trunk (default: the "
+        "configuration's device names)",
+    )
+    p.add_argument(
         "--days", type=int, metavar="N", help="working days to simulate (default: until stopped)"
     )
 

@@ -47,11 +47,17 @@ def sim_plan(
                    lead_in_seconds=lead_in_seconds, call_at_open=call_at_open)  # fmt: skip
 
 
+def _on_tech(settings: Settings, args: argparse.Namespace) -> Settings:
+    from pbxwatch.sim.live import with_tech
+
+    return with_tech(settings, args.tech) if args.tech else settings
+
+
 def demo(args: argparse.Namespace) -> int:
     from pbxwatch.demo import run_demo
 
     path = config_path(args, default="lab")
-    settings = load_settings(path)
+    settings = _on_tech(load_settings(path), args)
     plan = sim_plan(args, settings, lead_in_seconds=DEMO_LEAD_IN_SECONDS, call_at_open=True)
     data_dir = Path(args.data_dir)
     code = asyncio.run(run_demo(settings, plan, data_dir=data_dir, lang=args.lang,
@@ -82,7 +88,7 @@ def simulate(args: argparse.Namespace) -> int:
     from pbxwatch.sim.live import serve_simulation
 
     secret = secret_from(args)
-    settings = load_settings(config_path(args, default="lab"))
+    settings = _on_tech(load_settings(config_path(args, default="lab")), args)
     plan = sim_plan(args, settings)
     with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
         asyncio.run(serve_simulation(settings, plan, args.host, args.port, args.username,

@@ -79,15 +79,19 @@ class Pbx:
     @classmethod
     def from_settings(cls, settings: Settings) -> Pbx:
         d = settings.directory
-        trunk = (settings.inbound.trunk_channels or ["IAX2/pstn-*"])[0]
-        trunk = trunk.rstrip("*").rstrip("-") or "IAX2/pstn"
         # everyone has a phone (a queue member may have no number of their
         # own); only people with a DID are called directly
         people = d.people
         templates = d.device_templates or ["PJSIP/{ext}"]
+        devices = {e: (p.devices or [templates[0].format(ext=e)])[0] for e, p in people.items()}
+        trunk = (settings.inbound.trunk_channels or ["IAX2/pstn-*"])[0]
+        if "/" not in trunk:  # an endpoint name: on the phones' technology
+            tech = next(iter(devices.values()), "PJSIP/").split("/", 1)[0]
+            trunk = f"{tech}/{trunk}"
+        trunk = trunk.rstrip("*").rstrip("-") or "IAX2/pstn"
         return cls(
             trunk=trunk,
-            devices={e: (p.devices or [templates[0].format(ext=e)])[0] for e, p in people.items()},
+            devices=devices,
             names={e: p.name for e, p in people.items()},
             dids={e: p.dids[0] for e, p in people.items() if p.dids},
             mailboxes={e: p.mailbox or f"{e}@default" for e, p in people.items()},

@@ -61,6 +61,31 @@ class SimPlan:
         return sum(delta for at, delta in self.clock_steps if at <= t)
 
 
+#: the channel technologies the simulator can speak
+TECHS = {"iax2": "IAX2", "pjsip": "PJSIP"}
+
+
+def with_tech(settings: Settings, tech: str) -> Settings:
+    """The same PBX on another channel technology (``pjsip``): the phones'
+    devices and the trunk patterns renamed, as the lab's PJSIP twin is the
+    IAX2 one with PJSIP endpoints of the same names."""
+    name = TECHS[tech.lower()]
+
+    def renamed(device: str) -> str:
+        head, sep, rest = device.partition("/")
+        return f"{name}/{rest}" if sep and head.lower() in ("iax2", "pjsip", "sip") else device
+
+    d = settings.directory
+    people = {ext: p.model_copy(update={"devices": [renamed(x) for x in p.devices]})
+              for ext, p in d.people.items()}  # fmt: skip
+    templates = [renamed(t) for t in d.device_templates]
+    directory = d.model_copy(update={"people": people, "device_templates": templates})
+    inbound = settings.inbound.model_copy(
+        update={"trunk_channels": [renamed(t) for t in settings.inbound.trunk_channels]}
+    )
+    return settings.model_copy(update={"directory": directory, "inbound": inbound})
+
+
 def sim_calendar(settings: Settings) -> WorkCalendar:
     """The municipality's calendar: Swedish public holidays and eves, and
     the configured closed days."""

@@ -105,3 +105,34 @@ def test_a_trunk_pattern_that_matches_nothing_is_a_metric(tmp_path: Path) -> Non
         metrics.refresh(pipeline.engine, pipeline.engine.now, Health(ami_up=True))
         value = metrics.registry.get_sample_value("pbxwatch_config_trunks_unmatched")
         assert value == unmatched, config
+
+
+def _day_records(settings: Settings, tech: str | None) -> tuple[list[str], list[dict[str, object]]]:
+    import io
+    import json
+
+    from pbxwatch.pipeline import JsonLinesSink
+    from pbxwatch.sim.day import simulate_day
+    from pbxwatch.sim.live import with_tech
+    from tests.sim.expect import DAY
+
+    sim_settings = with_tech(settings, tech) if tech else settings
+    day = simulate_day(sim_settings, DAY, calls_per_hour=40, seed=11)
+    out = io.StringIO()
+    pipeline = Pipeline(build_engine(sim_settings), [JsonLinesSink(out, TZ)])
+    for _, fields in day.frames:
+        pipeline.feed_fields(fields)
+    pipeline.finish()
+    channels = sorted({f["Channel"] for _, f in day.frames if "Channel" in f})
+    return channels, [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+def test_a_simulated_pjsip_day_gives_the_figures_of_the_iax2_day() -> None:
+    settings = load_settings(LAB_CONFIG)
+    iax2_channels, iax2 = _day_records(settings, None)
+    pjsip_channels, pjsip = _day_records(settings, "pjsip")
+    assert any(c.startswith("IAX2/") for c in iax2_channels)
+    assert not any(c.startswith("IAX2/") for c in pjsip_channels)
+    assert any(c.startswith("PJSIP/pstn-") for c in pjsip_channels)
+    assert len(iax2) > 100
+    assert pjsip == iax2  # every call, ring, incident and callback the same
