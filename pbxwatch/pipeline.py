@@ -15,7 +15,7 @@ from pbxwatch.core.calendar import WorkCalendar
 from pbxwatch.core.callbacks import CallbackChange, CallbackMemory
 from pbxwatch.core.calls import CallRules
 from pbxwatch.core.clock import ClockRules
-from pbxwatch.core.engine import Engine, Record
+from pbxwatch.core.engine import IGNORED_EVENTS, Engine, Record
 from pbxwatch.core.events import AmiEvent
 from pbxwatch.core.gaps import PbxSnapshot, VoicemailMessage
 from pbxwatch.privacy import pseudonym_of
@@ -103,6 +103,10 @@ class Pipeline:
 
     def feed_fields(self, fields: Mapping[str, str], received: float | None = None) -> None:
         """One frame; ``received`` is the host's clock when it arrived (live)."""
+        name = fields.get("Event")
+        if name in IGNORED_EVENTS:  # PJSIP's RTCP reports: counted, not parsed
+            self.engine.skip(name)
+            return
         ev = AmiEvent.from_fields(fields)
         if ev is None:
             return  # a Response frame: not an event

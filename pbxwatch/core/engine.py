@@ -145,8 +145,7 @@ class Engine:
         is applied at, and in a replay may hold a few events until the ones
         after them confirm a jump in time."""
         if ev.name in IGNORED_EVENTS:
-            self.stats["events"] += 1
-            self.events_by_name[ev.name] += 1
+            self.skip(ev.name)
             return []
         at = self.clock.quick(ev.time, received)
         if at is not None:  # the usual case: a plausible time, nothing held
@@ -155,6 +154,12 @@ class Engine:
         for timed in self.clock.offer(ev, ev.time, received):
             out.extend(self._apply(timed))
         return out
+
+    def skip(self, name: str) -> None:
+        """An event of ``IGNORED_EVENTS``: counted, nothing else (a caller
+        that sees the name first need not build the event at all)."""
+        self.stats["events"] += 1
+        self.events_by_name[name] += 1
 
     def _apply(self, timed: Timed[AmiEvent]) -> list[Record]:
         out: list[Record] = []
