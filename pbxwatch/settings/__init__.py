@@ -1,0 +1,220 @@
+"""Configuration: one YAML file validated by pydantic.
+
+Every model forbids unknown keys so that a typo ("phone_hour") is an error
+naming the key rather than a silently ignored setting.  Secrets never live in
+the YAML: the AMI secret comes from an environment variable or a file
+(``ami.secret_env`` / ``ami.secret_file``).  Environment variables
+``PBXWATCH_<SECTION>__<KEY>`` override YAML values (useful in containers).
+
+The models live in modules by what they configure (``pbx``, ``outputs``,
+``web``, ``directory``); everything is importable from here.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import (
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from pbxwatch.core.directory import Directory
+from pbxwatch.settings.base import (
+    _SLUG,
+    ConfigError,
+    format_validation_error,
+    read_secret,
+)
+from pbxwatch.settings.directory import (
+    CallbackPolicy,
+    Chief,
+    DirectorySettings,
+    PersonSettings,
+    PhoneHours,
+    PrivacySettings,
+    QueueSettings,
+    TargetSettings,
+    UnitSettings,
+    build_directory,
+)
+from pbxwatch.settings.outputs import (
+    SUPPORTED_STORES,
+    DiscoverySettings,
+    MailRecipient,
+    MailSettings,
+    MailUnitSettings,
+    MetricsSettings,
+    MqttSettings,
+    StorageSettings,
+)
+from pbxwatch.settings.pbx import (
+    AmiSettings,
+    CalendarSettings,
+    CallSettings,
+    ClockSettings,
+    DetectionSettings,
+    DiversionSettings,
+    InboundSettings,
+    NumberSettings,
+)
+from pbxwatch.settings.web import (
+    HeaderAuthSettings,
+    OidcSettings,
+    WebAuthSettings,
+    WebSessionSettings,
+    WebSettings,
+    is_loopback,
+)
+
+
+class Settings(BaseSettings):
+    """The whole configuration file."""
+
+    model_config = SettingsConfigDict(
+        extra="forbid", env_prefix="PBXWATCH_", env_nested_delimiter="__", frozen=True
+    )
+
+    site: Annotated[str, Field(pattern=_SLUG.pattern)]
+    timezone: str = "Europe/Stockholm"
+    ami: AmiSettings = Field(default_factory=AmiSettings)
+    inbound: InboundSettings = Field(default_factory=InboundSettings)
+    calls: CallSettings = Field(default_factory=CallSettings)
+    numbers: NumberSettings = Field(default_factory=NumberSettings)
+    diversion: DiversionSettings = Field(default_factory=DiversionSettings)
+    calendar: CalendarSettings = Field(default_factory=CalendarSettings)
+    detection: DetectionSettings = Field(default_factory=DetectionSettings)
+    clock: ClockSettings = Field(default_factory=ClockSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+    targets: TargetSettings = Field(default_factory=TargetSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
+    mail: MailSettings = Field(default_factory=MailSettings)
+    directory: DirectorySettings
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(v)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {v!r}") from exc
+        return v
+
+    def source_name(self) -> str:
+        """The PBX as the store knows it: stream position, gaps and the
+        checkpoint of ``run`` are kept under this name."""
+        return f"ami:{self.ami.host}:{self.ami.port}"
+
+    @model_validator(mode="after")
+    def _inbound_rule(self) -> Settings:
+        has_dids = any(p.dids for p in self.directory.people.values()) or any(
+            q.dids for q in self.directory.queues.values()
+        )
+        if not (self.inbound.trunk_channels or self.inbound.contexts or has_dids):
+            raise ValueError(
+                "inbound: give trunk_channels, contexts or DIDs so inbound calls can be recognised"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _mail_units(self) -> Settings:
+        for unit in self.mail.units:
+            if unit not in self.directory.units:
+                raise ValueError(f"mail.units: unknown unit {unit!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _web_units(self) -> Settings:
+        where = f"web.auth.{self.web.auth.mode}.role_map"
+        for claim, roles in self.web.auth.role_map().items():
+            for role in roles:
+                unit = role.partition(":")[2]
+                if unit and unit not in self.directory.units:
+                    raise ValueError(f"{where}.{claim}: unknown unit {unit!r} in {role!r}")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment overrides the YAML (passed as init kwargs).
+        return (env_settings, init_settings)
+
+    def directory_model(self) -> Directory:
+        """The pure lookup structure the core works with."""
+        return build_directory(self)
+
+
+def load_settings(path: str | Path) -> Settings:
+    """Read and validate a YAML configuration file.
+
+    Raises ConfigError with the file name and the offending key(s).
+    """
+    path = Path(path)
+    try:
+        raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    try:
+        return Settings(**raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, str(path))) from exc
+
+
+__all__ = [
+    "SUPPORTED_STORES",
+    "AmiSettings",
+    "CalendarSettings",
+    "CallSettings",
+    "CallbackPolicy",
+    "Chief",
+    "ClockSettings",
+    "ConfigError",
+    "DetectionSettings",
+    "DirectorySettings",
+    "DiscoverySettings",
+    "DiversionSettings",
+    "HeaderAuthSettings",
+    "InboundSettings",
+    "MailRecipient",
+    "MailSettings",
+    "MailUnitSettings",
+    "MetricsSettings",
+    "MqttSettings",
+    "NumberSettings",
+    "OidcSettings",
+    "PersonSettings",
+    "PhoneHours",
+    "PrivacySettings",
+    "QueueSettings",
+    "Settings",
+    "StorageSettings",
+    "TargetSettings",
+    "UnitSettings",
+    "WebAuthSettings",
+    "WebSessionSettings",
+    "WebSettings",
+    "build_directory",
+    "format_validation_error",
+    "is_loopback",
+    "load_settings",
+    "read_secret",
+]
