@@ -220,16 +220,5 @@ async def audit(
     if console.store is None:
         raise HTTPException(503, "no store")
     rows, total = await search.audit_entries(console.store, unit, limit, offset)
-    entries = [
-        {
-            "at": iso(r.at, console.tz),
-            "user": r.user,
-            "roles": r.roles,
-            "unit": r.unit,
-            "what": r.what,
-            "records": r.records,
-            "address": r.address,
-        }
-        for r in rows
-    ]
+    entries = [search.audit_json(r, console.tz) for r in rows]
     return {"entries": entries, **page(total, limit, offset, len(rows))}

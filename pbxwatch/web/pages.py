@@ -228,18 +228,7 @@ async def audit(request: Request, who: Viewer) -> HTMLResponse:
     if console.store is not None:
         unit = request.query_params.get("unit") or None
         rows, _ = await search.audit_entries(console.store, unit, 200, 0)
-    entries = [
-        {
-            "at": iso(r.at, console.tz),
-            "user": r.user,
-            "roles": r.roles,
-            "unit": r.unit,
-            "what": r.what,
-            "records": r.records,
-            "address": r.address,
-        }
-        for r in rows
-    ]
+    entries = [search.audit_json(r, console.tz) for r in rows]
     return render(request, "audit.html", who, entries=entries)
 
 

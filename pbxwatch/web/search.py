@@ -13,10 +13,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, func, insert, or_, select, union
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from pbxwatch.core.records import iso
 from pbxwatch.store import models
 
 MAX_LIMIT = 200
@@ -202,6 +204,12 @@ async def audit(
     ]
     async with store.begin() as conn:
         await conn.execute(insert(models.AuditEntry), rows)
+
+
+def audit_json(row: Any, tz: ZoneInfo) -> dict[str, Any]:
+    """One audit entry as the API and the audit page show it."""
+    return {"at": iso(row.at, tz), "user": row.user, "roles": row.roles, "unit": row.unit,
+            "what": row.what, "records": row.records, "address": row.address}  # fmt: skip
 
 
 async def audit_entries(
