@@ -207,6 +207,14 @@ class Scripts:
             self.em.bridge_enter(t, bridge, ch)
         return bridge
 
+    def media_reports(self, start: float, end: float, *channels: SimChannel) -> None:
+        """PJSIP channels report RTCP every 5 s while up (IAX2 has none)."""
+        for ch in channels:
+            if not ch.name.startswith("PJSIP/"):
+                continue
+            for n, at in enumerate(range(int(start) + 5, int(end), 5), 1):
+                self.em.rtcp(float(at), ch, n * 250)
+
     def talk(self, t: float, caller: SimChannel, callee: SimChannel, seconds: float, *,
              callee_hangs_up: bool = False, bridge: SimBridge | None = None,
              on_hangup: Callable[[float], None] | None = None) -> float:  # fmt: skip
@@ -216,6 +224,7 @@ class Scripts:
         em = self.em
         bridge = bridge or self.bridge(t, callee, caller)
         end = t + seconds
+        self.media_reports(t, end, caller, callee)
         if callee_hangs_up:
             em.hangup_request(end, callee)
             em.bridge_leave(end, bridge, callee)

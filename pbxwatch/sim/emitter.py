@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
+import zlib
 from dataclasses import dataclass, field
 
 _STATE_CODES = {"Down": 0, "Ring": 4, "Ringing": 5, "Up": 6, "Busy": 7}
@@ -97,6 +98,18 @@ class Emitter:
             frame.update(part)
         frame.update(fields)
         self.frames.append((t, frame))
+
+    def rtcp(self, t: float, ch: SimChannel, packets: int) -> None:
+        """The RTCP report pair PJSIP sends every few seconds of media on an
+        answered channel (``reporting`` class), shaped as the lab's PJSIP
+        recordings have them: pbxwatch must count them and take nothing
+        from them."""
+        media = {"To": "127.0.0.1:31383", "From": "127.0.0.1:30139",
+                 "SSRC": f"0x{zlib.crc32(ch.name.encode()):08x}", "ReportCount": "1"}  # fmt: skip
+        self.emit(t, "RTCPSent", "reporting,all", ch.snapshot(), media, PT="200(SR)",
+                  SentPackets=str(packets), SentOctets=str(packets * 33))  # fmt: skip
+        self.emit(t, "RTCPReceived", "reporting,all", ch.snapshot(), media, PT="201(RR)",
+                  Report0FractionLost="0", Report0CumulativeLost="0")  # fmt: skip
 
     def newchannel(self, t: float, ch: SimChannel) -> None:
         self.emit(t, "Newchannel", "call,all", ch.snapshot())

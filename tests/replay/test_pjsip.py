@@ -124,6 +124,7 @@ def _day_records(settings: Settings, tech: str | None) -> tuple[list[str], list[
         pipeline.feed_fields(fields)
     pipeline.finish()
     channels = sorted({f["Channel"] for _, f in day.frames if "Channel" in f})
+    channels += sorted({f["Event"] for _, f in day.frames if f["Event"].startswith("RTCP")})
     return channels, [json.loads(line) for line in out.getvalue().splitlines()]
 
 
@@ -134,5 +135,7 @@ def test_a_simulated_pjsip_day_gives_the_figures_of_the_iax2_day() -> None:
     assert any(c.startswith("IAX2/") for c in iax2_channels)
     assert not any(c.startswith("IAX2/") for c in pjsip_channels)
     assert any(c.startswith("PJSIP/pstn-") for c in pjsip_channels)
+    assert {"RTCPSent", "RTCPReceived"} <= set(pjsip_channels)  # PJSIP's media reports
+    assert not any(c.startswith("RTCP") for c in iax2_channels)
     assert len(iax2) > 100
     assert pjsip == iax2  # every call, ring, incident and callback the same
