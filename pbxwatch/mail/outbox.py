@@ -2,9 +2,10 @@
 
 An alert that needs a unit chief's action becomes one ``mail_outbox`` row
 per recipient of its unit, made by the store writer right after the alert
-row (the same batch, so the same transaction in all but a batch split,
-and then the stream position after it is not committed either, so a
-restart makes both again).  The row's ``mail_id`` is derived from the
+row, in the same batch and so the same transaction (a batch that fills
+between them takes the mail rows along, and the spill file is read back
+without cutting them apart): never an alert without its mail.  The row's
+``mail_id`` is derived from the
 alert id (or the digest's key) and the recipient only, so making it again
 updates the same row and never resets its ``status``; the ``Message-ID``
 is derived from the ``mail_id``, so a mail sent twice (a crash between the

@@ -37,6 +37,9 @@ from pbxwatch.store.rows import Row, rows_of
 
 log = logging.getLogger(__name__)
 
+#: the outbox rows an alert row is followed by (``pbxwatch.mail.MailRows``)
+MAIL_TABLE = "mail_outbox"
+
 
 class RowQueue:
     """Rows waiting, oldest first, as two parallel deques (table names and
@@ -70,6 +73,15 @@ class RowQueue:
         for _ in range(n):
             self._names.popleft()
             self._rows.popleft()
+
+    def batch_end(self, limit: int) -> int:
+        """How many of the oldest rows make a batch of about ``limit``: the
+        mail rows after an alert row travel with it (one transaction: an
+        alert is never committed without its mail, nor its mail without it)."""
+        n = min(len(self._names), limit)
+        while n < len(self._names) and self._names[n] == MAIL_TABLE:
+            n += 1
+        return n
 
     def last_name(self) -> str | None:
         return self._names[-1] if self._names else None
@@ -142,8 +154,7 @@ class StoreWriter:
                 values["withheld"] = self.withhold_alerts
         if isinstance(rec, Alert) and self.mail_rows is not None and not self.withhold_alerts:
             rows = [*rows, *self.mail_rows(rec)]  # right after the alert row: the same batch
-        for row in rows:
-            self._append(row)
+        self._append(*rows)  # a record's rows together: all in memory, or all spilled
         if isinstance(rec, Alert):  # a unit chief is waiting: no batching delay
             self._wake.set()
 
@@ -179,16 +190,18 @@ class StoreWriter:
         self._append(row)
         self._checkpoint = None if self._spilling else row[1]
 
-    def _append(self, row: Row) -> None:
+    def _append(self, *rows: Row) -> None:
         if self._spilling or (len(self._rows) >= self.capacity and self.spill_path):
             if not self._spilling:
                 log.error("store backlog over %d rows: spilling to %s", self.capacity,
                           self.spill_path)  # fmt: skip
                 self._spilling = True
-            self._overflow.append(row)
+            for row in rows:
+                self._overflow.append(row)
             self._wake.set()
             return
-        self._rows.append(row)
+        for row in rows:
+            self._rows.append(row)
         if len(self._rows) >= self.max_batch:
             self._wake.set()
 
@@ -236,7 +249,7 @@ class StoreWriter:
             self._unspill()
         if not self._rows:
             return
-        n = min(len(self._rows), self.max_batch)
+        n = self._rows.batch_end(self.max_batch)
         batch = self._rows.head(n)
         if self._checkpoint is not None and any(r is self._checkpoint for _, r in batch):
             self._checkpoint = None  # being written: the next one is a row of its own
@@ -328,11 +341,11 @@ class StoreWriter:
             f.seek(self._spill_offset)
             for line in f:
                 name, row = json.loads(line)
+                if len(self._rows) >= chunk and name != MAIL_TABLE:
+                    return  # the chunk is full, and no alert's mail rows are cut off
                 self._rows.append((name, row))
                 self._spill_offset += len(line)
                 self._spill_pending -= 1
-                if len(self._rows) >= chunk:
-                    return
         self.spill_path.unlink()  # all read back
         self._spill_offset = 0
         self._spill_pending = 0
