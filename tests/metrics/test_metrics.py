@@ -16,11 +16,11 @@ from pbxwatch.metrics import Health, Metrics
 from pbxwatch.pipeline import Pipeline, build_engine
 from pbxwatch.replay import replay_file
 from pbxwatch.settings import Settings
-from tests.conftest import RECORDINGS
+from tests.conftest import EVERY_RECORDING, RECORDINGS, recording_id, settings_for
 from tests.metrics.samples import total
 from tests.truth import expected, load_truth
 
-IDS = [r.stem for r in RECORDINGS]
+IDS = [recording_id(r) for r in EVERY_RECORDING]
 UK = ("unit", "target_kind")
 #: every family: (type, label names)
 FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -135,8 +135,9 @@ def test_series_exist_before_anything_happens(lab_settings: Settings) -> None:
     assert reg.get_sample_value("pbxwatch_ami_events_total", {"event": "other"}) == 0
 
 
-@pytest.mark.parametrize("recording", RECORDINGS, ids=IDS)
-def test_values_against_the_truth(lab_settings: Settings, recording: Path) -> None:
+@pytest.mark.parametrize("recording", EVERY_RECORDING, ids=IDS)
+def test_values_against_the_truth(recording: Path) -> None:
+    lab_settings = settings_for(recording)  # the PJSIP lab's for its recordings
     truth = load_truth(recording)
     metrics, _ = replayed(lab_settings, recording)
     inbound = [t for t in truth["calls"] if expected(t)["direction"] == "inbound"]
@@ -167,8 +168,9 @@ def test_values_against_the_truth(lab_settings: Settings, recording: Path) -> No
     assert total(metrics.registry, "pbxwatch_rings_before_answer_count") == len(answered)
 
 
-@pytest.mark.parametrize("recording", RECORDINGS, ids=IDS)
-def test_no_personal_data_in_labels(lab_settings: Settings, recording: Path) -> None:
+@pytest.mark.parametrize("recording", EVERY_RECORDING, ids=IDS)
+def test_no_personal_data_in_labels(recording: Path) -> None:
+    lab_settings = settings_for(recording)  # the PJSIP lab's for its recordings
     metrics, _ = replayed(lab_settings, recording)
     names = {p.name.lower() for p in lab_settings.directory.people.values()}
     allowed: dict[str, set[str]] = {
