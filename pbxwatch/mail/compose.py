@@ -161,7 +161,7 @@ def digest_content(d: dict[str, Any], lang: str, console: str | None) -> Content
     states = {
         "late": "sen" if sv else "late",
         "overdue": "försenad" if sv else "overdue",
-        "deferred": "uppskjuten" if sv else "deferred",
+        "deferred": "uppskjuten (mottagaren borta)" if sv else "deferred (owner away)",
     }
     callbacks = [
         (
@@ -174,7 +174,11 @@ def digest_content(d: dict[str, Any], lang: str, console: str | None) -> Content
         for c in d["callbacks"]
     ]
     h_people = "Missade hänvisningar per person" if sv else "Missing forwards per person"
-    h_cb = "Återuppringningar sena eller försenade" if sv else "Callbacks late or overdue"
+    h_cb = (
+        "Återuppringningar sena, försenade eller uppskjutna"
+        if sv
+        else "Callbacks late, overdue or deferred"
+    )
     none = "Inga." if sv else "None."
     cb_head = (
         ["Läge", "Mottagare", "Lämnat", "Tidsgräns", "Uppringare"]

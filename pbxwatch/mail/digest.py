@@ -2,7 +2,9 @@
 
 The figures are the report's (``pbxwatch.store.report.unit_period``) with
 the unit's targets; beside them, the missing forwards per person and the
-callbacks that were late or are overdue.  Caller numbers are the unit's
+callbacks that were late, are overdue, or are deferred (left while their
+owner was away for a listed reason, no deadline until the return; the
+reason itself is personal and not said).  Caller numbers are the unit's
 own (only its chief and recipients get its digest), masked unless the unit
 has ``show_caller_numbers``.
 """
@@ -73,9 +75,21 @@ async def digest_data(
         cb = models.Callback
         rows = (
             await conn.execute(
-                select(cb.callback_id, cb.owner, cb.number, cb.left_at, cb.deadline, cb.resolved_at)
+                select(
+                    cb.callback_id,
+                    cb.owner,
+                    cb.number,
+                    cb.left_at,
+                    cb.deadline,
+                    cb.resolved_at,
+                    cb.deferred_reason,
+                    cb.returned_at,
+                )
                 .where(
-                    cb.unit == unit, cb.left_at >= start, cb.left_at < end, cb.deadline.is_not(None)
+                    cb.unit == unit,
+                    cb.left_at >= start,
+                    cb.left_at < end,
+                    cb.deadline.is_not(None) | cb.deferred_reason.is_not(None),
                 )
                 .order_by(cb.left_at)
             )
@@ -84,7 +98,12 @@ async def digest_data(
     people = settings.directory.people
     callbacks = []
     for r in rows:
-        if r.resolved_at is not None and r.resolved_at > r.deadline:
+        deferred = r.deferred_reason is not None and (r.returned_at is None or now < r.returned_at)
+        if deferred and r.resolved_at is None:
+            state = "deferred"  # the owner away: no deadline until they are back
+        elif r.deadline is None:
+            continue
+        elif r.resolved_at is not None and r.resolved_at > r.deadline:
             state = "late"
         elif r.resolved_at is None and r.deadline < now:
             state = "overdue"
@@ -96,7 +115,7 @@ async def digest_data(
                 "state": state,
                 "owner": people[r.owner].name if r.owner in people else (r.owner or ""),
                 "left_at": iso(r.left_at, tz),
-                "deadline": iso(r.deadline, tz),
+                "deadline": None if state == "deferred" else iso(r.deadline, tz),
                 "caller": shown_number(settings, unit, r.number),
             }
         )

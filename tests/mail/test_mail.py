@@ -326,3 +326,56 @@ def test_smtp_down_for_a_minute_loses_and_duplicates_nothing(
     assert len(ids) == 12 == len(set(ids))
     assert {_alert_id(m) for m in recorder.messages} == {a.alert_id for a in alerts}
     assert all(r["status"] == "sent" for r in _rows(url))
+
+
+def test_the_daily_digest_lists_deferred_callbacks(lab_settings: Settings, day_db: Path,
+                                                   tmp_path: Path) -> None:  # fmt: skip
+    """A message left while its owner was away for a listed reason has no
+    deadline until the return: the digest lists it as deferred (owner
+    away), without the reason (personal) and without a deadline; one whose
+    owner is back is judged on its deadline again."""
+    from sqlalchemy import insert
+
+    from pbxwatch.mail.compose import digest_content
+    from pbxwatch.mail.digest import digest_data
+    from pbxwatch.store import models
+
+    settings = _settings(lab_settings, 25)
+    url = _copy(day_db, tmp_path)
+    now = _at(DAY + dt.timedelta(days=1), 7, 5)
+    common = {"mailbox": "1002@default", "owner": "1002", "unit": "socialtjanst",
+              "number": "+46701112233", "caller": "0701112233",
+              "deferred_reason": "semester"}  # fmt: skip
+
+    async def main() -> dict[str, Any]:
+        engine = make_engine(url)
+        async with engine.begin() as conn:
+            await conn.execute(insert(models.Callback), [
+                {**common, "callback_id": "cb:deferred:away", "call_id": "c1",
+                 "left_at": _at(DAY, 10), "deadline": None, "returned_at": None,
+                 "resolved_at": None},
+                {**common, "callback_id": "cb:deferred:back", "call_id": "c2",
+                 "left_at": _at(DAY, 10, 30), "returned_at": _at(DAY, 11),
+                 "deadline": _at(DAY, 17), "resolved_at": _at(DAY, 14)},
+            ])  # fmt: skip
+        data = await digest_data(engine, settings, "socialtjanst", "daily", DAY, DAY, now)
+        await engine.dispose()
+        assert data is not None
+        return data
+
+    data = asyncio.run(main())
+    mine = {c["callback_id"]: c for c in data["callbacks"] if c["callback_id"].startswith("cb:")}
+    assert set(mine) == {"cb:deferred:away"}  # the one back and called back in time: not listed
+    assert mine["cb:deferred:away"]["state"] == "deferred"
+    assert mine["cb:deferred:away"]["deadline"] is None
+    sv = digest_content(data, "sv", None)
+    en = digest_content(data, "en", None)
+    assert "Återuppringningar sena, försenade eller uppskjutna" in sv.text
+    line = next(x for x in sv.text.splitlines() if "uppskjuten (mottagaren borta)" in x)
+    assert "Erik Öberg" in line
+    assert "2026-11-24 10:00" in line
+    assert "uppskjuten (mottagaren borta)" in sv.html
+    assert "deferred (owner away)" in en.text
+    assert "deferred (owner away)" in en.html
+    for content in (sv, en):
+        assert "semester" not in (content.text + content.html).lower()
