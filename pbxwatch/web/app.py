@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pbxwatch import __version__
 from pbxwatch.settings import Settings
-from pbxwatch.web import api, pages
+from pbxwatch.web import api, pages, units
 from pbxwatch.web.auth import Auth, Forbidden, NotLoggedIn, Sessions, TrustedPeers, session_secret
 from pbxwatch.web.console import Console
 from pbxwatch.web.live import LiveView
@@ -29,18 +29,34 @@ CSP = (
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
 HEADERS = [
-    (b"content-security-policy", CSP.encode()),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"same-origin"),
     (b"x-frame-options", b"DENY"),
 ]
 
 
+def csp(form_origins: frozenset[str]) -> str:
+    """The policy; ``form-action`` also names the OpenID provider's origins,
+    as the logout form's POST is redirected to its end-session endpoint
+    (browsers check ``form-action`` on a form's redirects too)."""
+    return CSP + "".join(f" {o}" for o in sorted(form_origins))
+
+
 class StrictHeaders:
     """Security headers on every response; nothing personal is cached."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, form_origins: set[str] | None = None) -> None:
         self.app = app
+        self.form_origins = form_origins if form_origins is not None else set()
+        self._csp = (frozenset[str](), csp(frozenset()).encode())
+
+    def policy(self) -> bytes:
+        origins, value = self._csp
+        if origins != self.form_origins:  # the provider's end-session origin was learnt
+            origins = frozenset(self.form_origins)
+            value = csp(origins).encode()
+            self._csp = (origins, value)
+        return value
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -52,6 +68,7 @@ class StrictHeaders:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 headers += HEADERS
+                headers.append((b"content-security-policy", self.policy()))
                 if not static:
                     headers.append((b"cache-control", b"no-store"))
                 message["headers"] = headers
@@ -78,6 +95,8 @@ def create_app(settings: Settings, view: LiveView, store: AsyncEngine | None) ->
     app.state.console = Console(settings, view, store, auth)
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(units.api_router)
+    app.include_router(units.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     async def not_logged_in(request: Request, exc: Exception) -> Response:
@@ -117,7 +136,7 @@ def create_app(settings: Settings, view: LiveView, store: AsyncEngine | None) ->
         max_age=int(web.session.idle_minutes * 60) + 60,
         force_secure=force_secure,
     )
-    app.add_middleware(StrictHeaders)
+    app.add_middleware(StrictHeaders, form_origins=auth.form_origins)
     if web.auth.mode == "header":
         assert web.auth.header is not None
         app.add_middleware(TrustedPeers, networks=web.auth.header.trusted_proxies)

@@ -27,7 +27,7 @@ import secrets
 import time
 from collections.abc import MutableMapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
@@ -40,6 +40,9 @@ from pbxwatch.web.roles import Principal, claim_values, roles_of
 log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "pbxwatch_session"
+#: an ID token longer than this is not kept in the session cookie (browsers
+#: take about 4 KiB a cookie); logout then names the client instead
+ID_TOKEN_KEPT = 2500
 #: the loopback-only demo
 LOCAL = Principal("local", frozenset({"operations"}))
 
@@ -130,8 +133,13 @@ class Auth:
         self.idle = web.session.idle_minutes * 60.0
         self.role_map = web.auth.role_map()
         self.oauth: Any = None
+        #: origins a form of the console may lead to (CSP ``form-action``):
+        #: the logout form's POST ends at the provider's end-session endpoint
+        self.form_origins: set[str] = set()
         if self.mode == "oidc":
+            assert web.auth.oidc is not None
             self.oauth = _oidc_client(web)
+            self.form_origins.add(_origin(web.auth.oidc.issuer))
 
     def viewer(self, request: Request) -> Principal:
         """The viewer, or ``NotLoggedIn``."""
@@ -219,8 +227,55 @@ class Auth:
         session.update(
             user=user, roles=sorted(roles), seen=int(time.time()), csrf=secrets.token_urlsafe(24)
         )
+        id_token = token.get("id_token")
+        if isinstance(id_token, str) and len(id_token) <= ID_TOKEN_KEPT:
+            session["id_token"] = id_token  # the hint for RP-initiated logout
         log.info("console login: %s with roles %s", user, ", ".join(sorted(roles)) or "none")
         return next_url
+
+    async def end_session_url(self, request: Request, back: str) -> str | None:
+        """Where logout sends the browser: the provider's
+        ``end_session_endpoint`` (OpenID Connect RP-Initiated Logout 1.0)
+        with ``id_token_hint`` (when the session kept the ID token), the
+        ``client_id`` and ``post_logout_redirect_uri`` ``back``, so that the
+        provider's own session ends too and the next login asks again.
+        ``None`` when the provider offers no such endpoint (or its discovery
+        document cannot be read now): then only the console's session ends.
+        Call it before clearing the session."""
+        if self.mode != "oidc":
+            return None
+        try:
+            metadata = await self.oauth.idp.load_server_metadata()
+        except Exception as exc:  # noqa: BLE001  (the provider is away: log out locally)
+            log.warning("console logout: no discovery document from the provider: %s", exc)
+            return None
+        endpoint = metadata.get("end_session_endpoint")
+        if not isinstance(endpoint, str) or not endpoint.startswith(("https://", "http://")):
+            return None
+        self.form_origins.add(_origin(endpoint))
+        assert self.web.auth.oidc is not None
+        params = {"client_id": self.web.auth.oidc.client_id, "post_logout_redirect_uri": back}
+        hint = request.session.get("id_token")
+        if isinstance(hint, str) and hint:
+            params = {"id_token_hint": hint, **params}
+        return endpoint + ("&" if "?" in endpoint else "?") + urlencode(params)
+
+    def post_logout_url(self, request: Request, logged_out_path: str, callback_path: str) -> str:
+        """The console's logged-out page as the provider must have it
+        registered: beside the configured ``redirect_url`` if there is one
+        (behind a proxy the request's own URL may not be the public one)."""
+        oidc = self.web.auth.oidc
+        if oidc is not None and oidc.redirect_url:
+            configured = oidc.redirect_url
+            if configured.endswith(callback_path):
+                return configured[: -len(callback_path)] + logged_out_path
+            return _origin(configured) + logged_out_path
+        return str(request.url_for("logged_out"))
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def safe_next(value: object) -> str:

@@ -258,10 +258,32 @@ async def auth_callback(request: Request) -> Response:
 
 @router.post("/logout")
 async def logout(request: Request, csrf: Annotated[str | None, Form()] = None) -> Response:
+    """The console's session ends; with OIDC the provider's too (RP-initiated
+    logout), else ``/login`` would log the browser straight back in."""
     console = console_of(request)
-    console.auth.check_csrf(request, csrf or request.headers.get("x-csrf-token"))
+    auth = console.auth
+    auth.check_csrf(request, csrf or request.headers.get("x-csrf-token"))
+    if auth.mode != "oidc":
+        request.session.clear()
+        return RedirectResponse("/", 303)
+    from pbxwatch.web.app import CALLBACK_PATH
+
+    back = auth.post_logout_url(request, LOGGED_OUT_PATH, CALLBACK_PATH)
+    provider = await auth.end_session_url(request, back)
+    user = request.session.get("user")
     request.session.clear()
-    return RedirectResponse("/login" if console.auth.mode == "oidc" else "/", 303)
+    log.info("console logout: %s%s", user, "" if provider else " (the provider's session stays)")
+    return RedirectResponse(provider or LOGGED_OUT_PATH, 303)
+
+
+LOGGED_OUT_PATH = "/logged-out"
+
+
+@router.get(LOGGED_OUT_PATH, name="logged_out")
+async def logged_out(request: Request) -> HTMLResponse:
+    """Where the provider sends the browser after logout (its
+    ``post_logout_redirect_uri``): no session, a way to log in again."""
+    return render(request, "error.html", None, message=words(lang_of(request))["signed_out"])
 
 
 def refused(request: Request, exc: Exception, status: int) -> Response:

@@ -206,7 +206,9 @@ def live_console(
     the simulator, and ``pbxwatch run`` with console and metrics."""
     ami_port, web_port, metrics_port = free_port(), free_port(), free_port()
     base = f"http://127.0.0.1:{web_port}"
-    provider = start_provider(tmp / "oidc", [base + callback_path()])
+    provider = start_provider(
+        tmp / "oidc", [base + callback_path()], post_logout_redirect_uris=[base + "/logged-out"]
+    )
     session_secret = secrets.token_urlsafe(32)
     config = run_config(
         tmp,

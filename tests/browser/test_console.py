@@ -163,17 +163,35 @@ def test_login_through_the_oidc_provider(
     assert problems == [], "\n".join(problems)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="logout ends the console's session only: /login sends "
-    "the browser back to the provider, whose own session logs it in again "
-    "without a password (no RP-initiated logout at the provider)",
-)
-def test_logout_button_leaves_the_browser_logged_out(console: Console, page: Page) -> None:
-    log_in(page, console, console.provider.users["ops"])
-    page.get_by_role("button", name=re.compile("Logga ut|Log out")).click()
-    page.wait_for_load_state()
-    assert page.request.get(console.url("/api/v1/queues")).status == 401, page.url
+def test_logout_button_leaves_the_browser_logged_out(
+    console: Console, browser: Browser, artefacts: Path
+) -> None:
+    """The "Logga ut" button ends the provider's session too (RP-initiated logout): the
+    browser confirms at the provider, lands on the console's logged-out page,
+    and the next visit asks for the password again.  In a context that keeps
+    the console's CSP (``form-action`` must allow the redirect to the
+    provider)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="sv-SE")
+    context.set_default_timeout(15_000)
+    try:
+        page = context.new_page()
+        log_in(page, console, console.provider.users["ops"])
+        page.get_by_role("button", name=re.compile("Logga ut|Log out")).click()
+        page.wait_for_url(re.compile(re.escape(console.provider.issuer) + "/session/end"))
+        assert page.request.get(console.url("/api/v1/queues")).status == 401
+        page.screenshot(path=str(artefacts / "provider-logout.png"), full_page=True)
+        page.get_by_role("button", name=re.compile("sign me out", re.IGNORECASE)).click()
+        page.wait_for_url(console.url("/logged-out"))
+        expect(page.locator("h1")).to_have_text("Du är utloggad.")
+        page.screenshot(path=str(artefacts / "logged-out.png"), full_page=True)
+        assert page.request.get(console.url("/api/v1/queues")).status == 401
+        # the way back in is a login with the password, not a silent one
+        page.get_by_role("link", name=re.compile("Logga in|Log in")).click()
+        expect(page.locator("#password")).to_be_visible()
+        assert page.url.startswith(console.provider.issuer + "/interaction/"), page.url
+        assert page.request.get(console.url("/api/v1/queues")).status == 401
+    finally:
+        context.close()
 
 
 def test_a_user_without_a_console_role_is_refused(console: Console, page: Page) -> None:

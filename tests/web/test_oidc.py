@@ -10,14 +10,14 @@ import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
 import pytest
 
 from pbxwatch.settings import Settings
 from pbxwatch.web.auth import SESSION_COOKIE
-from tests.oidc.harness import Provider, login, oidc_provider_factory  # noqa: F401
+from tests.oidc.harness import Provider, forms, login, oidc_provider_factory  # noqa: F401
 from tests.services import free_port
 from tests.web.served import KNOWN_E164, Served, serve
 
@@ -29,7 +29,10 @@ def console(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[tuple[Served, Provider]]:
     port = free_port()
-    provider = oidc_provider_factory([f"http://127.0.0.1:{port}/auth/callback"])
+    provider = oidc_provider_factory(
+        [f"http://127.0.0.1:{port}/auth/callback"],
+        post_logout_redirect_uris=[f"http://127.0.0.1:{port}/logged-out"],
+    )
     monkeypatch.setenv("PBXWATCH_OIDC_CLIENT_SECRET", provider.client_secret)
     monkeypatch.setenv("PBXWATCH_WEB_SESSION_SECRET", "k" * 40)
     web: dict[str, Any] = {"auth": provider.web_auth()}
@@ -69,6 +72,29 @@ def test_login_through_the_provider_with_pkce_state_and_nonce(
         out = client.post(s.base + "/logout", data={"csrf": token[1]}, follow_redirects=False)
         assert out.status_code == 303
         assert client.get(s.base + "/api/v1/calls").status_code == 401
+        # RP-initiated logout: off to the provider's end-session endpoint
+        to_end = out.headers["location"]
+        end = provider.metadata()["end_session_endpoint"]
+        assert to_end.startswith(end + "?")
+        query = {k: v[0] for k, v in parse_qs(urlsplit(to_end).query).items()}
+        assert query["post_logout_redirect_uri"] == s.base + "/logged-out"
+        assert query["client_id"] == provider.client_id
+        assert query["id_token_hint"].count(".") == 2  # the ID token of the login
+        # the provider asks to confirm; then it sends the browser back
+        confirm = client.get(to_end)
+        assert confirm.status_code == 200, confirm.text[:500]
+        [form] = forms(confirm.text)
+        done = client.post(
+            urljoin(str(confirm.url), form["action"]),
+            data={**form["fields"], "logout": "yes"},
+            follow_redirects=True,
+        )
+        assert str(done.url) == s.base + "/logged-out"
+        assert "Du är utloggad." in done.text
+        # and the next login asks for the password again
+        again = login(client, s.base + "/login", provider.users["ops"], stop_at=provider.issuer)
+        again = client.get(again.headers["location"], follow_redirects=True)
+        assert 'name="password"' in again.text, again.text[:500]
 
 
 @pytest.mark.parametrize(("user", "calls", "wallboard"), [

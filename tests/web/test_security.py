@@ -121,6 +121,10 @@ def test_logout_without_the_csrf_token_is_refused(oidc_console: Served) -> None:
         assert get(oidc_console, "/api/v1/queues", session).status_code == 200  # still in
     r = httpx.post(url, data={"csrf": "tok"}, cookies=jar, follow_redirects=False)
     assert r.status_code == 303
+    # no provider answers here: only the console's session ends, and the
+    # browser lands on the logged-out page, not on /login (which would go
+    # back to the provider)
+    assert r.headers["location"] == "/logged-out"
     cleared = r.cookies.get(SESSION_COOKIE)
     assert get(oidc_console, "/api/v1/queues", cleared).status_code == 401
 
