@@ -29,6 +29,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from email.message import EmailMessage
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -273,7 +274,13 @@ class MailSender:
             payloads = await self._payloads(conn, {r.alert_id for r in rows if r.alert_id})
         done = 0
         for row in rows:
-            msg = self._message(row, payloads.get(row.alert_id or ""))
+            if (
+                row.kind == "alert"
+                and row.attempts == 0
+                and not self._in_hours(row.unit, row.created_at)
+            ):
+                continue  # came after this round's hold: the next round holds it
+            msg = self.message_for(row, payloads.get(row.alert_id or ""))
             if msg is None:
                 continue
             try:
@@ -317,7 +324,9 @@ class MailSender:
                 done += 1
         return done
 
-    def _message(self, row: Any, payload: dict[str, Any] | None) -> Any:
+    def message_for(self, row: Any, payload: dict[str, Any] | None) -> EmailMessage | None:
+        """The mail of an outbox row (its alert's ``payload`` for an alert's
+        row), as it is sent; ``None`` for an alert the store does not hold."""
         refs = None
         if row.kind == "alert":
             if payload is None:
@@ -339,7 +348,7 @@ class MailSender:
             references=refs,
         )
 
-    async def _smtp(self, msg: Any, to: str) -> None:
+    async def _smtp(self, msg: EmailMessage, to: str) -> None:
         m = self.m
         client = aiosmtplib.SMTP(
             hostname=m.host,

@@ -34,6 +34,7 @@ from pbxwatch.core.alerts import Alert
 from pbxwatch.core.numbers import mask
 from pbxwatch.mail import MAILED_KINDS, MailRows, MailSender, recipients
 from pbxwatch.mail.digest import bounds
+from pbxwatch.mail.outbox import Recipient
 from pbxwatch.settings import MailSettings, Settings
 from pbxwatch.sim.day import recording_bytes, simulate_day
 from pbxwatch.sim.live import sim_calendar
@@ -47,6 +48,8 @@ from tests.sim.expect import DAY
 
 TZ = ZoneInfo("Europe/Stockholm")
 EXTRA = "reader@exempelkommun.se"  # an English-reading extra recipient of Socialtjänst
+#: an extra recipient of IT-support whose mailbox is gone: every mail to it is refused (550)
+REFUSED = "closed.mailbox@exempelkommun.se"
 
 
 def _at(day: dt.date, hh: int, mm: int = 0) -> float:
@@ -65,13 +68,15 @@ def day_db(tmp_path_factory: pytest.TempPathFactory, lab_settings: Settings) -> 
     return tmp / "data" / "pbxwatch.db"
 
 
-def _settings(lab: Settings, port: int, **more: Any) -> Settings:
+def _settings(lab: Settings, port: int, *, refused: bool = False, **more: Any) -> Settings:
+    units: dict[str, Any] = {"socialtjanst": {"recipients": [{"email": EXTRA, "lang": "en"}]}}
+    if refused:
+        units["it-support"] = {"recipients": [{"email": REFUSED}]}
     mail = MailSettings.model_validate({
         "enabled": True, "host": "127.0.0.1", "port": port, "security": "none",
         "from": "pbxwatch@exempelkommun.se", "console_url": "https://pbxwatch.example/",
         "retry_initial_seconds": 0.2, "retry_max_seconds": 1.0, "poll_seconds": 0.1,
-        "units": {"socialtjanst": {"recipients": [{"email": EXTRA, "lang": "en"}]}},
-        **more,
+        "units": units, **more,
     })  # fmt: skip
     return lab.model_copy(update={"mail": mail})
 
@@ -132,8 +137,9 @@ def test_a_simulated_day_and_the_next_morning(lab_settings: Settings, day_db: Pa
                                               tmp_path: Path) -> None:  # fmt: skip
     port = free_port()
     recorder = Recorder()
+    recorder.always[REFUSED] = "550 5.2.1 mailbox disabled"
     controller = start(port, recorder)
-    settings = _settings(lab_settings, port)
+    settings = _settings(lab_settings, port, refused=True)
     url = _copy(day_db, tmp_path)
     calendar = sim_calendar(settings)
     directory = settings.directory_model()
@@ -150,16 +156,17 @@ def test_a_simulated_day_and_the_next_morning(lab_settings: Settings, day_db: Pa
         await _drain(sender, _at(DAY, 23, 59))
         evening = list(recorder.messages)
         await _drain(sender, _at(DAY + dt.timedelta(days=1), 7, 5))
+        refused = await refused_mails(engine, sender, REFUSED)
         await engine.dispose()
         want_now = Counter((r.email, a.alert_id) for a in alerts if in_hours(a)
-                           for r in recipients(settings, a.unit))  # fmt: skip
+                           for r in delivered(settings, a.unit))  # fmt: skip
         got_now = Counter((str(m["To"]), _alert_id(m)) for m in evening)
         assert got_now == want_now
         held = [a for a in alerts if not in_hours(a)]
         morning = recorder.messages[len(evening) :]
         summaries = [m for m in morning if "Morgonsammanfattning" in str(m["Subject"])
                      or "Morning summary" in str(m["Subject"])]  # fmt: skip
-        held_to = Counter(r.email for a in held for r in recipients(settings, a.unit))
+        held_to = Counter(r.email for a in held for r in delivered(settings, a.unit))
         assert Counter(str(m["To"]) for m in summaries) == Counter(set(held_to))
         for m in summaries:
             text = _body(m)
@@ -169,7 +176,7 @@ def test_a_simulated_day_and_the_next_morning(lab_settings: Settings, day_db: Pa
         digests = [m for m in morning if "Dagsrapport" in str(m["Subject"])
                    or "Daily digest" in str(m["Subject"])]  # fmt: skip
         want_digests = Counter(r.email for u in settings.directory.units
-                               for r in recipients(settings, u))  # fmt: skip
+                               for r in delivered(settings, u))  # fmt: skip
         assert Counter(str(m["To"]) for m in digests) == want_digests
         engine = make_engine(url)
         start_, end = bounds(DAY, DAY, TZ)
@@ -184,15 +191,42 @@ def test_a_simulated_day_and_the_next_morning(lab_settings: Settings, day_db: Pa
             assert f"{figures.offered}" in text
             assert m.get_content_type() == "multipart/alternative"
         await engine.dispose()
-        assert all(r["status"] in ("sent", "summarized") for r in _rows(url))
+        assert all(r["status"] in ("sent", "summarized") for r in _rows(url)
+                   if r["recipient"] != REFUSED)  # fmt: skip
+        assert {r["status"] for r in _rows(url, f"recipient = '{REFUSED}'")} <= {
+            "failed", "summarized"}  # fmt: skip
+        assert len(refused) == len(_rows(url, f"recipient = '{REFUSED}' AND status = 'failed'"))
+        assert any("Daily digest" in str(m["Subject"]) or "Dagsrapport" in str(m["Subject"])
+                   for m in refused)  # fmt: skip
         print(f"{len(alerts)} alerts, {len(evening)} immediate mails, {len(summaries)} "
-              f"summaries, {len(digests)} digests")  # fmt: skip
-        _no_foreign_numbers(url, recorder.messages, settings)
+              f"summaries, {len(digests)} digests, {len(refused)} refused")  # fmt: skip
+        _no_foreign_numbers(url, [*recorder.messages, *refused], settings)
 
     try:
         asyncio.run(main())
     finally:
         controller.stop()
+
+
+def delivered(settings: Settings, unit: str | None) -> list[Recipient]:
+    """The unit's recipients whose mailbox takes mail (``REFUSED`` does not)."""
+    return [r for r in recipients(settings, unit) if r.email != REFUSED]
+
+
+async def refused_mails(engine: AsyncEngine, sender: MailSender, to: str) -> list[EmailMessage]:
+    """The mails refused to ``to``, as they were offered: rendered from their
+    outbox rows (a digest's or summary's stored body, an alert's payload)."""
+    from sqlalchemy import select
+
+    from pbxwatch.store import models
+
+    t = models.MailRow
+    async with engine.connect() as conn:
+        rows = (await conn.execute(select(t).where(t.recipient == to, t.status == "failed"))).all()
+        payloads = await sender._payloads(conn, {r.alert_id for r in rows if r.alert_id})
+    out = [sender.message_for(r, payloads.get(r.alert_id or "")) for r in rows]
+    assert all(m is not None for m in out)
+    return [m for m in out if m is not None]
 
 
 def _alert_id(m: EmailMessage) -> str:
