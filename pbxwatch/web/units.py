@@ -51,7 +51,7 @@ MAX_CALLBACKS = 500
 MAX_REPORT_DAYS = 800
 #: the figures against targets: (key, format, target key, "min"/"max")
 TARGET_ROWS = [row for row in report_render.ROWS if row[2] is not None]
-PLAIN = ("offered", "answered", "voicemail_messages", "missing_forwards", "unstaffed_minutes")
+PLAIN = ("offered", "answered", "voicemail_messages", "unstaffed_minutes")
 PLAIN_ROWS = [row for row in report_render.ROWS if row[0] in PLAIN]
 
 WORDS: dict[str, dict[str, str]] = {
@@ -427,8 +427,16 @@ async def _figures(
     doc["details"] = await unit_details(store, unit, limit, start, end, console.tz)
     vals = values(doc)
     targets = settings.targets.model_dump()
+    queues = [q for q in settings.directory.queues.values() if q.unit == unit]
+    skip = set()
+    if not queues:
+        skip.add("unstaffed_minutes")  # no group number, no contact centre
+    if not any(q.kind == "contact_centre" for q in queues):
+        skip.add("direct_resolution")
     rows = []
     for key, _kind, tkey, how in PLAIN_ROWS + TARGET_ROWS:
+        if key in skip:
+            continue
         value = vals.get(key)
         target = targets[tkey] if tkey is not None else None
         met = None

@@ -49,10 +49,9 @@ WEB = {"auth": {"mode": "header",
                 "header": {"trusted_proxies": ["127.0.0.1"], "role_map": ROLES}}}  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def day(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Path, Path]:
-    """The config, the store and the recording of the day up to the cut."""
-    tmp = tmp_path_factory.mktemp("units")
+def fill_day(tmp: Path) -> tuple[Settings, Path, Path]:
+    """The config, the store and the recording of the day up to the cut
+    (IT-support with ``fulfilled_by: unit`` and ``show_caller_numbers``)."""
     raw = yaml.safe_load(LAB_CONFIG.read_text(encoding="utf-8"))
     raw["metrics"] = {"enabled": False}
     raw["storage"] = {"data_dir": str(tmp / "data")}
@@ -68,6 +67,11 @@ def day(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Path, Path]
     subprocess.run(pbxwatch("replay", str(recording), "--config", str(config)),
                    check=True, capture_output=True, timeout=180)  # fmt: skip
     return settings, tmp / "data" / "pbxwatch.db", recording
+
+
+@pytest.fixture(scope="module")
+def day(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Path, Path]:
+    return fill_day(tmp_path_factory.mktemp("units"))
 
 
 @pytest.fixture(scope="module")
