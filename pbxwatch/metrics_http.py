@@ -60,12 +60,13 @@ class MetricsServer(socketserver.TCPServer):
         handler = type("Handler", (_Handler,), {"registry": registry})
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.address_family = family
-        super().__init__((host, port), handler)
+        # set up before binding: a bind that fails calls server_close()
         self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="metrics")
         self._slots = threading.BoundedSemaphore(WORKERS + QUEUED)
         self._open: set[socket.socket] = set()  # accepted, not answered yet
         self._lock = threading.Lock()
         self.refused = 0
+        super().__init__((host, port), handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if not self._slots.acquire(blocking=False):

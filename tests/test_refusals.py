@@ -101,3 +101,15 @@ def test_a_database_that_does_not_resolve_is_waited_for_and_counted(tmp_path: Pa
     assert "pbxwatch_store_up 0.0" in body
     assert failures >= 2, body[-2000:]  # a third try may have come between two scrapes
     assert log.read_text().count("retrying in") >= 2
+
+
+def test_a_metrics_port_in_use_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = _config(tmp_path, metrics={"listen": f"127.0.0.1:{port}"})
+        line = _refused("run", "--config", str(config))
+    assert line.startswith(f"pbxwatch: metrics.listen: 127.0.0.1:{port}: ")

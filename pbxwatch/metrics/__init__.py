@@ -41,7 +41,7 @@ from pbxwatch.metrics.state import (
     ring_limits,
 )
 from pbxwatch.metrics_http import MetricsServer, serve_metrics
-from pbxwatch.settings import MetricsSettings, Settings
+from pbxwatch.settings import ConfigError, MetricsSettings, Settings
 
 __all__ = ["MEMBER_STATES", "NO_UNIT", "TARGET_KINDS", "Health", "Metrics", "serve"]
 
@@ -83,6 +83,9 @@ class Metrics:
 def serve(settings: MetricsSettings, registry: CollectorRegistry) -> MetricsServer:
     """Start the /metrics endpoint in a thread (bounded: see
     :mod:`pbxwatch.metrics_http`); returns the server (has ``shutdown()``)."""
-    server = serve_metrics(settings.host, settings.port, registry)
+    try:
+        server = serve_metrics(settings.host, settings.port, registry)
+    except OSError as exc:  # the port taken, the address not this host's: one line, exit 2
+        raise ConfigError(f"metrics.listen: {settings.listen}: {exc.strerror or exc}") from exc
     log.info("metrics on http://%s/metrics", settings.listen)
     return server
