@@ -36,6 +36,7 @@ import yaml
 from pbxwatch.core.numbers import mask
 from pbxwatch.settings import Settings, load_settings
 from pbxwatch.sim.day import recording_bytes, simulate_day
+from pbxwatch.web.units import linked_styles
 from tests.conftest import LAB_CONFIG
 from tests.services import pbxwatch
 from tests.web.served import Served, as_group, serve
@@ -263,14 +264,17 @@ def test_the_report_is_the_cli_document(console: Served, day: tuple[Settings, Pa
     css = get(console, sheet.group(1), "chief-soc")
     assert css.status_code == 200
     assert css.headers["content-type"].startswith("text/css")
-    cli = subprocess.run(
-        pbxwatch("report", "--config", str(config), "--unit", "socialtjanst", "--from",
-                 "2026-11-01", "--to", "2026-11-30", "--format", "json", "--now",
-                 dt.datetime.fromtimestamp(console_now(console), TZ).isoformat()),
-        check=True, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    doc = json.loads(cli.stdout)
+    now = dt.datetime.fromtimestamp(console_now(console), TZ).isoformat()
+    made: dict[str, str] = {}
+    for fmt in ("json", "html"):
+        made[fmt] = subprocess.run(
+            pbxwatch("report", "--config", str(config), "--unit", "socialtjanst", "--from",
+                     "2026-11-01", "--to", "2026-11-30", "--format", fmt, "--now", now),
+            check=True, capture_output=True, text=True, timeout=120,
+        ).stdout  # fmt: skip
+    doc = json.loads(made["json"])
     assert f">{doc['figures']['offered']}<" in r.text
+    assert r.text == linked_styles(made["html"])  # the CLI's document, its styles linked
     assert "Uppföljning av telefonservice" in r.text
     assert "Socialtjänst" in r.text
     en = get(console, "/units/socialtjanst/report", "chief-soc", lang="en")
@@ -278,6 +282,10 @@ def test_the_report_is_the_cli_document(console: Served, day: tuple[Settings, Pa
     pdf = get(console, "/units/socialtjanst/report", "chief-soc", format="pdf")
     assert pdf.status_code == 200
     assert pdf.content.startswith(b"%PDF")
+    text = subprocess.run(["pdftotext", "-layout", "-", "-"], input=pdf.content,
+                          capture_output=True, check=True, timeout=60).stdout.decode()  # fmt: skip
+    assert "Uppföljning av telefonservice" in text
+    assert "Socialtjänst" in text
     assert pdf.headers["content-disposition"].startswith("attachment;")
     assert get(console, "/units/all/report", "ops", **{"from": "2026-11-24",
                "to": "2026-11-24"}).status_code == 200  # fmt: skip
