@@ -43,14 +43,16 @@ def test_unit_page_and_report_page(
     assert "Semester till 1 december" in deferred.first.inner_text()
     assert "förfaller efter återkomsten" in deferred.first.inner_text()
     assert page.locator("nav a[aria-current=page]").inner_text() == "Enheter"
+    shots.settle()  # the load's screenshot written before the next page
     page.goto(f"{console.base}/units/it-support?lang=en")
     shots.snap("unit-en")
     _clean(page, artefacts, "unit-en")
     assert "due after the return" in page.locator("#deferred").inner_text()
+    shots.settle()
     page.goto(f"{console.base}/units/it-support?lang=sv")
+    shots.settle()
     page.locator("#report-link").click()
-    page.wait_for_load_state()
-    assert "/units/it-support/report" in page.url
+    page.wait_for_url("**/units/it-support/report?**")
     shots.snap("report-sv")
     _clean(page, artefacts, "report-sv")
     assert page.locator("svg[role=img]").count() >= 4
@@ -77,7 +79,25 @@ def test_socialtjanst_page_overdue_and_masked(
     page.clock.fast_forward("30:00")  # the countdown ticks on: 30 min later
     assert countdown.inner_text() in (f"{before + 30} min sen", f"{before + 29} min sen")
     assert page.locator("#figures tbody tr").count() >= 8
+    shots.settle()
     page.goto(f"{console.base}/units/bygglov")
     assert page.locator("h1").inner_text() == "Du har inte behörighet till den här sidan."
+    shots.settle()
+    assert shots.errors == []
+
+
+def test_operations_list_of_units(
+    console: Served, shots: Shots, page: Page, artefacts: Path
+) -> None:
+    page.set_extra_http_headers(as_group("ops"))
+    page.goto(f"{console.base}/units?lang=en")
+    shots.snap("units-en")
+    _clean(page, artefacts, "units-en")
+    assert page.locator("#units li").count() == 5  # four units and the municipality's report
+    shots.settle()
+    page.get_by_role("link", name="Bygglov", exact=True).click()
+    page.wait_for_url("**/units/bygglov")
+    assert page.locator("h1").inner_text() == "Bygglov"
+    _clean(page, artefacts, "bygglov-en")
     shots.settle()
     assert shots.errors == []

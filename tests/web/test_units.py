@@ -50,8 +50,8 @@ WEB = {"auth": {"mode": "header",
                 "header": {"trusted_proxies": ["127.0.0.1"], "role_map": ROLES}}}  # fmt: skip
 
 
-def fill_day(tmp: Path) -> tuple[Settings, Path, Path]:
-    """The config, the store and the recording of the day up to the cut
+def fill_day(tmp: Path, cut: float = CUT) -> tuple[Settings, Path, Path]:
+    """The config, the store and the recording of the day up to ``cut``
     (IT-support with ``fulfilled_by: unit`` and ``show_caller_numbers``)."""
     raw = yaml.safe_load(LAB_CONFIG.read_text(encoding="utf-8"))
     raw["metrics"] = {"enabled": False}
@@ -64,7 +64,7 @@ def fill_day(tmp: Path) -> tuple[Settings, Path, Path]:
     settings = load_settings(config)
     sim = simulate_day(settings, DAY, calls_per_hour=40, seed=7)
     recording = tmp / "day.ami"
-    recording.write_bytes(recording_bytes([f for f in sim.frames if f[0] < CUT]))
+    recording.write_bytes(recording_bytes([f for f in sim.frames if f[0] < cut]))
     subprocess.run(pbxwatch("replay", str(recording), "--config", str(config)),
                    check=True, capture_output=True, timeout=180)  # fmt: skip
     return settings, tmp / "data" / "pbxwatch.db", recording
@@ -298,3 +298,29 @@ def test_the_report_is_the_cli_document(console: Served, day: tuple[Settings, Pa
 def console_now(s: Served) -> float:
     data = get(s, "/api/v1/units/socialtjanst", "ops").json()
     return dt.datetime.fromisoformat(data["now"]).timestamp()
+
+
+def test_after_the_return_the_deadline_counts_from_it(tmp_path: Path) -> None:
+    """The whole day, to 19:00, when Sara Ek's vacation ends: her messages
+    are no longer deferred; their deadline is the next working day's close
+    (counted from the return), the countdown runs to it."""
+    settings, db, recording = fill_day(tmp_path, cut=CUT + 4 * 3600)
+    returned = dt.datetime.combine(DAY, dt.time(19), TZ).timestamp()
+    due = dt.datetime.combine(DAY + dt.timedelta(days=1), dt.time(17), TZ).timestamp()
+    mine = rows(db, "SELECT * FROM callbacks WHERE owner = '1005' AND resolved_at IS NULL "
+                    "AND deferred_reason IS NOT NULL")  # fmt: skip
+    assert mine
+    assert {(r["returned_at"], r["deadline"]) for r in mine} == {(returned, due)}
+    with serve(settings, db, web=WEB, recordings=(str(recording),)) as s:
+        data = get(s, "/api/v1/units/it-support", "chief-it").json()
+        page = get(s, "/units/it-support", "chief-it").text
+    now = dt.datetime.fromisoformat(data["now"]).timestamp()
+    by_id = {c["callback_id"]: c for c in data["callbacks"]}
+    for r in mine:
+        c = by_id[r["callback_id"]]
+        assert c["state"] == "pending"
+        assert dt.datetime.fromisoformat(c["deadline"]).timestamp() == due
+        assert abs(c["due_in_seconds"] - (due - now)) < 0.2
+        assert dt.datetime.fromisoformat(c["returned_at"]).timestamp() == returned
+    assert "Inga uppskjutna meddelanden." in page
+    assert "om 22 h" in page  # 19:00 to 17:00 the next day
