@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import Counter, OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from sys import intern
 from typing import Literal
 
 from pbxwatch.core.directory import (
@@ -95,7 +96,6 @@ class Call:
     origin_exten: str = ""
     origin_caller: str = ""
     channels: dict[str, Channel] = field(default_factory=dict)
-    open_channels: set[str] = field(default_factory=set)
     ended_at: float | None = None
     rings: dict[str, Ring] = field(default_factory=dict)  # by destination uniqueid
     external_legs: dict[str, Ring] = field(default_factory=dict)
@@ -115,6 +115,12 @@ class Call:
     across_gap: bool = False  # events of this call may have been missed
     ended_unseen: bool = False  # it ended while pbxwatch was blind
     dial_timeout: float | None = None  # of the last Dial() the origin ran, seconds
+
+    @property
+    def open_channels(self) -> set[str]:
+        """The channels that have not hung up.  Worked out when asked (after
+        a gap, on a hangup), not kept: a set a call cost ~700 bytes."""
+        return {uid for uid, chan in self.channels.items() if chan.hangup_at is None}
 
 
 class CallTracker:
@@ -275,7 +281,6 @@ class CallTracker:
             chan = call.channels[uid]
             if chan.hangup_at is None:
                 chan.hangup_at = now
-        call.open_channels &= up_uids
         for item in items:
             uid = item["Uniqueid"]
             if uid == call.linkedid:
@@ -347,7 +352,6 @@ class CallTracker:
                        up_at=now if up else None)  # fmt: skip
         self.channels[uid] = chan
         call.channels[uid] = chan
-        call.open_channels.add(uid)
         call.last_activity = now
         device = device_of_channel(name)
         if uid == call.linkedid or not name or device.lower().startswith("local/"):
@@ -396,17 +400,22 @@ class CallTracker:
         return chan
 
     def _new_channel(self, ev: AmiEvent, uid: str, linkedid: str, now: float) -> Channel:
+        call = self.calls.get(linkedid)
+        if uid == linkedid:
+            linkedid = uid  # the call's first channel: one string for both ids
+        fields = ev.fields
         chan = Channel(
             uniqueid=uid,
-            linkedid=linkedid,
-            name=ev.get("Channel"),
+            linkedid=linkedid if call is None else call.linkedid,  # one string a call
+            name=fields.get("Channel", ""),
             created_at=now,
-            context=ev.get("Context"),
-            exten=ev.get("Exten"),
-            caller_num=ev.get("CallerIDNum"),
+            # few distinct values (contexts, extensions, "<unknown>"): shared,
+            # not one copy per channel (bench/memory.py)
+            context=intern(fields.get("Context", "")),
+            exten=intern(fields.get("Exten", "")),
+            caller_num=intern(fields.get("CallerIDNum", "")),
         )
         self.channels[uid] = chan
-        call = self.calls.get(linkedid)
         if call is None:
             from_start = ev.name == "Newchannel" and uid == linkedid
             if not from_start:
@@ -419,7 +428,6 @@ class CallTracker:
             )
             self.calls[linkedid] = call
         call.channels[uid] = chan
-        call.open_channels.add(uid)
         if call.ended_at is not None:  # a channel appeared after all had hung up
             call.ended_at = None
             self._ending.pop(linkedid, None)
@@ -464,8 +472,7 @@ class CallTracker:
                 ring.cause = chan.hangup_cause
                 if ring.ended_at is None:
                     ring.ended_at = now
-        call.open_channels.discard(uid)
-        if not call.open_channels:
+        if all(c.hangup_at is not None for c in call.channels.values()):
             call.ended_at = now
             self._ending[call.linkedid] = now
 
@@ -480,13 +487,17 @@ class CallTracker:
         if dest_uid in call.rings or dest_uid in call.external_legs:
             self.stats["duplicate_dial_begin"] += 1
             return
+        known = self.channels.get(dest_uid)
+        if known is not None:
+            dest_uid = known.uniqueid  # the channel's own string, not a copy
         device = device_of_channel(dest)
         if device.lower().startswith("local/"):
             return  # a hop inside the PBX, not a device
+        device = intern(device)  # a phone's name: one string, however many rings
         if self.directory.is_trunk(dest):
             call.external_legs[dest_uid] = Ring(dest_uid, device, None, now, None)
             return
-        ext = self.directory.extension_of_device(device) or resource_of_device(device)
+        ext = self.directory.extension_of_device(device) or intern(resource_of_device(device))
         call.rings[dest_uid] = Ring(dest_uid, device, ext, now, call.in_queue)
 
     def _on_dial_end(self, ev: AmiEvent, now: float) -> None:
@@ -498,7 +509,7 @@ class CallTracker:
         if ring is None:
             return
         if ring.status is None:  # CANCEL is sometimes reported again after NOANSWER
-            ring.status = ev.get("DialStatus").upper() or None
+            ring.status = intern(ev.get("DialStatus").upper()) or None
             ring.ended_at = now
         forward = ev.get("Forward")
         if forward:
@@ -540,7 +551,7 @@ class CallTracker:
         elif app == "VoiceMailMain":
             call.voicemail_main = True
         elif app == "Queue" and args[0] and args[0] not in call.queue_attempts:
-            call.queue_attempts.append(args[0])
+            call.queue_attempts.append(intern(args[0]))
 
     def _on_message_waiting(self, ev: AmiEvent, now: float) -> None:
         call = self.calls.get(ev.get("Linkedid"))
@@ -559,6 +570,7 @@ class CallTracker:
             self._joined_queue(call, queue)
 
     def _joined_queue(self, call: Call, queue: str) -> None:
+        queue = intern(queue)
         if not call.queues or call.queues[-1] != queue:
             call.queues.append(queue)
         if queue not in call.queue_attempts:

@@ -81,7 +81,8 @@ def load_call(state: Mapping[str, Any]) -> Call:
     call.mwi_mailboxes = dict(state.get("mwi_mailboxes", {}))
     call.queues, call.queue_attempts = list(state["queues"]), list(state["queue_attempts"])
     call.channels = {c[0]: Channel(*c) for c in state["channels"]}
-    call.open_channels = set(state["open_channels"]) & set(call.channels)
+    # "open_channels" is not read back: a call works it out from its
+    # channels' hangup times (the list is still written, for older readers)
     origin = state.get("origin")
     call.origin = call.channels.get(origin) if origin else None
     call.rings = {r[0]: Ring(*r) for r in state["rings"]}
