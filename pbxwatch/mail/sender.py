@@ -98,6 +98,8 @@ class MailSender:
                 now = self.now()
                 if now is not None:
                     await self.schedule(now)
+                else:  # no PBX time yet: no summary or digest is due, but holding needs none
+                    await self._hold()
                 sent = await self.send_due()
             except (SQLAlchemyError, OSError) as exc:
                 log.warning("mail outbox unreadable (database down?): %s", exc)

@@ -413,3 +413,42 @@ def test_the_daily_digest_lists_deferred_callbacks(lab_settings: Settings, day_d
     assert "deferred (owner away)" in en.html
     for content in (sv, en):
         assert "semester" not in (content.text + content.html).lower()
+
+
+def test_an_out_of_hours_alert_is_never_sent_at_once(lab_settings: Settings, day_db: Path,
+                                                     tmp_path: Path) -> None:  # fmt: skip
+    """An alert's mail raised outside phone hours waits for the morning
+    summary even when it reaches the outbox after the sender's hold of
+    the round (``send_due`` alone), and a sender with no PBX time yet (a
+    run that has not heard from the PBX) holds it all the same."""
+    port = free_port()
+    recorder = Recorder()
+    controller = start(port, recorder)
+    settings = _settings(lab_settings, port)
+    url = _copy(day_db, tmp_path)
+    late = Alert(alert_id="callback_overdue:evening:1", kind="callback_overdue", state="firing",
+                 unit="bygglov", severity="warning", created_at=_at(DAY, 18),
+                 text_sv="Meddelande", text_en="Message", data={}, unit_name="Bygglov",
+                 created_iso="2026-11-24T18:00:00+01:00")  # fmt: skip
+    where = "key = 'callback_overdue:evening:1'"
+
+    async def main() -> None:
+        engine = make_engine(url)
+        await _write_alerts(engine, settings, [late])
+        sender = MailSender(settings, engine, lambda: None)
+        assert await sender.send_due() == 0
+        assert [r["status"] for r in _rows(url, where)] == ["pending"]
+        task = asyncio.create_task(sender.run())
+        deadline = time.monotonic() + 10
+        while _rows(url, f"{where} AND status = 'pending'") and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        sender.stop()
+        await asyncio.wait_for(task, 10)
+        await engine.dispose()
+
+    try:
+        asyncio.run(main())
+    finally:
+        controller.stop()
+    assert [r["status"] for r in _rows(url, where)] == ["held"]
+    assert recorder.messages == []
