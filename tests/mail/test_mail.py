@@ -452,3 +452,60 @@ def test_an_out_of_hours_alert_is_never_sent_at_once(lab_settings: Settings, day
         controller.stop()
     assert [r["status"] for r in _rows(url, where)] == ["held"]
     assert recorder.messages == []
+
+
+def test_a_mail_sent_again_after_a_lost_mark_has_the_same_message_id(
+    lab_settings: Settings, day_db: Path, tmp_path: Path
+) -> None:
+    """The window of at-least-once: the server said 250, then the mark
+    ``sent`` could not be written (here the database is locked by another
+    writer past its busy timeout, as a crash there would lose it).  The
+    mail goes again, with the same ``Message-ID``: a mail client shows it
+    once."""
+    port = free_port()
+    recorder = Recorder()
+    url = _copy(day_db, tmp_path)
+    path = url.split(":///", 1)[1]
+    locks: list[sqlite3.Connection] = []
+
+    def lock_after_accepting(msg: EmailMessage) -> None:
+        if not locks:  # the first copy only: hold the store's write lock
+            conn = sqlite3.connect(path, timeout=5, check_same_thread=False)
+            conn.execute("BEGIN EXCLUSIVE")
+            locks.append(conn)
+
+    recorder.on_data = lock_after_accepting
+    controller = start(port, recorder)
+    settings = _settings(lab_settings, port)
+    alert = Alert(alert_id="callback_overdue:mark:1", kind="callback_overdue", state="firing",
+                  unit="bygglov", severity="warning", created_at=_at(DAY, 10),
+                  text_sv="Meddelande", text_en="Message", data={}, unit_name="Bygglov",
+                  created_iso="2026-11-24T10:00:00+01:00")  # fmt: skip
+
+    async def main() -> None:
+        engine = make_engine(url)
+        await _write_alerts(engine, settings, [alert])
+        sender = MailSender(settings, engine, lambda: _at(DAY, 10, 5))
+        task = asyncio.create_task(sender.run())
+        while not locks:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(6.0)  # past the busy timeout (5 s): the mark failed
+        locks[0].rollback()
+        locks[0].close()
+        deadline = time.monotonic() + 10
+        while len(recorder.messages) < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        sender.stop()
+        await asyncio.wait_for(task, 10)
+        await engine.dispose()
+
+    try:
+        asyncio.run(main())
+    finally:
+        controller.stop()
+    ids = [str(m["Message-ID"]) for m in recorder.messages]
+    assert len(ids) == 2
+    assert len(set(ids)) == 1
+    rows = _rows(url, "key = 'callback_overdue:mark:1'")
+    assert [r["status"] for r in rows] == ["sent"]
