@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from pbxwatch.ami.codec import FrameDecoder, encode_frame, iter_recording, parse_frame
 from tests.conftest import FIXTURES
 
@@ -107,3 +110,40 @@ def test_every_recording_parses_to_its_event_count() -> None:
     for stem, n in counts.items():
         frames = list(iter_recording((FIXTURES / f"{stem}.ami").read_bytes()))
         assert sum(1 for f in frames if "Event" in f) == n
+
+
+def _parse_reference(raw: bytes) -> dict[str, str]:
+    """The plain line-by-line parser ``parse_frame`` must equal."""
+    fields: dict[str, str] = {}
+    for line in raw.decode("utf-8", errors="replace").split("\r\n"):
+        key, sep, value = line.partition(": ")
+        if sep:
+            if key and key not in fields:
+                fields[key] = value
+        elif line.endswith(":") and len(line) > 1 and line[:-1] not in fields:
+            fields[line[:-1]] = ""
+    return fields
+
+
+_PIECES = [b"Event", b"Key", b": ", b":", b"\r\n", b"\r", b"\n", b" ", b"a", b"\xc3", b"\xa5",
+           b"\xff"]  # fmt: skip
+
+
+@given(st.lists(st.sampled_from(_PIECES), max_size=40))
+def test_parse_frame_equals_the_line_by_line_parser(pieces: list[bytes]) -> None:
+    raw = b"".join(pieces)
+    assert parse_frame(raw) == _parse_reference(raw)
+    assert list(parse_frame(raw)) == list(_parse_reference(raw))  # the same order
+    assert parse_frame(bytearray(raw)) == _parse_reference(raw)
+
+
+def test_parse_frame_edge_lines() -> None:
+    for raw in (b": x\r\nA: 1", b"A: 1\r\nA: 2\r\nA:", b"A:\r\nA: 2", b":\r\n::", b"", b"\r\n"):
+        assert parse_frame(raw) == _parse_reference(raw), raw
+
+
+def test_blank_frames_between_frames_are_not_counted() -> None:
+    dec = FrameDecoder()
+    dec.banner = ""
+    assert list(dec.feed(b"\r\n\r\n\r\n\r\nEvent: A\r\n\r\n\r\n\r\n")) == [{"Event": "A"}]
+    assert dec.empty_frames == 0
