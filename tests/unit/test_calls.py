@@ -177,3 +177,42 @@ def test_bad_input_is_counted_by_kind_and_logged_once(
     assert engine.tracked_calls == 0  # an unknown event makes up no call
     lines = [r.getMessage() for r in caplog.records if "bad AMI input" in r.getMessage()]
     assert len(lines) == 2, lines
+
+
+def test_a_call_in_progress_shares_its_strings(lab_settings: Settings) -> None:
+    """What a call keeps of its frames (bench/memory.py): one Linkedid
+    string for the call and its channels, a ring's id is its channel's,
+    repeated values (context, extension, "<unknown>") are one string, and
+    the open channels follow the hangups."""
+    engine = _engine(lab_settings)
+    trunk = chan("PJSIP/op-1", "10.1", "10.1", CallerIDNum="0701234567")
+    phones = [chan(f"IAX2/100{i}-5", f"10.{i + 1}", "10.1", CallerIDNum="<unknown>")
+              for i in (1, 2)]  # fmt: skip
+    events = [ev("Newchannel", 100.0, **trunk, Context="from-pstn", Exten="0855001001")]
+    for i, phone in enumerate(phones, 1):
+        events += [
+            ev("Newchannel", 100.1, **phone, Context="default", Exten="s"),
+            ev("DialBegin", 100.1, **trunk, DestChannel=f"IAX2/100{i}-5",
+               DestUniqueid=f"10.{i + 1}"),
+        ]  # fmt: skip
+    for e in events:
+        engine.process(e)
+    [call] = engine.calls.calls.values()
+    a, b = (call.channels[f"10.{i + 1}"] for i in (1, 2))
+    assert all(c.linkedid is call.linkedid for c in call.channels.values())
+    assert call.origin is not None
+    assert call.origin.uniqueid is call.linkedid
+    assert a.context is b.context
+    assert a.exten is b.exten
+    assert a.caller_num is b.caller_num
+    assert call.rings["10.2"].dest_uniqueid is a.uniqueid
+    assert call.open_channels == {"10.1", "10.2", "10.3"}
+    engine.process(ev("Hangup", 110.0, **phones[0], Cause="26"))
+    engine.settle()  # the clock may hold an event until the next confirms its time
+    assert call.open_channels == {"10.1", "10.3"}
+    assert call.ended_at is None
+    engine.process(ev("Hangup", 111.0, **phones[1], Cause="16"))
+    engine.process(ev("Hangup", 111.0, **trunk, Cause="16"))
+    engine.settle()
+    assert call.open_channels == set()
+    assert call.ended_at is not None
