@@ -171,11 +171,16 @@ async def run_live(
     health.store_up = True
     source_name = settings.source_name()
     writer = writer_for(settings, store, source_name)
+    # the console is built before the heap settles: its ~45 000 objects
+    # (FastAPI, uvicorn, the routes and schemas) live as long as the process;
+    # left out of the freeze, every full collection walked them (60-80 ms
+    # on the reader's loop, bench/console.py)
+    web = _build_web(settings, pipeline, health, store)
     frozen = heap.settle()
     log.debug("%d start-up objects frozen out of garbage collection", frozen)
     loaded = await restore_checkpoint(store, pipeline.engine, source_name)
     await restore(store, pipeline.engine)  # after settle: restored state comes and goes
-    web = await _start_web(settings, pipeline, health, store)  # after the restored counters
+    web = await _start_web(web)  # after the restored counters
     # blind since the last event the last run saw: its position (noted each
     # second) or its checkpoint, whichever is later
     seen = [await last_event_time(store, source_name), loaded.last_event_time if loaded else None]
@@ -395,16 +400,23 @@ def _start_metrics(
         raise ConfigError(f"metrics.listen: cannot listen on {where}: {exc}") from exc
 
 
-async def _start_web(
+def _build_web(
     settings: Settings, pipeline: Pipeline, health: Health, store: AsyncEngine
 ) -> WebConsole | None:
-    """The console on this loop; it reads the engine only when asked.  An
-    address in use leaves pbxwatch running without it (logged)."""
+    """The console, built but not yet serving; it reads the engine only
+    when asked."""
     if not settings.web.enabled:
         return None
     from pbxwatch.web import LiveView, WebConsole
 
-    console = WebConsole(settings, LiveView(settings, pipeline.engine, health), store)
+    return WebConsole(settings, LiveView(settings, pipeline.engine, health), store)
+
+
+async def _start_web(console: WebConsole | None) -> WebConsole | None:
+    """The console on this loop.  An address in use leaves pbxwatch running
+    without it (logged)."""
+    if console is None:
+        return None
     try:
         await console.start()
     except ConfigError as exc:

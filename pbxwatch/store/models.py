@@ -28,8 +28,18 @@ class Call(Base):
     __tablename__ = "calls"
     __table_args__ = (  # the console's call search: a unit's or a target's calls by time
         Index("ix_calls_unit_started_at", "unit", "started_at"),
-        Index("ix_calls_target_started_at", "target", "started_at"),
-        Index("ix_calls_answered_by", "answered_by"),
+        # by target or by who answered, with the call's id: an extension's
+        # calls without reading them (migration 0010)
+        Index("ix_calls_target_started_at_call_id", "target", "started_at", "call_id"),
+        Index("ix_calls_answered_by_started_at_call_id", "answered_by", "started_at", "call_id"),
+        # by caller digits (LIKE '%..%'): trigrams on PostgreSQL (migration 0010)
+        Index(
+            "ix_calls_caller_e164_caller",
+            "caller_e164",
+            "caller",
+            postgresql_using="gin",
+            postgresql_ops={"caller_e164": "gin_trgm_ops", "caller": "gin_trgm_ops"},
+        ),
     )
 
     call_id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -60,7 +70,9 @@ class Call(Base):
 
 class Ring(Base):
     __tablename__ = "rings"
-    __table_args__ = (Index("ix_rings_extension_started_at", "extension", "started_at"),)
+    __table_args__ = (  # an extension's rings by time, with the call's id (migration 0010)
+        Index("ix_rings_extension_started_at_call_id", "extension", "started_at", "call_id"),
+    )
 
     call_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
