@@ -136,6 +136,10 @@ class Auth:
         #: origins a form of the console may lead to (CSP ``form-action``):
         #: the logout form's POST ends at the provider's end-session endpoint
         self.form_origins: set[str] = set()
+        #: sessions logged out (their CSRF token, which names a session) ->
+        #: when the cookie would have expired anyway: refused until then,
+        #: and their open SSE streams end (:meth:`still_valid`)
+        self.revoked: dict[str, float] = {}
         if self.mode == "oidc":
             assert web.auth.oidc is not None
             self.oauth = _oidc_client(web)
@@ -164,6 +168,9 @@ class Auth:
         if not isinstance(seen, int | float) or now - seen > self.idle:
             session.clear()
             raise NotLoggedIn("session idle too long")
+        if session.get("csrf") in self.revoked:  # a copy of a cookie logged out
+            session.clear()
+            raise NotLoggedIn("session logged out")
         if now - seen > 5:  # the cookie is rewritten at most every few seconds
             session["seen"] = int(now)
         roles = session.get("roles")
@@ -173,6 +180,27 @@ class Auth:
             if isinstance(roles, list)
             else frozenset(),
         )
+
+    def revoke(self, session: MutableMapping[str, Any]) -> None:
+        """Logout: this session (any copy of its cookie) is refused from now."""
+        token = session.get("csrf")
+        now = time.time()
+        for old in [t for t, until in self.revoked.items() if until < now]:
+            del self.revoked[old]
+        if isinstance(token, str) and self.mode == "oidc":
+            self.revoked[token] = now + self.idle + 60
+
+    def still_valid(self, session: dict[str, Any]) -> bool:
+        """Whether a session as it was when an SSE stream began (a copy of
+        its contents) is still good: not logged out, not idle too long
+        (the stream itself is no activity).  Always true without login
+        sessions (``none``; ``header``, whose proxy checks each request)."""
+        if self.mode != "oidc":
+            return True
+        seen = session.get("seen")
+        if not isinstance(seen, int | float) or time.time() - seen > self.idle:
+            return False
+        return session.get("csrf") not in self.revoked
 
     # ----------------------------------------------------------------- CSRF
 

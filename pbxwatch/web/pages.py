@@ -35,6 +35,8 @@ from pbxwatch.web.words import LANGS, words
 #: how often an SSE client's view is looked at (an event shows within 1 s)
 SSE_POLL_SECONDS = 0.5
 SSE_HEARTBEAT_SECONDS = 15.0
+#: how often an open stream looks again whether its session is still good
+SSE_SESSION_CHECK_SECONDS = 30.0
 OUTCOMES = (
     "answered",
     "voicemail",
@@ -93,11 +95,20 @@ async def events(request: Request, who: Viewer) -> StreamingResponse:
     at twice a second, built once for all clients), a comment as heartbeat."""
     require(who.any_role, "no console role")
     console = console_of(request)
+    session = dict(request.session)  # as it is now; the stream sees no newer cookie
 
     async def stream() -> AsyncIterator[str]:
         last, sent = "", 0.0
+        checked = time.monotonic()
         yield "retry: 2000\n\n"
         while not console.stopping:
+            if time.monotonic() - checked >= SSE_SESSION_CHECK_SECONDS:
+                checked = time.monotonic()
+                if not console.auth.still_valid(session):
+                    # logged out or idle too long: the browser reconnects
+                    # with its cookie as it is now, and is asked to log in
+                    yield "event: session\ndata: ended\n\n"
+                    return
             body = json.dumps(await console.wallboard(who), ensure_ascii=False)
             now = time.monotonic()
             if body != last:
@@ -271,6 +282,7 @@ async def logout(request: Request, csrf: Annotated[str | None, Form()] = None) -
     back = auth.post_logout_url(request, LOGGED_OUT_PATH, CALLBACK_PATH)
     provider = await auth.end_session_url(request, back)
     user = request.session.get("user")
+    auth.revoke(request.session)
     request.session.clear()
     log.info("console logout: %s%s", user, "" if provider else " (the provider's session stays)")
     return RedirectResponse(provider or LOGGED_OUT_PATH, 303)

@@ -111,16 +111,18 @@ def test_the_session_cookie_is_httponly_and_samesite(oidc_console: Served) -> No
 
 
 def test_logout_without_the_csrf_token_is_refused(oidc_console: Served) -> None:
-    session = cookie(logged_in())
+    session = cookie(logged_in(csrf="tok-logout"))  # its own: logout revokes the session
     url = oidc_console.base + "/logout"
     jar = {SESSION_COOKIE: session}
     for data, headers in (({}, {}), ({"csrf": "wrong"}, {}),
-                          ({"csrf": "tok"}, {"Origin": "http://evil.example"})):  # fmt: skip
+                          ({"csrf": "tok-logout"}, {"Origin": "http://evil.example"})):  # fmt: skip
         r = httpx.post(url, data=data, headers=headers, cookies=jar)
         assert r.status_code == 403, r.text
         assert get(oidc_console, "/api/v1/queues", session).status_code == 200  # still in
-    r = httpx.post(url, data={"csrf": "tok"}, cookies=jar, follow_redirects=False)
+    r = httpx.post(url, data={"csrf": "tok-logout"}, cookies=jar, follow_redirects=False)
     assert r.status_code == 303
+    # a copy of the cookie as it was before the logout is refused too
+    assert get(oidc_console, "/api/v1/queues", session).status_code == 401
     # no provider answers here: only the console's session ends, and the
     # browser lands on the logged-out page, not on /login (which would go
     # back to the provider)
@@ -196,3 +198,70 @@ def test_roles_of_unknown_units_are_refused(tmp_path: Path) -> None:
     assert r.returncode == 2
     assert "nosuchunit" in r.stderr
     assert "web.auth.header.role_map" in r.stderr
+
+
+def _sse_until_end(s: Served, session: str, then: Any = None, timeout: float = 10.0) -> list[str]:
+    """The event names of ``/events`` for ``session`` until the server ends
+    the stream; ``then()`` is called after the first wallboard event."""
+    names: list[str] = []
+    with httpx.stream("GET", s.base + "/events", cookies={SESSION_COOKIE: session},
+                      timeout=timeout) as r:  # fmt: skip
+        assert r.status_code == 200
+        started = time.monotonic()
+        for line in r.iter_lines():
+            if line.startswith("event: "):
+                names.append(line.removeprefix("event: "))
+                if names == ["wallboard"] and then is not None:
+                    then()
+            assert time.monotonic() - started < timeout, names
+    return names
+
+
+@pytest.fixture
+def quick_session_checks(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pbxwatch.web import pages
+
+    monkeypatch.setattr(pages, "SSE_SESSION_CHECK_SECONDS", 0.3)
+
+
+@pytest.mark.usefixtures("quick_session_checks")
+def test_an_open_sse_stream_ends_when_its_session_is_logged_out(oidc_console: Served) -> None:
+    session = cookie(logged_in(csrf="tok-sse"))
+
+    def log_out() -> None:
+        r = httpx.post(oidc_console.base + "/logout", data={"csrf": "tok-sse"},
+                       cookies={SESSION_COOKIE: session}, follow_redirects=False)  # fmt: skip
+        assert r.status_code == 303
+
+    names = _sse_until_end(oidc_console, session, log_out)
+    assert names[0] == "wallboard"
+    assert names[-1] == "session"
+    assert get(oidc_console, "/events", session).status_code == 401  # and no way back
+
+
+@pytest.mark.usefixtures("quick_session_checks")
+def test_an_open_sse_stream_ends_when_its_session_has_expired(
+    oidc_console: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stream is no activity: idle for the idle timeout after it began
+    (1.5 s here), the session has ended and so does the stream."""
+    monkeypatch.setattr(oidc_console.console.console.auth, "idle", 1.5)
+    session = cookie(logged_in(csrf="tok-idle"))
+    names = _sse_until_end(oidc_console, session)
+    assert names[0] == "wallboard"
+    assert names[-1] == "session"
+    assert get(oidc_console, "/events", session).status_code == 401
+
+
+@pytest.mark.usefixtures("quick_session_checks")
+def test_an_sse_stream_of_a_good_session_stays_open(oidc_console: Served) -> None:
+    session = cookie(logged_in(csrf="tok-stays"))
+    timeout = httpx.Timeout(10.0, read=2.0)  # several checks; the stream is quiet meanwhile
+    with httpx.stream("GET", oidc_console.base + "/events", cookies={SESSION_COOKIE: session},
+                      timeout=timeout) as r:  # fmt: skip
+        assert r.status_code == 200
+        lines: list[str] = []
+        with pytest.raises(httpx.ReadTimeout):  # still open, not ended
+            lines.extend(r.iter_lines())
+        assert lines  # its first wallboard event
+        assert not [line for line in lines if line.startswith("event: session")]

@@ -91,6 +91,11 @@
   var source = new EventSource("/events");
   source.addEventListener("open", function () { setLive(true); });
   source.addEventListener("error", function () { setLive(false); });
+  // the server ended the stream: logged out or idle too long; to the login
+  source.addEventListener("session", function () {
+    source.close();
+    window.location.reload();
+  });
   source.addEventListener("wallboard", function (e) {
     setLive(true);
     render(JSON.parse(e.data));
