@@ -3,6 +3,7 @@ store, login, and what each viewer may see of them."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 from collections import Counter
@@ -24,6 +25,10 @@ from pbxwatch.web.roles import NumberAccess, Principal
 
 #: gaps today are counted in the store at most this often
 GAPS_CACHE_SECONDS = 10.0
+#: the live incidents feed reads the store at most this often per set of
+#: units, however many clients follow it
+INCIDENTS_CACHE_SECONDS = 2.0
+INCIDENTS_SHOWN = 100
 
 
 def show(value: str | None, access: NumberAccess) -> str | None:
@@ -40,6 +45,10 @@ class Console:
     auth: Auth
     stopping: bool = False
     _gaps: tuple[float, int | None] = field(default=(0.0, None), init=False)
+    _incidents: dict[frozenset[str] | None, tuple[float, list[dict[str, Any]]]] = field(
+        default_factory=dict, init=False
+    )
+    _incidents_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -64,6 +73,41 @@ class Console:
             n = None
         self._gaps = (time.monotonic(), n)
         return n
+
+    def incident_item(self, r: Any) -> dict[str, Any]:
+        """One incident as the feed shows it (no personal data)."""
+        return {
+            "incident_id": r.incident_id,
+            "kind": r.kind,
+            "state": r.state,
+            "started_at": iso(r.started_at, self.tz),
+            "unit": r.unit,
+            "extension": r.extension,
+            "queue": r.queue,
+            "call_id": r.call_id,
+        }
+
+    async def incidents_feed(self, units: frozenset[str] | None) -> list[dict[str, Any]]:
+        """The newest incidents of ``units`` (``None``: all), read from the
+        store at most every ``INCIDENTS_CACHE_SECONDS`` for all the SSE
+        clients with those units."""
+        if self.store is None:
+            return []
+        async with self._incidents_lock:
+            at, items = self._incidents.get(units, (0.0, []))
+            if time.monotonic() - at < INCIDENTS_CACHE_SECONDS:
+                return items
+            try:
+                rows, _ = await search.incidents(self.store, units, kind=None, unit=None,
+                                                 start=None, end=None,
+                                                 limit=INCIDENTS_SHOWN, offset=0)  # fmt: skip
+                items = [self.incident_item(r) for r in rows]
+            except (SQLAlchemyError, OSError):
+                pass  # the store is away: what was last read
+            if len(self._incidents) > 64:  # a few role sets in practice
+                self._incidents.clear()
+            self._incidents[units] = (time.monotonic(), items)
+            return items
 
     async def wallboard(self, who: Principal) -> dict[str, Any]:
         """What the wallboard shows this viewer (no personal data)."""

@@ -16,7 +16,6 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from pbxwatch.core.records import iso
 from pbxwatch.web import search
 from pbxwatch.web.api import call_detail
 from pbxwatch.web.auth import Forbidden, NotLoggedIn
@@ -35,6 +34,8 @@ from pbxwatch.web.words import LANGS, words
 #: how often an SSE client's view is looked at (an event shows within 1 s)
 SSE_POLL_SECONDS = 0.5
 SSE_HEARTBEAT_SECONDS = 15.0
+#: the incidents feed's look (the store is read at most every 2 s for all)
+SSE_INCIDENTS_POLL_SECONDS = 1.0
 #: how often an open stream looks again whether its session is still good
 SSE_SESSION_CHECK_SECONDS = 30.0
 OUTCOMES = (
@@ -215,20 +216,44 @@ async def incidents(request: Request, who: Viewer) -> HTMLResponse:
             limit=100,
             offset=0,
         )
-    items = [
-        {
-            "incident_id": r.incident_id,
-            "kind": r.kind,
-            "state": r.state,
-            "started_at": iso(r.started_at, console.tz),
-            "unit": r.unit,
-            "extension": r.extension,
-            "queue": r.queue,
-            "call_id": r.call_id,
-        }
-        for r in rows
-    ]
+    items = [console.incident_item(r) for r in rows]
     return render(request, "incidents.html", who, items=items)
+
+
+@router.get("/events/incidents")
+async def incident_events(request: Request, who: Viewer) -> StreamingResponse:
+    """Server-Sent Events: the incidents feed (the newest 100 of the
+    viewer's units) whenever it changed, as ``/events`` does the wallboard."""
+    require(who.sees_calls, "incidents are for operations and the units' own roles")
+    console = console_of(request)
+    units = who.call_units()
+    session = dict(request.session)
+
+    async def stream() -> AsyncIterator[str]:
+        last, sent = "", 0.0
+        checked = time.monotonic()
+        yield "retry: 2000\n\n"
+        while not console.stopping:
+            if time.monotonic() - checked >= SSE_SESSION_CHECK_SECONDS:
+                checked = time.monotonic()
+                if not console.auth.still_valid(session):
+                    yield "event: session\ndata: ended\n\n"
+                    return
+            body = json.dumps(await console.incidents_feed(units), ensure_ascii=False)
+            now = time.monotonic()
+            if body != last:
+                last, sent = body, now
+                yield f"event: incidents\ndata: {body}\n\n"
+            elif now - sent > SSE_HEARTBEAT_SECONDS:
+                sent = now
+                yield ": ping\n\n"
+            await asyncio.sleep(SSE_INCIDENTS_POLL_SECONDS)
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
 
 
 @router.get("/audit")

@@ -5,6 +5,7 @@ numbers masked (the lab unit has no ``show_caller_numbers``);
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 from collections.abc import Iterator
@@ -137,3 +138,17 @@ def test_operations_sees_numbers_and_the_audit_log_says_so(console: Served) -> N
     html = fetch(console, "/audit", "ops").text
     assert "ops-user" in html
     assert "call 1795413316.64" in html
+
+
+def test_the_live_incidents_feed_follows_the_roles(console: Served) -> None:
+    """``/events/incidents``: not for ``it``; a unit's chief gets the unit's
+    incidents only (those without a unit aside), as the API gives them."""
+    assert fetch(console, "/events/incidents", "it").status_code == 403
+    with httpx.stream("GET", console.base + "/events/incidents", headers=as_group("chief-soc"),
+                      timeout=10) as r:  # fmt: skip
+        assert r.status_code == 200
+        data = next(line for line in r.iter_lines() if line.startswith("data: ["))
+    feed = json.loads(data.removeprefix("data: "))
+    api = fetch(console, "/api/v1/incidents", "chief-soc", limit="100").json()["incidents"]
+    assert [i["incident_id"] for i in feed] == [i["incident_id"] for i in api]
+    assert {i["unit"] for i in feed} <= {"socialtjanst", None}

@@ -67,7 +67,7 @@ def test_pages_without_a_session_go_to_the_login(oidc_console: Served, path: str
 
 @pytest.mark.parametrize("path", ["/api/v1/queues", "/api/v1/health", "/api/v1/calls",
                                   "/api/v1/calls/1795413316.64", "/api/v1/incidents",
-                                  "/api/v1/audit", "/events"])  # fmt: skip
+                                  "/api/v1/audit", "/events", "/events/incidents"])  # fmt: skip
 def test_api_and_events_without_a_session_are_refused(oidc_console: Served, path: str) -> None:
     r = get(oidc_console, path)
     assert r.status_code == 401

@@ -1,4 +1,5 @@
-// pbxwatch incidents feed: the newest incidents, fetched again every 10 s.
+// pbxwatch incidents feed: the newest incidents, live over Server-Sent Events
+// (/events/incidents: sent again whenever the feed changed).
 "use strict";
 (function () {
   var table = document.getElementById("incidents");
@@ -31,11 +32,17 @@
     if (items.length) { table.replaceChild(body, table.tBodies[0]); }
   }
 
-  function poll() {
-    fetch("/api/v1/incidents?limit=100", {credentials: "same-origin"})
-      .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.json(); })
-      .then(function (page) { setLive(true); render(page.incidents); })
-      .catch(function () { setLive(false); });
-  }
-  setInterval(poll, 10000);
+  var source = new EventSource("/events/incidents");
+  source.addEventListener("open", function () { setLive(true); });
+  source.addEventListener("error", function () { setLive(false); });
+  source.addEventListener("incidents", function (e) {
+    setLive(true);
+    render(JSON.parse(e.data));
+  });
+  // the server ended the stream: logged out or idle too long; to the login
+  source.addEventListener("session", function () {
+    source.close();
+    window.location.reload();
+  });
+  window.pbxwatchIncidents = source;
 }());
