@@ -12,35 +12,28 @@ line cannot make us buffer without bound.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from itertools import repeat
 
 EOL = b"\r\n"
 EOM = b"\r\n\r\n"
 BANNER_PREFIX = b"Asterisk Call Manager/"
 MAX_FRAME_BYTES = 256 * 1024
-_CRLF = (b"\r", b"\n")
 
 
-def parse_frame(raw: bytes | bytearray) -> dict[str, str]:
+def parse_frame(raw: bytes) -> dict[str, str]:
     """Header lines of one frame; lines without ``": "`` are ignored.
 
     A header repeated within a frame keeps its first value (Asterisk does not
     repeat headers in events pbxwatch uses; ``ChanVariable`` lists are not
     needed)."""
     fields: dict[str, str] = {}
-    first = fields.setdefault  # a repeated header keeps its first value
-    # every line split in C (``map``); the loop only files the parts
-    lines = raw.decode("utf-8", errors="replace").split("\r\n")
-    for key, sep, value in map(str.partition, lines, _SEP):
+    for line in raw.decode("utf-8", errors="replace").split("\r\n"):
+        key, sep, value = line.partition(": ")
         if sep:
-            first(key, value)
-        elif key.endswith(":") and len(key) > 1:  # the line had no ": " at all
-            first(key[:-1], "")  # "AccountCode:" with nothing after the colon
-    fields.pop("", None)  # a line ": value" names no header
+            if key and key not in fields:
+                fields[key] = value
+        elif line.endswith(":") and len(line) > 1 and line[:-1] not in fields:
+            fields[line[:-1]] = ""  # "AccountCode:" with nothing after the colon
     return fields
-
-
-_SEP = repeat(": ")
 
 
 class FrameDecoder:
@@ -104,11 +97,9 @@ class FrameDecoder:
             if end - raw_start > self._max:
                 self.oversized_frames += 1
                 continue
-            raw = buf[raw_start:end]  # one copy, decoded as it is
-            if not raw or raw[:1] in _CRLF or raw[-1:] in _CRLF:
-                raw = raw.strip(b"\r\n")  # blank lines before a frame (rare)
-                if not raw:
-                    continue
+            raw = bytes(buf[raw_start:end]).strip(b"\r\n")
+            if not raw:
+                continue
             fields = parse_frame(raw)
             if fields:
                 frames.append(fields)
