@@ -7,7 +7,7 @@ import datetime as dt
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -19,6 +19,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pbxwatch.web import search
 from pbxwatch.web.api import call_detail
 from pbxwatch.web.auth import Forbidden, NotLoggedIn
+from pbxwatch.web.console import Console
 from pbxwatch.web.deps import (
     LANG_COOKIE,
     client_address,
@@ -98,6 +99,25 @@ async def events(request: Request, who: Viewer) -> StreamingResponse:
     console = console_of(request)
     session = dict(request.session)  # as it is now; the stream sees no newer cookie
 
+    async def build() -> Any:
+        return await console.wallboard(who)
+
+    return _live(console, session, "wallboard", build, SSE_POLL_SECONDS)
+
+
+def _live(
+    console: Console,
+    session: dict[str, Any],
+    event: str,
+    build: Callable[[], Awaitable[Any]],
+    poll: float,
+) -> StreamingResponse:
+    """A Server-Sent Events stream of ``build()``'s JSON whenever it changed
+    (looked at every ``poll`` seconds, built once for all clients by the
+    console), a comment as heartbeat, and an end when the session is logged
+    out or idle too long: the browser reconnects with its cookie as it is
+    now, and is asked to log in."""
+
     async def stream() -> AsyncIterator[str]:
         last, sent = "", 0.0
         checked = time.monotonic()
@@ -106,19 +126,17 @@ async def events(request: Request, who: Viewer) -> StreamingResponse:
             if time.monotonic() - checked >= SSE_SESSION_CHECK_SECONDS:
                 checked = time.monotonic()
                 if not console.auth.still_valid(session):
-                    # logged out or idle too long: the browser reconnects
-                    # with its cookie as it is now, and is asked to log in
                     yield "event: session\ndata: ended\n\n"
                     return
-            body = json.dumps(await console.wallboard(who), ensure_ascii=False)
+            body = json.dumps(await build(), ensure_ascii=False)
             now = time.monotonic()
             if body != last:
                 last, sent = body, now
-                yield f"event: wallboard\ndata: {body}\n\n"
+                yield f"event: {event}\ndata: {body}\n\n"
             elif now - sent > SSE_HEARTBEAT_SECONDS:
                 sent = now
                 yield ": ping\n\n"
-            await asyncio.sleep(SSE_POLL_SECONDS)
+            await asyncio.sleep(poll)
 
     return StreamingResponse(
         stream(),
@@ -229,31 +247,10 @@ async def incident_events(request: Request, who: Viewer) -> StreamingResponse:
     units = who.call_units()
     session = dict(request.session)
 
-    async def stream() -> AsyncIterator[str]:
-        last, sent = "", 0.0
-        checked = time.monotonic()
-        yield "retry: 2000\n\n"
-        while not console.stopping:
-            if time.monotonic() - checked >= SSE_SESSION_CHECK_SECONDS:
-                checked = time.monotonic()
-                if not console.auth.still_valid(session):
-                    yield "event: session\ndata: ended\n\n"
-                    return
-            body = json.dumps(await console.incidents_feed(units), ensure_ascii=False)
-            now = time.monotonic()
-            if body != last:
-                last, sent = body, now
-                yield f"event: incidents\ndata: {body}\n\n"
-            elif now - sent > SSE_HEARTBEAT_SECONDS:
-                sent = now
-                yield ": ping\n\n"
-            await asyncio.sleep(SSE_INCIDENTS_POLL_SECONDS)
+    async def build() -> Any:
+        return await console.incidents_feed(units)
 
-    return StreamingResponse(
-        stream(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-    )
+    return _live(console, session, "incidents", build, SSE_INCIDENTS_POLL_SECONDS)
 
 
 @router.get("/audit")
