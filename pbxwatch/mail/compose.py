@@ -68,6 +68,14 @@ def _hm(iso: str | None) -> str:
     return t.strftime("%Y-%m-%d %H:%M")
 
 
+def unit_link(console: str | None, unit: str | None) -> str | None:
+    """The unit's page in the console (its front page for no unit)."""
+    if not console:
+        return None
+    base = console.rstrip("/")
+    return f"{base}/units/{unit}" if unit else f"{base}/"
+
+
 def alert_content(payload: dict[str, Any], lang: str, console: str | None) -> Content:
     """One alert that asks for action, or its resolution."""
     kind, unit = payload["kind"], payload.get("unit_name") or payload.get("unit") or ""
@@ -85,7 +93,7 @@ def alert_content(payload: dict[str, Any], lang: str, console: str | None) -> Co
         facts.append(("Gruppnummer" if lang == "sv" else "Group number", str(data["queue"])))
     facts.append(("Larm-id" if lang == "sv" else "Alert id", str(payload["alert_id"])))
     said = str(payload["text"][lang])
-    link = console.rstrip("/") + "/" if console else None
+    link = unit_link(console, payload.get("unit"))
     text = _text(lang, title, [said, "", *(f"{k}: {v}" for k, v in facts)], link)
     page = _page(lang, title, [f"<p>{html.escape(said)}</p>", _table(facts)], link)
     return Content(f"[pbxwatch] {title}", text, page)
@@ -110,7 +118,7 @@ def summary_content(
         )
         for p in payloads
     ]
-    link = console.rstrip("/") + "/" if console else None
+    link = console  # the sender gives the unit's page
     text = _text(lang, title, [intro, "", *(" ".join(r) for r in rows)], link)
     page = _page(lang, title, [f"<p>{html.escape(intro)}</p>", _table(rows)], link)
     return Content(f"[pbxwatch] {title}", text, page)
@@ -197,7 +205,7 @@ def digest_content(d: dict[str, Any], lang: str, console: str | None) -> Content
         h_cb + ":",
         *(["  " + "  ".join(r) for r in callbacks] or ["  " + none]),
     ]
-    link = console.rstrip("/") + "/" if console else None
+    link = unit_link(console, d.get("unit"))
     blocks = [
         _table(figures, head),
         f"<h3>{html.escape(h_people)}</h3>",

@@ -47,6 +47,7 @@ from pbxwatch.mail.compose import (
     digest_content,
     message,
     summary_content,
+    unit_link,
 )
 from pbxwatch.mail.digest import digest_data
 from pbxwatch.mail.outbox import mail_id, message_id, recipients
@@ -160,8 +161,9 @@ class MailSender:
                 key = f"summary:{unit}:{day.isoformat()}:{last:.0f}"
                 found = [payloads[r.alert_id] for r in members if r.alert_id in payloads]
                 content = summary_content(
-                    self.settings.directory.units[unit].name, day, found, lang, self.m.console_url
-                )
+                    self.settings.directory.units[unit].name, day, found, lang,
+                    unit_link(self.m.console_url, unit),
+                )  # fmt: skip
                 sid = mail_id(key, to)
                 await self._insert(conn, [self._row(key, "summary", unit, to, lang, now, content)])
                 await conn.execute(

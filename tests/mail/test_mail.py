@@ -189,6 +189,7 @@ def test_a_simulated_day_and_the_next_morning(lab_settings: Settings, day_db: Pa
                 f"Missing forwards: {figures.missing_forwards}" in text
             )
             assert f"{figures.offered}" in text
+            assert f"https://pbxwatch.example/units/{unit}" in text  # the unit's own page
             assert m.get_content_type() == "multipart/alternative"
         await engine.dispose()
         assert all(r["status"] in ("sent", "summarized") for r in _rows(url)
