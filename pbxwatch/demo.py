@@ -17,6 +17,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import sys
 from collections import Counter, deque
 from dataclasses import dataclass, field
@@ -83,6 +84,7 @@ class Summary:
     incidents: Counter[str] = field(default_factory=Counter)
     alerts: deque[str] = field(default_factory=lambda: deque(maxlen=5))
     _draws: int = 0
+    _said: str = ""  # the last line written when not on a terminal
     _seen: set[str] = field(default_factory=set)
 
     @property
@@ -144,9 +146,12 @@ class Summary:
         self._draws += 1
         if self.redraw:
             self.out.write("\x1b[H\x1b[2J" + "\n".join(self.lines(pipeline, now)) + "\n")
-        elif self._draws % 10 == 1:
+        else:  # a pipe or a file: a line when the figures changed, else every ten seconds
             lines = self.lines(pipeline, now)
-            self.out.write(" | ".join([lines[0].split("   ")[0], *lines[2:6]]) + "\n")
+            figures = " | ".join(lines[2:6])
+            if figures != self._said or self._draws % 10 == 1:
+                self._said = figures
+                self.out.write(f"{lines[0].split('   ')[0]} | {figures}\n")
         self.out.flush()
 
 
@@ -154,16 +159,42 @@ def _s(seconds: float | None) -> str:
     return "  —  " if seconds is None else f"{seconds:4.1f} s"
 
 
+def free_or_other(listen: str) -> str:
+    """``listen`` if it can be bound now, else a free port on the same host:
+    the demo needs no configuration, so a 9108 or 8080 another program (or a
+    pbxwatch left running) holds must not stop it.  ``run`` refuses instead,
+    as its addresses are configured ones."""
+    host, _, port = listen.rpartition(":")
+    bare = host.strip("[]")
+    family = socket.AF_INET6 if ":" in bare else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do
+        try:
+            probe.bind((bare, int(port)))
+            return listen
+        except OSError:
+            probe.bind((bare, 0))
+            return f"{host}:{probe.getsockname()[1]}"
+
+
 def demo_settings(settings: Settings, port: int, data_dir: Path, metrics: str | None) -> Settings:
     """The configuration with the AMI pointed at the simulator, SQLite in
-    ``data_dir`` and (optionally) another metrics address."""
+    ``data_dir``, and the metrics (unless ``metrics`` names an address) and
+    the console on their configured addresses, or free ones if those are
+    taken."""
     ami = settings.ami.model_copy(update={"host": "127.0.0.1", "port": port,
                                           "username": "pbxwatch", "secret_env": SECRET_ENV,
                                           "secret_file": None, "tls": False})  # fmt: skip
     storage = settings.storage.model_copy(update={"url": None, "data_dir": data_dir})
-    update: dict[str, object] = {"ami": ami, "storage": storage}
-    if metrics is not None:
-        update["metrics"] = settings.metrics.model_copy(update={"listen": metrics})
+    listen = metrics or free_or_other(settings.metrics.listen)
+    update: dict[str, object] = {
+        "ami": ami,
+        "storage": storage,
+        "metrics": settings.metrics.model_copy(update={"listen": listen}),
+    }
+    if settings.web.enabled:
+        web = free_or_other(settings.web.listen)
+        update["web"] = settings.web.model_copy(update={"listen": web})
     return settings.model_copy(update=update)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -111,3 +112,40 @@ def test_demo_runs_on_every_documented_config(
                             capture_output=True, text=True, env={"PATH": path})  # fmt: skip
     assert report.returncode == 0, report.stderr  # the demo's SQLite, whatever the config's store
     assert "reading SQLite" in report.stderr
+
+
+def _hold(port: int) -> socket.socket | None:
+    """Take ``port`` on loopback (None when something else has it already:
+    taken either way)."""
+    sock = socket.socket()
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError:
+        sock.close()
+        return None
+    sock.listen()
+    return sock
+
+
+def test_demo_with_its_default_ports_taken_runs_and_says_so(
+    fresh_venv: Path, tmp_path: Path
+) -> None:
+    """9108 and 8080 held by another program (or a pbxwatch left running):
+    the demo takes free ports, says which, and speaks while it runs, also
+    into a pipe."""
+    held = [s for s in (_hold(9108), _hold(8080)) if s is not None]
+    try:
+        proc = subprocess.run([str(fresh_venv / "bin" / "pbxwatch"), "demo", "--duration", "12"],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                              check=False)  # fmt: skip
+    finally:
+        for sock in held:
+            sock.close()
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    metrics = re.search(r"metrics on http://127\.0\.0\.1:(\d+)/metrics", proc.stderr)
+    assert metrics, proc.stderr[-2000:]
+    assert metrics.group(1) != "9108"
+    lines = [x for x in proc.stdout.splitlines() if x.startswith("pbxwatch demo")]
+    finished = [int(m.group(1)) for x in lines if (m := re.search(r"samtal klara +(\d+)", x))]
+    assert len(lines) >= 3, proc.stdout  # a line each time the figures changed
+    assert max(finished) > 0, proc.stdout
