@@ -11,8 +11,10 @@ why in ``NOT_RUN``."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import subprocess
 from pathlib import Path
 
@@ -99,10 +101,18 @@ def test_readme_block_runs(line: int, block: str, tmp_path: Path) -> None:
            "PBXWATCH_AMI__PORT": str(port),
            "PBXWATCH_METRICS__LISTEN": f"127.0.0.1:{free_port()}"}  # fmt: skip
     made = [ROOT / "pbxwatch.yaml"]  # what `init` in the README writes
+    proc = subprocess.Popen(["bash", "-c", script_of(block, port)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # fmt: skip
     try:
-        proc = subprocess.run(["bash", "-c", script_of(block, port)], cwd=ROOT, env=env,
-                              capture_output=True, text=True, timeout=240, check=False)  # fmt: skip
+        out, err = proc.communicate(timeout=240)
     finally:
+        # whatever the block left running (a server started with `&` before
+        # a failing line, a command past the timeout) goes with it: a
+        # pbxwatch left behind would hold its ports for every later test
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
         for path in made:
             path.unlink(missing_ok=True)
-    assert proc.returncode == 0, f"README.md:{line}\n{proc.stdout[-1500:]}\n{proc.stderr[-3000:]}"
+    assert proc.returncode == 0, f"README.md:{line}\n{out[-1500:]}\n{err[-3000:]}"
