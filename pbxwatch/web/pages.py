@@ -9,13 +9,14 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from pbxwatch.core.records import Outcome
 from pbxwatch.web import search
 from pbxwatch.web.api import call_detail
 from pbxwatch.web.auth import Forbidden, NotLoggedIn
@@ -39,17 +40,7 @@ SSE_HEARTBEAT_SECONDS = 15.0
 SSE_INCIDENTS_POLL_SECONDS = 1.0
 #: how often an open stream looks again whether its session is still good
 SSE_SESSION_CHECK_SECONDS = 30.0
-OUTCOMES = (
-    "answered",
-    "voicemail",
-    "voicemail_no_message",
-    "abandoned",
-    "busy",
-    "failed",
-    "no_answer",
-    "completed",
-    "unknown",
-)
+OUTCOMES: tuple[str, ...] = get_args(Outcome)
 
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)

@@ -6,21 +6,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-Outcome = Literal[
-    "answered",
-    "voicemail",
-    "voicemail_no_message",
-    "abandoned",
-    "busy",
-    "failed",
-    "no_answer",
-    "completed",
-    "unknown",
-]
-Direction = Literal["inbound", "outbound", "internal"]
-IncidentKind = Literal[
-    "unanswered_ring", "missing_forward", "unforwarded_absence", "group_unstaffed"
-]
+from pbxwatch.core.incidents import IncidentKind
+from pbxwatch.core.records import Direction, Outcome
+
+# the record's own vocabularies: the API's schema says what the core says
+__all__ = ["Direction", "IncidentKind", "Outcome"]
 
 
 class Error(BaseModel):
