@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from pbxwatch.report import build
+from pbxwatch.report import build, period
 from pbxwatch.reports.details import unit_details
 from pbxwatch.settings import ConfigError, Settings
 
@@ -56,8 +56,7 @@ async def _one(
     tz = ZoneInfo(settings.timezone)
     report = await build(engine, settings, unit, date_from, date_to, now)
     out = report.to_json(tz)
-    start = dt.datetime.combine(date_from, dt.time(), tz).timestamp()
-    end = dt.datetime.combine(date_to + dt.timedelta(days=1), dt.time(), tz).timestamp()
+    start, end = period(date_from, date_to, tz)
     limit = settings.directory.units[unit].answer_within_rings
     out["details"] = await unit_details(engine, unit, limit, start, end, tz)
     return out

@@ -59,6 +59,20 @@ def _wrap(parts: list[str], label: str) -> Markup:
     )
 
 
+def _canvas(
+    title: str,
+    categories: Sequence[str],
+    series: Sequence[tuple[str, Sequence[float | None]]],
+    fmt: str,
+) -> tuple[float, float, list[str], int]:
+    """What both charts start from: the scale's top, the plot's height, the
+    axis and legend drawn, and the number of categories."""
+    values = [v for _, vs in series for v in vs if v is not None]
+    top = _nice_max(max(values, default=0.0))
+    parts = _axis(top, fmt, title) + _legend([name for name, _ in series])
+    return top, HEIGHT - TOP - BOTTOM, parts, max(len(categories), 1)
+
+
 def bars(
     title: str,
     categories: Sequence[str],
@@ -66,11 +80,7 @@ def bars(
     fmt: str = "num",
 ) -> Markup:
     """Grouped vertical bars, one group per category."""
-    values = [v for _, vs in series for v in vs if v is not None]
-    top = _nice_max(max(values, default=0.0))
-    h = HEIGHT - TOP - BOTTOM
-    parts = _axis(top, fmt, title) + _legend([name for name, _ in series])
-    n = max(len(categories), 1)
+    top, h, parts, n = _canvas(title, categories, series, fmt)
     group = (WIDTH - LEFT - RIGHT) / n
     bar = group * 0.8 / max(len(series), 1)
     for ci, cat in enumerate(categories):
@@ -98,11 +108,7 @@ def lines(
     fmt: str = "pct",
 ) -> Markup:
     """One line per series over the categories (gaps where a value is None)."""
-    values = [v for _, vs in series for v in vs if v is not None]
-    top = _nice_max(max(values, default=0.0))
-    h = HEIGHT - TOP - BOTTOM
-    parts = _axis(top, fmt, title) + _legend([name for name, _ in series])
-    n = max(len(categories), 1)
+    top, h, parts, n = _canvas(title, categories, series, fmt)
     step = (WIDTH - LEFT - RIGHT) / n
     for si, (_, vs) in enumerate(series):
         points = [
