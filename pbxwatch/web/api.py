@@ -110,22 +110,15 @@ async def calls(
         direction=direction,
     )
     try:
-        rows, total, capped = await search.search_calls(
-            console.store,
-            f,
-            who.call_units(),
-            clear=who.clear_everywhere(console.directory),
-            limit=limit,
-            offset=offset,
+        shown, total, capped = await console.find_calls(
+            who, f, limit=limit, offset=offset, what="api calls", address=client_address(request)
         )
     except search.SearchError as exc:
         raise HTTPException(400, str(exc)) from exc
-    shown = [console.call_out(r, who) for r in rows]
-    await console.audit(who, "api calls", rows, [a for _, a in shown], client_address(request))
     return {
         "calls": [c for c, _ in shown],
         "total_capped": capped,
-        **page(total, limit, offset, len(rows)),
+        **page(total, limit, offset, len(shown)),
     }
 
 

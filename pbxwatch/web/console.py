@@ -152,6 +152,29 @@ class Console:
         }
         return out, access
 
+    async def find_calls(
+        self,
+        who: Principal,
+        f: search.CallFilter,
+        *,
+        limit: int,
+        offset: int,
+        what: str,
+        address: str | None,
+    ) -> tuple[list[tuple[dict[str, Any], NumberAccess]], int, bool]:
+        """A call search as ``who`` may make it (their units, numbers in
+        clear where they may), each call as they may see it, and what they
+        saw in clear audited: (shown, total, capped).  Raises
+        ``search.SearchError`` for a filter it cannot take."""
+        assert self.store is not None
+        rows, total, capped = await search.search_calls(
+            self.store, f, who.call_units(), clear=who.clear_everywhere(self.directory),
+            limit=limit, offset=offset,
+        )  # fmt: skip
+        shown = [self.call_out(r, who) for r in rows]
+        await self.audit(who, what, rows, [a for _, a in shown], address)
+        return shown, total, capped
+
     async def audit(
         self,
         who: Principal,

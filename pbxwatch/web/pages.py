@@ -160,7 +160,6 @@ async def calls(request: Request, who: Viewer) -> HTMLResponse:
     limit = 50
     units = sorted(u for u in console.settings.directory.units if who.sees_call_of(u))
     error: str | None = None
-    rows: list[Any] = []
     total, capped = 0, False
     shown: list[tuple[dict[str, Any], NumberAccess]] = []
     if console.store is not None:
@@ -174,18 +173,11 @@ async def calls(request: Request, who: Viewer) -> HTMLResponse:
             caller=q["caller"] or None,
         )
         try:
-            rows, total, capped = await search.search_calls(
-                console.store,
-                f,
-                who.call_units(),
-                clear=who.clear_everywhere(console.directory),
-                limit=limit,
-                offset=offset,
+            shown, total, capped = await console.find_calls(
+                who, f, limit=limit, offset=offset, what="calls", address=client_address(request)
             )
         except search.SearchError as exc:
             error = str(exc)
-        shown = [console.call_out(r, who) for r in rows]
-        await console.audit(who, "calls", rows, [a for _, a in shown], client_address(request))
     return render(
         request,
         "calls.html",
@@ -199,7 +191,7 @@ async def calls(request: Request, who: Viewer) -> HTMLResponse:
         error=error,
         masked=any(a == "masked" for _, a in shown),
         capped=capped,
-        **page(total, limit, offset, len(rows)),
+        **page(total, limit, offset, len(shown)),
     )
 
 
