@@ -256,12 +256,7 @@ async def run_live(
             if mail is not None:
                 health.mail_sent, health.mail_failed = mail.sent, mail.failed
                 health.mail_backlog, health.mail_smtp_up = mail.backlog, mail.smtp_up
-            # the model's offset is PBX − speed × host: the PBX clock minus
-            # the host's is that at speed 1 only (a simulator at 30× is not
-            # 5e10 s off); at speed 0 the two clocks are not tied at all
-            known = clock.offset is not None and clock.rules.speed > 0
-            estimate = clock.estimate(host) if known else None
-            health.clock_offset_seconds = 0.0 if estimate is None else estimate - host
+            health.clock_offset_seconds = clock.pbx_minus_host(host) or 0.0
             if metrics is not None:
                 metrics.refresh(pipeline.engine, now, health)
             bad_input.check({**pipeline.engine.bad_input, **source.frame_faults})

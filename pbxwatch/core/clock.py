@@ -219,6 +219,15 @@ class EventClock(Generic[T]):
             return self.now
         return t if self.now is None else max(t, self.now)
 
+    def pbx_minus_host(self, host_now: float) -> float | None:
+        """Live: how far the PBX clock is from the host's now (``None`` until
+        known, and at speed 0, where the two are not tied).  The model's
+        ``offset`` is PBX − speed × host, which is this at speed 1 only."""
+        if self.offset is None or self.rules.speed <= 0:
+            return None
+        estimate = self.estimate(host_now)
+        return None if estimate is None else estimate - host_now
+
     @property
     def ready(self) -> bool:
         """Whether ``estimate`` has anything to go on yet."""

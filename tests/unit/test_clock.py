@@ -180,3 +180,21 @@ def test_replay_time_never_goes_back_but_by_a_step(times: list[float | None]) ->
         if last is not None and t.step is None:
             assert t.time >= last
         last = t.time
+
+
+def test_the_pbx_clock_minus_the_hosts_at_any_speed() -> None:
+    """What the health figures show: at 30x the PBX day runs ahead of the
+    host, but the clocks are as far apart as the PBX's time now says, not
+    the model's PBX − speed × host term (5e10 s at 30x)."""
+    host = 1_800_000_000.0
+    for speed in (1.0, 30.0):
+        clock = live(ClockRules(speed=speed))
+        assert clock.pbx_minus_host(host) is None  # nothing seen yet
+        clock.offer(0, host - 7 * 86400, host)  # a PBX a week behind
+        assert clock.pbx_minus_host(host) == -7 * 86400
+        later = clock.pbx_minus_host(host + 10)
+        assert later is not None
+        assert abs(later - (-7 * 86400 + (speed - 1) * 10)) < 1e-6
+    zero = live(ClockRules(speed=0.0))
+    zero.offer(0, host - 3600, host)
+    assert zero.pbx_minus_host(host) is None  # not tied to the host's clock
