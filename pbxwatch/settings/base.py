@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import (
     BaseModel,
@@ -34,6 +35,32 @@ def read_secret(key: str, env: str | None, file: Path | None) -> str | None:
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def host_port(v: str) -> str:
+    """A ``listen`` value: ``host:port`` with a port that can be bound."""
+    host, sep, port = v.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"expected host:port, got {v!r}")
+    return v
+
+
+class _Listening:
+    """A server's ``listen`` address (declared and validated, with
+    :func:`host_port`, by the model), read as host and port.  A plain mixin,
+    not a model: a field declared here would come first in every model and
+    be validated before the fields its model's validators look at."""
+
+    if TYPE_CHECKING:  # for the type checker only: pydantic would make it a field
+        listen: str
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
 
 
 def _format_loc(loc: tuple[int | str, ...]) -> str:

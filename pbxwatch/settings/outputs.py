@@ -14,7 +14,7 @@ from pydantic import (
     model_validator,
 )
 
-from pbxwatch.settings.base import _Model, read_secret
+from pbxwatch.settings.base import _Listening, _Model, host_port, read_secret
 from pbxwatch.settings.web import is_loopback
 
 
@@ -168,7 +168,7 @@ class StorageSettings(_Model):
         return url
 
 
-class MetricsSettings(_Model):
+class MetricsSettings(_Model, _Listening):
     enabled: bool = True
     listen: str = Field(
         "127.0.0.1:9108",
@@ -178,18 +178,7 @@ class MetricsSettings(_Model):
     @field_validator("listen")
     @classmethod
     def _host_port(cls, v: str) -> str:
-        host, sep, port = v.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"expected host:port, got {v!r}")
-        return v
-
-    @property
-    def host(self) -> str:
-        return self.listen.rpartition(":")[0].strip("[]")
-
-    @property
-    def port(self) -> int:
-        return int(self.listen.rpartition(":")[2])
+        return host_port(v)
 
 
 #: roles of the web console: ``operations`` (everything), ``it`` (wallboard

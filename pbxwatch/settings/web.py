@@ -14,7 +14,7 @@ from pydantic import (
     model_validator,
 )
 
-from pbxwatch.settings.base import _Model, read_secret
+from pbxwatch.settings.base import _Listening, _Model, host_port, read_secret
 
 _ROLE = re.compile(r"^(operations|it|(chief|staff):[a-z0-9][a-z0-9_-]*)$")
 
@@ -131,7 +131,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-class WebSettings(_Model):
+class WebSettings(_Model, _Listening):
     """The web console: wallboard, call search, JSON API."""
 
     enabled: bool = True
@@ -144,9 +144,7 @@ class WebSettings(_Model):
     @field_validator("listen")
     @classmethod
     def _loopback_or_auth(cls, v: str, info: ValidationInfo) -> str:
-        host, sep, port = v.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"expected host:port, got {v!r}")
+        host = host_port(v).rpartition(":")[0]
         auth = info.data.get("auth")
         if isinstance(auth, WebAuthSettings) and auth.mode == "none" and not is_loopback(host):
             raise ValueError(
@@ -154,11 +152,3 @@ class WebSettings(_Model):
                 "or listen on 127.0.0.1"
             )
         return v
-
-    @property
-    def host(self) -> str:
-        return self.listen.rpartition(":")[0].strip("[]")
-
-    @property
-    def port(self) -> int:
-        return int(self.listen.rpartition(":")[2])
