@@ -52,6 +52,24 @@ def callback_params(response: httpx.Response) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
 
 
+def redeem(
+    rp: Any,
+    provider: Provider,
+    meta: dict[str, Any],
+    code: str,
+    verifier: str,
+    secret: str | None = None,
+) -> httpx.Response:
+    """The token request for ``code`` (the client's secret unless ``secret``)."""
+    response: httpx.Response = rp.post(
+        meta["token_endpoint"],
+        auth=(provider.client_id, provider.client_secret if secret is None else secret),
+        data={"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+              "code_verifier": verifier},
+    )  # fmt: skip
+    return response
+
+
 def test_discovery(provider: Provider) -> None:
     meta = provider.metadata()
     assert meta["issuer"] == provider.issuer == f"http://127.0.0.1:{provider.port}"
@@ -96,27 +114,9 @@ def test_code_flow_with_pkce(provider: Provider) -> None:
 
     with httpx.Client(timeout=10) as rp:
         # the code needs the verifier, and the client's secret
-        wrong = rp.post(
-            meta["token_endpoint"],
-            auth=(provider.client_id, "wrong"),
-            data={
-                "grant_type": "authorization_code",
-                "code": code,
-                "redirect_uri": REDIRECT,
-                "code_verifier": verifier,
-            },
-        )
+        wrong = redeem(rp, provider, meta, code, verifier, secret="wrong")
         assert wrong.status_code == 401, wrong.text
-        tokens = rp.post(
-            meta["token_endpoint"],
-            auth=(provider.client_id, provider.client_secret),
-            data={
-                "grant_type": "authorization_code",
-                "code": code,
-                "redirect_uri": REDIRECT,
-                "code_verifier": verifier,
-            },
-        )
+        tokens = redeem(rp, provider, meta, code, verifier)
         assert tokens.status_code == 200, tokens.text
         body = tokens.json()
         jwks = KeySet.import_key_set(rp.get(meta["jwks_uri"]).json())
@@ -124,16 +124,7 @@ def test_code_flow_with_pkce(provider: Provider) -> None:
             meta["userinfo_endpoint"], headers={"Authorization": f"Bearer {body['access_token']}"}
         ).json()
         # a code is good once
-        again = rp.post(
-            meta["token_endpoint"],
-            auth=(provider.client_id, provider.client_secret),
-            data={
-                "grant_type": "authorization_code",
-                "code": code,
-                "redirect_uri": REDIRECT,
-                "code_verifier": verifier,
-            },
-        )
+        again = redeem(rp, provider, meta, code, verifier)
         assert again.status_code == 400
         assert again.json()["error"] == "invalid_grant"
 
@@ -173,16 +164,7 @@ def test_groups_per_user(provider: Provider) -> None:
         )
         with httpx.Client(timeout=10) as browser:
             code = callback_params(login(browser, url, provider.users[name], stop_at=REDIRECT))
-        tokens = httpx.post(
-            meta["token_endpoint"],
-            auth=(provider.client_id, provider.client_secret),
-            data={
-                "grant_type": "authorization_code",
-                "code": code["code"],
-                "redirect_uri": REDIRECT,
-                "code_verifier": verifier,
-            },
-        )
+        tokens = redeem(httpx, provider, meta, code["code"], verifier)
         assert tokens.status_code == 200, tokens.text
         claims = jwt.decode(
             tokens.json()["id_token"], KeySet.import_key_set(httpx.get(meta["jwks_uri"]).json())
@@ -215,15 +197,6 @@ def test_wrong_verifier_and_password(provider: Provider) -> None:
         assert "Wrong username or password" in refused.text
     with httpx.Client(timeout=10) as browser:
         code = callback_params(login(browser, url, provider.users["ops"], stop_at=REDIRECT))["code"]
-    tokens = httpx.post(
-        meta["token_endpoint"],
-        auth=(provider.client_id, provider.client_secret),
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": REDIRECT,
-            "code_verifier": pkce_pair()[0],
-        },
-    )
+    tokens = redeem(httpx, provider, meta, code, pkce_pair()[0])
     assert tokens.status_code == 400
     assert tokens.json()["error"] == "invalid_grant"
