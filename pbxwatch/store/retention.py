@@ -156,7 +156,10 @@ async def erase_from_files(engine: AsyncEngine, *, compact: bool = False) -> Non
       VACUUM runs after each purge; ``compact`` (``pbxwatch db purge
       --compact``) runs VACUUM FULL, which rewrites the tables and their
       indexes into new files (it locks them while it runs: the writer waits
-      or spills), then a CHECKPOINT.  The WAL segments (``pg_wal``) and any
+      or spills), then a CHECKPOINT.  Either way the tables are analysed
+      again and ``pg_statistic`` vacuumed: the planner's statistics keep
+      sampled values of every column (most common values, histogram
+      bounds), caller numbers among them.  The WAL segments (``pg_wal``) and any
       base backups still hold the old values until they are recycled or
       expire: their retention (``max_wal_size``, ``wal_keep_size``, the
       backup policy) must not exceed the personal-data retention.
@@ -169,7 +172,14 @@ async def erase_from_files(engine: AsyncEngine, *, compact: bool = False) -> Non
             await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         elif engine.dialect.name == "postgresql":
             tables = ", ".join(_PURGED_TABLES)
-            await conn.exec_driver_sql(f"VACUUM {'FULL ' if compact else ''}{tables}")
+            # ANALYZE too: the planner's statistics (pg_statistic) hold
+            # sampled column values, caller numbers among them, until the
+            # next analyze; then the catalog's old versions are vacuumed
+            # (skipped with a warning by PostgreSQL where not permitted)
+            await conn.exec_driver_sql(f"VACUUM ({'FULL, ' if compact else ''}ANALYZE) {tables}")
+            await conn.exec_driver_sql(
+                f"VACUUM {'FULL ' if compact else ''}pg_catalog.pg_statistic"
+            )
             if compact:
                 try:
                     await conn.exec_driver_sql("CHECKPOINT")
