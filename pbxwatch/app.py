@@ -187,6 +187,7 @@ async def run_live(
     blind_since = max((t for t in seen if t is not None), default=None)
     if blind_since is not None:  # a restart is a gap: from the last event the last run had
         pipeline.connection_lost(blind_since, "pbxwatch was not running (restart)")
+    pipeline.awaiting_state()  # the first login's state read builds the calls in flight
     pipeline.sinks.append(writer.submit)
     if settings.mail.enabled:  # an alert's mail rows are written with it
         from pbxwatch.mail import MailRows
@@ -224,6 +225,7 @@ async def run_live(
             resync.set()
         elif not source.stopping:
             pipeline.connection_lost(None, source.loss_reason)  # nothing seen since the last event
+            pipeline.awaiting_state()  # set before the next login's first event can come
             if relay is not None:
                 relay.pbx_offline(source.loss_reason)
 

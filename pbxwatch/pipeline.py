@@ -121,6 +121,9 @@ class Pipeline:
     def connection_lost(self, now: float | None, reason: str) -> None:
         self.engine.connection_lost(now, reason)
 
+    def awaiting_state(self) -> None:
+        self.engine.awaiting_state()
+
     def reconcile(self, snap: PbxSnapshot, now: float | None, source: str) -> None:
         self._emit(self.engine.reconcile(snap, now, source))
 

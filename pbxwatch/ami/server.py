@@ -118,6 +118,9 @@ class AmiServer:
         self.logins = 0
         self.failed_logins = 0
         self.actions: list[str] = []
+        #: the PBX clock when each action came in, beside ``actions``: a test
+        #: at many PBX seconds per host second learns when a list was taken
+        self.action_times: list[float] = []
         #: AstDB entries answered to DBGet, (family, key) -> value
         self.astdb: dict[tuple[str, str], str] = {}
         #: what status actions are answered from (None: empty lists)
@@ -251,6 +254,7 @@ class _Session:
         name = lower.get("action", "").lower()
         aid = lower.get("actionid")
         self.server.actions.append(name)
+        self.server.action_times.append(self.server.clock())
         if name == "login":
             return await self._login(lower, aid)
         if name == "logoff":

@@ -168,6 +168,19 @@ class CallTracker:
         if handler is not None:
             handler(ev, now)
 
+    def of_unseen_call(self, ev: AmiEvent) -> bool:
+        """Whether ``ev`` is of a channel and a call never seen begin: not a
+        known call's, not the first channel of a new one.  Right after a
+        login such an event is of a call that began while pbxwatch was
+        blind; only the channel list (:meth:`reconcile`) can say what it is."""
+        fields = ev.fields
+        uid, lid = fields.get("Uniqueid", ""), fields.get("Linkedid", "")
+        if not uid or not lid or uid in self.channels:
+            return False
+        if lid in self.calls or lid in self._finished:
+            return False
+        return not (ev.name == "Newchannel" and uid == lid)
+
     def sweep(self, now: float) -> list[CallRecord]:
         """Finish calls whose grace period passed and expire abandoned state."""
         out: list[CallRecord] = []

@@ -64,6 +64,11 @@ KNOWN_EVENTS = frozenset(
 #: answered call, and ChallengeSent (security class) at each authenticated
 #: request; a deployment may also drop them at the source (README).
 IGNORED_EVENTS = frozenset({"RTCPSent", "RTCPReceived", "ChallengeSent"})
+#: events held from a login until its state read (:meth:`Engine.awaiting_state`)
+#: at most: a PBX that never answers must not make pbxwatch hold a day's events
+HOLD_LIMIT = 20_000
+#: nor longer than this (PBX seconds since the first held event)
+HOLD_SECONDS = 600.0
 
 
 #: Kinds of bad or odd input, each counted (``bad_input``) and logged once.
@@ -136,6 +141,9 @@ class Engine:
         self.events_by_name: Counter[str] = Counter()
         self._last_tick = 0.0
         self._gap: tuple[float, str] | None = None  # (PBX time it began, why)
+        #: from a login to the state read: events of calls never seen begin,
+        #: with the time each was applied at (see :meth:`awaiting_state`)
+        self._held: list[tuple[AmiEvent, float, bool]] | None = None
 
     def process(self, ev: AmiEvent, received: float | None = None) -> list[Record]:
         """Apply one event; return what it (or the time it carried) made final.
@@ -179,6 +187,8 @@ class Engine:
         self.now = max(self.now, at)
         if ok:
             self.last_event_time = at
+        if self._held is not None and ev.action_id is None and self.calls.of_unseen_call(ev):
+            return self._hold(ev, at, ok=ok)
         self.stats["events"] += 1
         known = ev.name in KNOWN_EVENTS
         self.events_by_name[ev.name if known else "other"] += 1
@@ -204,6 +214,41 @@ class Engine:
             out.extend(self._tick_books())
         return self._with_consequences(out)
 
+    def awaiting_state(self) -> None:
+        """A login: the state read follows.  Until it comes (:meth:`reconcile`)
+        events of calls never seen begin are held, not guessed from: a call
+        that began while pbxwatch was blind would otherwise be made up from
+        its first event seen (a hangup, a dial's end) and the channel list
+        would find it known.  After the list they are applied to the calls
+        it built; those of calls not listed (begun blind, ended before the
+        list) are dropped and counted in the gap's record."""
+        if self._held is None:
+            self._held = []
+
+    def _hold(self, ev: AmiEvent, at: float, *, ok: bool) -> list[Record]:
+        assert self._held is not None
+        self._held.append((ev, at, ok))
+        self.stats["held_until_state_read"] += 1
+        if len(self._held) >= HOLD_LIMIT:  # no state read coming: as before, guessing
+            self.stats["state_read_too_late"] += 1
+            return self._release(drop_unseen=False)[0]
+        return []
+
+    def _release(self, *, drop_unseen: bool) -> tuple[list[Record], int]:
+        """Apply the held events.  With ``drop_unseen`` (after a channel
+        list), those still of a call never seen are dropped; returns the
+        records and how many calls were dropped so."""
+        held, self._held = self._held or [], None
+        out: list[Record] = []
+        dropped: set[str] = set()
+        for ev, at, ok in held:
+            if drop_unseen and self.calls.of_unseen_call(ev):
+                dropped.add(ev.fields["Linkedid"])
+                self.stats["event_of_call_ended_unseen"] += 1
+                continue
+            out.extend(self._apply_at(ev, at, ok=ok))
+        return out, len(dropped)
+
     def tick(self, now: float) -> list[Record]:
         """Let PBX time pass without an event: the caller vouches for ``now``
         (a test, a replay's end), so the clock takes it as seen."""
@@ -212,7 +257,11 @@ class Engine:
 
     def _tick(self, now: float) -> list[Record]:
         self.now = max(self.now, now)
-        out: list[Record] = list(self._finished(self.calls.sweep(self.now)))
+        out: list[Record] = []
+        if self._held and self.now - self._held[0][1] > HOLD_SECONDS:
+            self.stats["state_read_too_late"] += 1  # no state read coming: as before, guessing
+            out.extend(self._release(drop_unseen=False)[0])
+        out.extend(self._finished(self.calls.sweep(self.now)))
         out.extend(self._tick_books())
         return self._with_consequences(out)
 
@@ -240,6 +289,7 @@ class Engine:
         """Live shutdown: judge what the clock still holds, and report the
         calls that have ended (their grace only waits for stragglers)."""
         out = self.settle()
+        out.extend(self._release(drop_unseen=False)[0])  # no state read came: as before
         out.extend(self._finished(self.calls.finish_ended()))
         return self._with_consequences(out)
 
@@ -247,6 +297,7 @@ class Engine:
         """End of a replay: apply what the clock still holds, then finish
         every open call."""
         out = self.settle()
+        out.extend(self._release(drop_unseen=False)[0])
         out.extend(self._finished(self.calls.flush()))
         out.extend(self._tick_books())
         return self._with_consequences(out)
@@ -296,6 +347,10 @@ class Engine:
         # across it are reconciled, calls never seen are built
         ended, found = self.calls.reconcile(snap.channels, self.now, listed)
         counts.update(found)
+        released, dropped = self._release(drop_unseen=True)
+        out.extend(released)
+        if dropped:
+            counts["calls_ended_before_list"] = dropped
         known = {cb.message_id for cb in self.callbacks.callbacks.values() if cb.message_id}
         for lid in ended:
             if self._message_left_unseen(self.calls.calls[lid], snap, known):
@@ -316,8 +371,12 @@ class Engine:
             started, reason = self._gap
             self._gap = None
             self.alerts.blind_since = None
+            # it ended when the PBX was heard again (its Ping answer), not when
+            # the state read was done: events came in between
+            pinged = snap.pbx_time if plausible_epoch(snap.pbx_time) else None
+            ended = pinged if pinged is not None and started <= pinged <= self.now else self.now
             if self.now >= started:  # else a PBX on a new, earlier timeline: no gap to tell
-                out.append(AmiGap(gap_id(source, started), source, started, self.now, reason,
+                out.append(AmiGap(gap_id(source, started), source, started, ended, reason,
                                   reconciled))  # fmt: skip
         return self._with_consequences(out)
 

@@ -9,6 +9,8 @@ import json
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from pbxwatch.ami.codec import iter_recording
 from pbxwatch.ami.transcript import Transcript
 from pbxwatch.core import checkpoint
@@ -52,7 +54,8 @@ def snapshot_of(transcript: Transcript) -> PbxSnapshot:
             listed = summary_messages([a.response, *a.list_events])
             assert listed is not None
             messages[f"{args['mailbox']}@{args['context']}"] = listed
-    return PbxSnapshot(tuple(channels), counts, messages, {}, pbx_time)
+    # read_state lists the channels right after the Ping: on its clock
+    return PbxSnapshot(tuple(channels), counts, messages, {}, pbx_time, channels_time=pbx_time)
 
 
 def _feed(engine: Engine, events: list[AmiEvent]) -> list[Record]:
@@ -66,7 +69,11 @@ def _json(records: list[Record]) -> list[dict[str, Any]]:
     return [r.to_json(TZ) for r in records if hasattr(r, "to_json")]
 
 
-def test_the_restart_recording_through_the_core(lab_settings: Settings) -> None:
+@pytest.mark.parametrize("late", [0.0, 2.0, 5.0])
+def test_the_restart_recording_through_the_core(lab_settings: Settings, late: float) -> None:
+    """``late``: PBX seconds of part 2's events that come in before the
+    state read is answered (a slow PBX, a loaded host); they are held until
+    the channel list says which calls they belong to."""
     truth = json.loads((FIXTURES / "restart_gap.truth.json").read_text("utf-8"))
     first = build_engine(lab_settings, keep_everything=True)
     part1 = _feed(first, events_of("restart_gap.part1.ami")) + first.settle()
@@ -79,7 +86,9 @@ def test_the_restart_recording_through_the_core(lab_settings: Settings) -> None:
     second.connection_lost(first.last_event_time, "pbxwatch was not running (restart)")
     snap = snapshot_of(Transcript.load(FIXTURES / "restart_gap.part2.transcript.json"))
     live = events_of("restart_gap.part2.ami")
-    before = [ev for ev in live if ev.time is not None and ev.time <= (snap.pbx_time or 0)]
+    second.awaiting_state()  # as a live run does before each login
+    limit = (snap.pbx_time or 0) + late
+    before = [ev for ev in live if ev.time is not None and ev.time <= limit]
     part2 = _feed(second, before) + second.reconcile(snap, snap.pbx_time, "ami:test")
     part2 += _feed(second, live[len(before) :]) + second.flush()
 
@@ -87,7 +96,13 @@ def test_the_restart_recording_through_the_core(lab_settings: Settings) -> None:
     cut = json.loads((FIXTURES / "restart_gap.cut.json").read_text("utf-8"))
     assert cut["part1_closed_at"] - 2 < gap.started_at <= cut["part1_closed_at"]
     assert cut["part2_connected_at"] <= gap.ended_at < cut["part2_connected_at"] + 1
-    assert gap.reconciled["calls_still_up"] == 2  # r02 and m0027
+    # r02 and m0027; with the list answered late, a call it still shows may
+    # have been seen to end before the answer came
+    assert (
+        gap.reconciled["calls_still_up"] == 2
+        if not late
+        else 1 <= gap.reconciled["calls_still_up"] <= 2
+    )
     assert gap.reconciled["calls_ended_unseen"] == 5
     assert gap.reconciled["calls_begun_unseen"] == 4
     assert gap.reconciled["messages_left_unseen"] == 3
