@@ -374,9 +374,9 @@ class Engine:
             # it ended when the PBX was heard again (its Ping answer), not when
             # the state read was done: events came in between
             pinged = snap.pbx_time if plausible_epoch(snap.pbx_time) else None
-            ended = pinged if pinged is not None and started <= pinged <= self.now else self.now
+            back = pinged if pinged is not None and started <= pinged <= self.now else self.now
             if self.now >= started:  # else a PBX on a new, earlier timeline: no gap to tell
-                out.append(AmiGap(gap_id(source, started), source, started, ended, reason,
+                out.append(AmiGap(gap_id(source, started), source, started, back, reason,
                                   reconciled))  # fmt: skip
         return self._with_consequences(out)
 
