@@ -4,7 +4,9 @@ framing, nothing from elsewhere)."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -20,6 +22,7 @@ from pbxwatch.web import api, pages, units
 from pbxwatch.web.auth import Auth, Forbidden, NotLoggedIn, Sessions, TrustedPeers, session_secret
 from pbxwatch.web.console import Console
 from pbxwatch.web.live import LiveView
+from pbxwatch.web.streams import EventStreams
 
 STATIC = Path(__file__).parent / "static"
 #: where the identity provider sends the browser back (register it there)
@@ -130,14 +133,20 @@ def create_app(settings: Settings, view: LiveView, store: AsyncEngine | None) ->
     app.add_exception_handler(RequestValidationError, invalid)
     oidc = web.auth.oidc
     force_secure = bool(oidc and oidc.redirect_url and oidc.redirect_url.startswith("https:"))
-    app.add_middleware(
-        Sessions,
-        secret=session_secret(web),
-        max_age=int(web.session.idle_minutes * 60) + 60,
-        force_secure=force_secure,
-    )
-    app.add_middleware(StrictHeaders, form_origins=auth.form_origins)
+    layers: list[partial[Any]] = [
+        partial(Sessions, secret=session_secret(web),
+                max_age=int(web.session.idle_minutes * 60) + 60, force_secure=force_secure),
+        partial(StrictHeaders, form_origins=auth.form_origins),
+    ]  # fmt: skip
     if web.auth.mode == "header":
         assert web.auth.header is not None
-        app.add_middleware(TrustedPeers, networks=web.auth.header.trusted_proxies)
+        layers.append(partial(TrustedPeers, networks=web.auth.header.trusted_proxies))
+    for layer in layers:  # each added one is outermost
+        app.add_middleware(layer.func, **layer.keywords)
+    app.state.layers = layers  # the event streams sit behind the same ones
     return app
+
+
+def asgi_app(app: FastAPI) -> EventStreams:
+    """What the server runs: ``app`` with its event streams in front."""
+    return EventStreams(app, app.state.layers)

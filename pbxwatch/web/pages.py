@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import json
 import logging
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, get_args
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from pbxwatch.core.records import Outcome
 from pbxwatch.web import search
 from pbxwatch.web.api import call_detail
 from pbxwatch.web.auth import Forbidden, NotLoggedIn
-from pbxwatch.web.console import Console
 from pbxwatch.web.deps import (
     LANG_COOKIE,
     client_address,
@@ -33,13 +28,6 @@ from pbxwatch.web.deps import (
 from pbxwatch.web.roles import NumberAccess, Principal
 from pbxwatch.web.words import LANGS, words
 
-#: how often an SSE client's view is looked at (an event shows within 1 s)
-SSE_POLL_SECONDS = 0.5
-SSE_HEARTBEAT_SECONDS = 15.0
-#: the incidents feed's look (the store is read at most every 2 s for all)
-SSE_INCIDENTS_POLL_SECONDS = 1.0
-#: how often an open stream looks again whether its session is still good
-SSE_SESSION_CHECK_SECONDS = 30.0
 OUTCOMES: tuple[str, ...] = get_args(Outcome)
 
 log = logging.getLogger(__name__)
@@ -80,60 +68,6 @@ async def wallboard(request: Request, who: Viewer) -> HTMLResponse:
     require(who.any_role, "no console role")
     data = await console_of(request).wallboard(who)
     return render(request, "wallboard.html", who, data=data)
-
-
-@router.get("/events")
-async def events(request: Request, who: Viewer) -> StreamingResponse:
-    """Server-Sent Events: the wallboard's data whenever it changed (looked
-    at twice a second, built once for all clients), a comment as heartbeat."""
-    require(who.any_role, "no console role")
-    console = console_of(request)
-    session = dict(request.session)  # as it is now; the stream sees no newer cookie
-
-    async def build() -> Any:
-        return await console.wallboard(who)
-
-    return _live(console, session, "wallboard", build, SSE_POLL_SECONDS)
-
-
-def _live(
-    console: Console,
-    session: dict[str, Any],
-    event: str,
-    build: Callable[[], Awaitable[Any]],
-    poll: float,
-) -> StreamingResponse:
-    """A Server-Sent Events stream of ``build()``'s JSON whenever it changed
-    (looked at every ``poll`` seconds, built once for all clients by the
-    console), a comment as heartbeat, and an end when the session is logged
-    out or idle too long: the browser reconnects with its cookie as it is
-    now, and is asked to log in."""
-
-    async def stream() -> AsyncIterator[str]:
-        last, sent = "", 0.0
-        checked = time.monotonic()
-        yield "retry: 2000\n\n"
-        while not console.stopping:
-            if time.monotonic() - checked >= SSE_SESSION_CHECK_SECONDS:
-                checked = time.monotonic()
-                if not console.auth.still_valid(session):
-                    yield "event: session\ndata: ended\n\n"
-                    return
-            body = json.dumps(await build(), ensure_ascii=False)
-            now = time.monotonic()
-            if body != last:
-                last, sent = body, now
-                yield f"event: {event}\ndata: {body}\n\n"
-            elif now - sent > SSE_HEARTBEAT_SECONDS:
-                sent = now
-                yield ": ping\n\n"
-            await asyncio.sleep(poll)
-
-    return StreamingResponse(
-        stream(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-    )
 
 
 def _when(request: Request, value: str | None, name: str) -> float | None:
@@ -219,21 +153,6 @@ async def incidents(request: Request, who: Viewer) -> HTMLResponse:
         )
     items = [console.incident_item(r) for r in rows]
     return render(request, "incidents.html", who, items=items)
-
-
-@router.get("/events/incidents")
-async def incident_events(request: Request, who: Viewer) -> StreamingResponse:
-    """Server-Sent Events: the incidents feed (the newest 100 of the
-    viewer's units) whenever it changed, as ``/events`` does the wallboard."""
-    require(who.sees_calls, "incidents are for operations and the units' own roles")
-    console = console_of(request)
-    units = who.call_units()
-    session = dict(request.session)
-
-    async def build() -> Any:
-        return await console.incidents_feed(units)
-
-    return _live(console, session, "incidents", build, SSE_INCIDENTS_POLL_SECONDS)
 
 
 @router.get("/audit")

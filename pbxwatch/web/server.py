@@ -18,7 +18,7 @@ import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pbxwatch.settings import ConfigError, Settings
-from pbxwatch.web.app import create_app
+from pbxwatch.web.app import asgi_app, create_app
 from pbxwatch.web.console import Console
 from pbxwatch.web.live import LiveView
 
@@ -57,7 +57,7 @@ class WebConsole:
         sock.setblocking(False)
         self.port = int(sock.getsockname()[1])
         config = uvicorn.Config(
-            self.app,
+            asgi_app(self.app),
             lifespan="off",
             log_config=None,
             access_log=False,

@@ -219,9 +219,9 @@ def _sse_until_end(s: Served, session: str, then: Any = None, timeout: float = 1
 
 @pytest.fixture
 def quick_session_checks(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pbxwatch.web import pages
+    from pbxwatch.web import streams
 
-    monkeypatch.setattr(pages, "SSE_SESSION_CHECK_SECONDS", 0.3)
+    monkeypatch.setattr(streams, "SSE_SESSION_CHECK_SECONDS", 0.3)
 
 
 @pytest.mark.usefixtures("quick_session_checks")
