@@ -25,7 +25,7 @@ from pbxwatch.settings import Settings
 from pbxwatch.sim.emitter import Emitter, Member, SimBridge, SimChannel
 
 #: QueueMemberStatus codes of device states (ast_device_state)
-MEMBER_STATUS = {"UNKNOWN": 0, "NOT_INUSE": 1, "INUSE": 2, "RINGING": 6}
+MEMBER_STATUS = {"UNKNOWN": 0, "NOT_INUSE": 1, "INUSE": 2, "UNAVAILABLE": 5, "RINGING": 6}
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +150,26 @@ class Scripts:
         for m in self.pbx.memberships(ext):
             self.em.member_event(t, "QueueMemberStatus", m, MEMBER_STATUS[state],
                                  in_call=state == "INUSE")  # fmt: skip
+
+    def reachability(self, t: float, ext: str, *, reachable: bool) -> None:
+        """The phone answers its qualify again, or stops answering (switched
+        off, unplugged): in the order of the lab's PJSIP recording, chan_pjsip's
+        ``PeerStatus``, the hint, the device, the queue memberships, then
+        res_pjsip's ``ContactStatus``.  IAX2 (whose recordings hold no
+        ``PeerStatus``) reports only the hint, device and memberships."""
+        device = self.pbx.devices[ext]
+        pjsip = device.startswith("PJSIP/")
+        state = self.pbx.idle(ext) if reachable else "UNAVAILABLE"
+        if pjsip:
+            self.em.peer_status(t, device, "Reachable" if reachable else "Unreachable")
+        self.em.extension_status(t, ext, self.pbx.hint(ext),
+                                 "Idle" if reachable else "Unavailable")  # fmt: skip
+        self.em.device_state(t, device, state)
+        for m in self.pbx.memberships(ext):
+            self.em.member_event(t, "QueueMemberStatus", m, MEMBER_STATUS[state])
+        if pjsip:
+            endpoint = device.split("/", 1)[1]
+            self.em.contact_status(t, endpoint, "Reachable" if reachable else "Unreachable")
 
     # ------------------------------------------------------------ building blocks
 

@@ -93,6 +93,22 @@ class Diversion:
     message: str
 
 
+@dataclass(frozen=True, slots=True)
+class Outage:
+    """A person's phone unreachable (switched off, unplugged, its network
+    gone) in phone hours while no diversion is set: callers can reach
+    nobody and nothing says why.  Only an outage longer than the limit
+    (``detection.unforwarded_absence_minutes``) ``warns``; the short ones
+    are a phone restarting, which pbxwatch must let pass.  Nobody calls the
+    person, and they call nobody, while it lasts (the simulator has no
+    recording of Asterisk failing a Dial to an unreachable phone)."""
+
+    ext: str
+    start: float
+    end: float
+    warns: bool
+
+
 @dataclass
 class SimDay:
     frames: list[Frame]
@@ -105,6 +121,14 @@ class SimDay:
     callback_plan: dict[int, str] = field(default_factory=dict)
     #: (queue, start, end): every member of a group number paused at once
     unstaffed: list[tuple[str, float, float]] = field(default_factory=list)
+    #: phones unreachable without a diversion, in time order
+    outages: list[Outage] = field(default_factory=list)
+
+    @property
+    def unforwarded_absences(self) -> list[tuple[str, float, float]]:
+        """(extension, start, end) of each warning pbxwatch must open at
+        ``start`` + the limit and resolve at ``end``."""
+        return [(o.ext, o.start, o.end) for o in self.outages if o.warns]
 
 
 _DIVERSIONS = [
@@ -114,6 +138,12 @@ _DIVERSIONS = [
     ("dnd", "meeting", "Möte till 15:00", 13.5, 15.0),
     ("away", "meeting", "Utbildning", 9.0, 10.5),
 ]
+#: How many outages a day has: (long ones that warn, short ones that do not)
+_OUTAGES = ((1, 2), (1, 2))
+#: Long outages last the limit and this many minutes more; short ones this
+#: share of the limit (well clear of it: pbxwatch judges once a second)
+_LONG_EXTRA_MINUTES = (5.0, 40.0)
+_SHORT_SHARE = (0.1, 0.6)
 #: When the whole team of each group number takes a break together (hours).
 _TEAM_BREAK = (12.0, 12.25)
 
@@ -131,6 +161,7 @@ class _Planner:
         self.calls: list[SimCall] = []
         self.diversions: list[Diversion] = []
         self.unstaffed: list[tuple[str, float, float]] = []
+        self.outages: list[Outage] = []
         members = {m for q in self.pbx.queues.values() for m in q.members}
         self.direct_people = sorted(e for e in self.pbx.dids if e not in members)
         self.group_people = sorted(members)
@@ -166,6 +197,56 @@ class _Planner:
             dev, pres = self.pbx.devices[ext], self.pbx.presentities[ext]
             self.em.presence(start, pres, ext, dev, state, sub, msg)
             self.em.presence(end, pres, ext, dev, "available", "", "")
+
+    def register_phones(self, t: float) -> None:
+        """PJSIP phones answer their first qualify after the PBX starts, as
+        in the lab's PJSIP recording; IAX2 phones report nothing."""
+        for ext in sorted(self.pbx.devices):
+            if self.pbx.devices[ext].startswith("PJSIP/"):
+                self.scripts.reachability(t, ext, reachable=True)
+
+    def plan_outages(self, open_hour: float, close_hour: float) -> None:
+        """A few phones unreachable for a while, each of a person with no
+        diversion then, inside both the day's calls (five minutes clear of
+        its opening and closing) and the unit's phone hours; the person is
+        kept out of calls meanwhile."""
+        limit = self.settings.detection.unforwarded_absence_minutes * 60.0
+        long_n, short_n = (self.rng.randint(*n) for n in _OUTAGES)
+        for warns in [True] * long_n + [False] * short_n:
+            if warns:
+                seconds = limit + 60.0 * self.rng.uniform(*_LONG_EXTRA_MINUTES)
+            else:
+                seconds = limit * self.rng.uniform(*_SHORT_SHARE)
+            earliest, latest = self.at(open_hour) + 300, self.at(close_hour) - seconds - 300
+            start = self.rng.uniform(earliest, max(earliest, latest))
+            ext = self.outage_person(start, start + seconds) if latest >= earliest else None
+            if ext is None:  # a day too short for it, or nobody free of diversions
+                continue
+            start = float(round(start))
+            outage = Outage(ext, start, float(round(start + seconds)), warns)
+            self.outages.append(outage)
+            # no call of theirs still going when the phone goes (none lasts 10 min)
+            self.occupy(ext, outage.start - 600, outage.end + 60)
+            self.scripts.reachability(outage.start, ext, reachable=False)
+            self.scripts.reachability(outage.end, ext, reachable=True)
+        self.outages.sort(key=lambda o: o.start)
+
+    def outage_person(self, start: float, end: float) -> str | None:
+        """Someone called directly, free and without a diversion from ten
+        minutes before to a minute after, inside their unit's phone hours."""
+        fits = [e for e in self.direct_people
+                if self.free(e, start - 600, end + 60) and self.in_hours(e, start, end)
+                and not any(d.ext == e and d.start < end + 60 and d.end > start - 600
+                            for d in self.diversions)]  # fmt: skip
+        return self.rng.choice(fits) if fits else None
+
+    def in_hours(self, ext: str, start: float, end: float) -> bool:
+        unit = self.settings.directory.units.get(self.pbx.units[ext])
+        if unit is None:
+            return True
+        hours = unit.phone_hours
+        opens = dt.datetime.combine(self.day, hours.open, self.tz).timestamp()
+        return opens <= start and end <= self.close_of(ext)
 
     def staff_queues(self, t: float) -> None:
         for q in self.pbx.queues.values():
@@ -304,7 +385,9 @@ class _Planner:
             if not attempts:
                 return
             attempts = [QueueAttempt(a.ext, a.start - 1.4, a.seconds, a.result) for a in attempts]
-            if who is not None and self.rng.random() < 0.15:
+            # the recordings hold a transfer by the first agent offered the
+            # call only (drawn as before, so that other days stay as they were)
+            if who is not None and self.rng.random() < 0.15 and len(attempts) == 1:
                 transfer_to = self.transfer_target(t)
         else:
             free = [e for e in q.members if self.free(e, t)]
@@ -403,16 +486,22 @@ def simulate_day(
     close_hour: float = 16.5,
     lead_in_seconds: float = 1800.0,
     call_at_open: bool = False,
+    register: bool = True,
 ) -> SimDay:
     """Generate one working day on ``day``; frames sorted by time.  The
     day's stream begins ``lead_in_seconds`` before opening (the team logs
     in); with ``call_at_open`` the first call comes a second after opening
-    instead of after a random wait (the demo: something happens at once)."""
+    instead of after a random wait (the demo: something happens at once).
+    With ``register`` (the first day a PBX plays) the PJSIP phones report
+    reachable as the day's stream begins."""
     p = _Planner(settings, day, seed)
     start, close = p.at(open_hour) - lead_in_seconds, p.at(close_hour)
+    if register:
+        p.register_phones(start)
     p.staff_queues(start)
     p.plan_diversions()
     p.plan_team_breaks()
+    p.plan_outages(open_hour, close_hour)
     t = p.at(open_hour)
     if call_at_open:
         p.place(t + 1.0)
@@ -432,7 +521,8 @@ def simulate_day(
         for c in calls
     ]
     return SimDay(frames, calls, p.diversions, start, end, p.tz,
-                  {new_index[i]: v for i, v in plan.items()}, p.unstaffed)  # fmt: skip
+                  {new_index[i]: v for i, v in plan.items()}, p.unstaffed,
+                  p.outages)  # fmt: skip
 
 
 def frames_to_bytes(frames: list[Frame]) -> list[RecordedFrame]:

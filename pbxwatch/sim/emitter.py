@@ -20,7 +20,7 @@ _STATE_CODES = {"Down": 0, "Ring": 4, "Ringing": 5, "Up": 6, "Busy": 7}
 _CAUSES = {0: "Unknown", 16: "Normal Clearing", 17: "User busy", 19: "No user responding",
            26: "Answered elsewhere"}  # fmt: skip
 #: ExtensionStatus codes of the hint states the simulator uses
-HINT_STATES = {"Idle": 0, "InUse": 1, "Ringing": 8}
+HINT_STATES = {"Idle": 0, "InUse": 1, "Unavailable": 4, "Ringing": 8}
 
 Frame = tuple[float, dict[str, str]]
 
@@ -101,15 +101,23 @@ class Emitter:
 
     def rtcp(self, t: float, ch: SimChannel, packets: int) -> None:
         """The RTCP report pair PJSIP sends every few seconds of media on an
-        answered channel (``reporting`` class), shaped as the lab's PJSIP
-        recordings have them: pbxwatch must count them and take nothing
-        from them."""
-        media = {"To": "127.0.0.1:31383", "From": "127.0.0.1:30139",
-                 "SSRC": f"0x{zlib.crc32(ch.name.encode()):08x}", "ReportCount": "1"}  # fmt: skip
-        self.emit(t, "RTCPSent", "reporting,all", ch.snapshot(), media, PT="200(SR)",
-                  SentPackets=str(packets), SentOctets=str(packets * 33))  # fmt: skip
-        self.emit(t, "RTCPReceived", "reporting,all", ch.snapshot(), media, PT="201(RR)",
-                  Report0FractionLost="0", Report0CumulativeLost="0")  # fmt: skip
+        answered channel (``reporting`` class), header for header as the
+        lab's PJSIP recordings have them: pbxwatch must count them and take
+        nothing from them."""
+        ours = f"0x{zlib.crc32(ch.name.encode()):08x}"
+        theirs = f"0x{zlib.crc32(ch.uniqueid.encode()):08x}"
+        for event, to, frm, rtt in (
+            ("RTCPReceived", "127.0.0.1:30139", "127.0.0.1:31383", True),
+            ("RTCPSent", "127.0.0.1:31383", "127.0.0.1:30139", False),
+        ):
+            head = {"To": to, "From": frm, **({"RTT": "0.0000"} if rtt else {}), "MES": "88.1"}
+            self.emit(t, event, "reporting,all", ch.snapshot(), head, SSRC=ours if rtt else theirs,
+                      PT="200(SR)", ReportCount="1", SentNTP=f"{t:.6f}",
+                      SentRTP=str(packets * 160), SentPackets=str(packets),
+                      SentOctets=str(packets * 33), Report0SourceSSRC=theirs if rtt else ours,
+                      Report0FractionLost="0", Report0CumulativeLost="0",
+                      Report0HighestSequence=str(packets), Report0SequenceNumberCycles="0",
+                      Report0IAJitter="0", Report0LSR="0", Report0DLSR="0.0000")  # fmt: skip
 
     def newchannel(self, t: float, ch: SimChannel) -> None:
         self.emit(t, "Newchannel", "call,all", ch.snapshot())
@@ -217,6 +225,22 @@ class Emitter:
 
     def device_state(self, t: float, device: str, state: str) -> None:
         self.emit(t, "DeviceStateChange", "call,all", Device=device, State=state)
+
+    def peer_status(self, t: float, device: str, status: str) -> None:
+        """A channel driver's view of a phone (``Reachable``/``Unreachable``),
+        as chan_pjsip reports a contact's qualify result."""
+        tech = device.split("/", 1)[0]
+        self.emit(t, "PeerStatus", "system,all", ChannelType=tech, Peer=device,
+                  PeerStatus=status)  # fmt: skip
+
+    def contact_status(self, t: float, endpoint: str, status: str) -> None:
+        """res_pjsip's ``ContactStatus`` of an endpoint's one contact, with
+        the lab's URI and a plausible qualify round trip (none when the
+        contact does not answer), reproducible per endpoint."""
+        rtt = 500 + zlib.crc32(endpoint.encode()) % 300 if status == "Reachable" else 0
+        self.emit(t, "ContactStatus", "system,all", URI=f"sip:{endpoint}@127.0.0.1:15070",
+                  ContactStatus=status, AOR=endpoint, EndpointName=endpoint,
+                  RoundtripUsec=str(rtt))  # fmt: skip
 
     def extension_status(self, t: float, ext: str, hint: str, text: str) -> None:
         self.emit(t, "ExtensionStatus", "call,all", Exten=ext, Context="hints", Hint=hint,

@@ -180,7 +180,8 @@ class SimulatedPbx:
             day = simulate_day(self.settings, date, calls_per_hour=p.calls_per_hour,
                                seed=p.seed + i, open_hour=p.open_hour,
                                close_hour=p.close_hour, lead_in_seconds=p.lead_in_seconds,
-                               call_at_open=p.call_at_open and i == 0)  # fmt: skip
+                               call_at_open=p.call_at_open and i == 0,
+                               register=i == 0)  # fmt: skip
             self.days.append(day)
             log.info("simulating %s: %d calls, %d events", date, len(day.calls), len(day.frames))
             await self._play(day)

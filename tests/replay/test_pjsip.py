@@ -21,6 +21,7 @@ from pbxwatch.replay import replay_file
 from pbxwatch.settings import Settings, load_settings
 from tests.conftest import LAB_CONFIG, LAB_PJSIP_CONFIG, PJSIP_RECORDINGS, recording_id
 from tests.services import pbxwatch
+from tests.sim.expect import ts
 
 TZ = ZoneInfo("Europe/Stockholm")
 MONDAY_10 = dt.datetime(2026, 11, 23, 10, 0, tzinfo=TZ).timestamp()  # phone hours
@@ -107,7 +108,10 @@ def test_a_trunk_pattern_that_matches_nothing_is_a_metric(tmp_path: Path) -> Non
         assert value == unmatched, config
 
 
-def _day_records(settings: Settings, tech: str | None) -> tuple[list[str], list[dict[str, object]]]:
+DayRecords = tuple[list[str], list[dict[str, object]], list[tuple[str, float, float]]]
+
+
+def _day_records(settings: Settings, tech: str | None) -> DayRecords:
     import io
     import json
 
@@ -124,18 +128,29 @@ def _day_records(settings: Settings, tech: str | None) -> tuple[list[str], list[
         pipeline.feed_fields(fields)
     pipeline.finish()
     channels = sorted({f["Channel"] for _, f in day.frames if "Channel" in f})
-    channels += sorted({f["Event"] for _, f in day.frames if f["Event"].startswith("RTCP")})
-    return channels, [json.loads(line) for line in out.getvalue().splitlines()]
+    pjsip_only = ("RTCP", "ContactStatus", "PeerStatus")
+    channels += sorted({f["Event"] for _, f in day.frames if f["Event"].startswith(pjsip_only)})
+    records = [json.loads(line) for line in out.getvalue().splitlines()]
+    return channels, records, day.unforwarded_absences
 
 
 def test_a_simulated_pjsip_day_gives_the_figures_of_the_iax2_day() -> None:
     settings = load_settings(LAB_CONFIG)
-    iax2_channels, iax2 = _day_records(settings, None)
-    pjsip_channels, pjsip = _day_records(settings, "pjsip")
+    iax2_channels, iax2, iax2_absences = _day_records(settings, None)
+    pjsip_channels, pjsip, pjsip_absences = _day_records(settings, "pjsip")
     assert any(c.startswith("IAX2/") for c in iax2_channels)
     assert not any(c.startswith("IAX2/") for c in pjsip_channels)
     assert any(c.startswith("PJSIP/pstn-") for c in pjsip_channels)
     assert {"RTCPSent", "RTCPReceived"} <= set(pjsip_channels)  # PJSIP's media reports
     assert not any(c.startswith("RTCP") for c in iax2_channels)
+    assert {"ContactStatus", "PeerStatus"} <= set(pjsip_channels)  # and its qualify results
+    assert not {"ContactStatus", "PeerStatus"} & set(iax2_channels)
     assert len(iax2) > 100
     assert pjsip == iax2  # every call, ring, incident and callback the same
+    # the phones unreachable without a diversion too: planned alike, found alike
+    assert pjsip_absences == iax2_absences != []
+    for records in (iax2, pjsip):
+        found = [(r["extension"], ts(r["started_at"]), ts(r["ended_at"])) for r in records
+                 if r["type"] == "incident" and r["kind"] == "unforwarded_absence"
+                 and r["state"] == "resolved"]  # fmt: skip
+        assert found == iax2_absences

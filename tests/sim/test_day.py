@@ -108,3 +108,16 @@ def test_callbacks(lab_settings: Settings, day: SimDay, records: list[dict[str, 
     got = Counter(r["state"] for r in _of(records, "callback"))
     assert got == expected
     assert len(expected) >= 4  # the day exercises most states
+
+
+def test_unforwarded_absences(day: SimDay, records: list[dict[str, Any]]) -> None:
+    """The phones the simulator made unreachable for longer than the limit,
+    each warned of once and resolved when it came back (the short ones not)."""
+    opened = [(r["extension"], ts(r["started_at"])) for r in _of(records, "incident")
+              if r["kind"] == "unforwarded_absence" and r["state"] == "open"]  # fmt: skip
+    resolved = [(r["extension"], ts(r["started_at"]), ts(r["ended_at"]))
+                for r in _of(records, "incident")
+                if r["kind"] == "unforwarded_absence" and r["state"] == "resolved"]  # fmt: skip
+    assert resolved == day.unforwarded_absences != []
+    assert opened == [(ext, start) for ext, start, _ in day.unforwarded_absences]
+    assert len(day.outages) > len(day.unforwarded_absences)  # short ones too
