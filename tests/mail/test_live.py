@@ -273,6 +273,8 @@ def _check_mail(settings: Settings, db: Path, recorder: Recorder, marks: dict[st
               for r in _query(db, "SELECT * FROM alerts WHERE withheld IS NULL")
               if r["kind"] in MAILED_KINDS]  # fmt: skip
     assert alerts
+    # the simulated day's phone unreachable 11:56-12:44 without a diversion
+    assert {"group_unstaffed", "unforwarded_absence"} <= {kind for _, kind, _, _ in alerts}
     want: set[str] = set()
     held_later: list[str] = []
     immediate = 0
