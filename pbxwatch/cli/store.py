@@ -7,7 +7,6 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import make_url
@@ -102,15 +101,16 @@ async def report(args: argparse.Namespace) -> int:
     engine = await open_store(settings)
     try:
         if fmt in ("json", "html", "pdf"):
-            from pbxwatch.reports.document import document
+            from pbxwatch.reports.worker import make
 
-            doc = await document(engine, settings, args.unit, date_from, date_to, now)
+            lang = getattr(args, "lang", "sv")
+            data = await make(engine, settings, args.unit, date_from, date_to, now, fmt, lang)
         else:
             result = await build(engine, settings, args.unit, date_from, date_to, now)
     finally:
         await engine.dispose()
     if fmt in ("json", "html", "pdf"):
-        return _write_document(doc, fmt, out, getattr(args, "lang", "sv"))
+        return _write_document(data, out)
     text = render(result, fmt, tz)
     if out:
         Path(out).write_text(text, encoding="utf-8")
@@ -119,21 +119,14 @@ async def report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_document(doc: dict[str, Any], fmt: str, out: str | None, lang: str) -> int:
-    from pbxwatch.reports import render
-
-    if fmt == "pdf":
-        assert out is not None
-        render.pdf(doc, Path(out), lang)
-        print(f"pbxwatch: wrote {Path(out).resolve()}", file=sys.stderr)
-        return 0
-    if fmt == "json":
-        text = json.dumps(doc, ensure_ascii=False, indent=2) + "\n"
-    else:
-        text = render.html(doc, lang)
+def _write_document(data: bytes, out: str | None) -> int:
+    """The report's bytes (``pbxwatch.reports.worker.make``, the console's
+    too) to ``out``, or to stdout."""
     if out:
-        Path(out).write_text(text, encoding="utf-8")
+        Path(out).write_bytes(data)
         print(f"pbxwatch: wrote {Path(out).resolve()}", file=sys.stderr)
     else:
-        sys.stdout.write(text)
+        sys.stdout.flush()  # nothing written as text goes after the bytes
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
     return 0

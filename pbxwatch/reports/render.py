@@ -8,7 +8,6 @@ English with ``lang="en"``.
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -476,8 +475,9 @@ def html(doc: dict[str, Any], lang: str = "sv") -> str:
     )
 
 
-def pdf(doc: dict[str, Any], out: Path, lang: str = "sv") -> None:
-    """The document as PDF (WeasyPrint) at ``out``."""
+def pdf(doc: dict[str, Any], lang: str = "sv") -> bytes:
+    """The document as PDF (WeasyPrint): the HTML page laid out."""
     from weasyprint import HTML  # type: ignore[import-untyped]
 
-    HTML(string=html(doc, lang)).write_pdf(out)
+    data: bytes = HTML(string=html(doc, lang)).write_pdf()
+    return data

@@ -14,8 +14,12 @@ with numbers in clear is written to the audit log.
 
 The report is ``pbxwatch.reports``' document, the one ``pbxwatch report
 --format html|pdf`` makes.  Its inline styles move to a linked sheet so the
-console's strict Content-Security-Policy holds; the PDF is made in a worker
-thread, one report at a time, so the AMI reader on this loop is not held up.
+console's strict Content-Security-Policy holds.  The whole report (reading
+the period's calls, the HTML, the PDF) is made in a child process
+(``pbxwatch.reports.worker``), one report at a time, so the AMI reader on
+this loop is not held up: a second report waits at most
+``REPORT_WAIT_SECONDS`` for the first (then 503), and a report taking more
+than ``REPORT_SECONDS`` is stopped (504).
 """
 
 from __future__ import annotations
@@ -37,8 +41,9 @@ from pbxwatch.core.numbers import is_pseudonym
 from pbxwatch.core.records import iso
 from pbxwatch.report import build
 from pbxwatch.reports import render as report_render
+from pbxwatch.reports import worker
 from pbxwatch.reports.details import unit_details
-from pbxwatch.reports.document import ALL, document, values
+from pbxwatch.reports.document import ALL, values
 from pbxwatch.store import models
 from pbxwatch.web import schemas, search
 from pbxwatch.web.console import Console, show
@@ -49,6 +54,10 @@ from pbxwatch.web.roles import NumberAccess, Principal
 MAX_CALLBACKS = 500
 #: the longest report period the console makes (a report reads every call)
 MAX_REPORT_DAYS = 800
+#: how long a report may take in its child process before it is stopped (504)
+REPORT_SECONDS = 300.0
+#: how long a report waits for the one being made before it (503)
+REPORT_WAIT_SECONDS = 60.0
 #: the figures against targets: (key, format, target key, "min"/"max")
 TARGET_ROWS = [row for row in report_render.ROWS if row[2] is not None]
 PLAIN = ("offered", "answered", "voicemail_messages", "unstaffed_minutes")
@@ -580,13 +589,6 @@ def _date(value: str | None, default: dt.date, name: str) -> dt.date:
         raise HTTPException(400, f"{name}: not a date (YYYY-MM-DD)") from exc
 
 
-def _pdf(html: str) -> bytes:
-    from weasyprint import HTML  # type: ignore[import-untyped]
-
-    data: bytes = HTML(string=html).write_pdf()
-    return data
-
-
 @router.get("/units/{unit}/report")
 async def unit_report(
     request: Request,
@@ -618,14 +620,25 @@ async def unit_report(
     lock: asyncio.Lock | None = getattr(request.app.state, "report_lock", None)
     if lock is None:
         lock = request.app.state.report_lock = asyncio.Lock()
-    async with lock:  # one report at a time: each reads every call of its period
-        doc = await document(store, console.settings, unit, first, last, now)
-        html = report_render.html(doc, lang)
-        if fmt == "pdf":
-            pdf = await asyncio.to_thread(_pdf, html)
+    job = worker.ReportRequest(console.settings, unit, first, last, now, fmt, lang,
+                               worker.store_url_for(console.settings, store))  # fmt: skip
+    try:
+        await asyncio.wait_for(lock.acquire(), REPORT_WAIT_SECONDS)
+    except TimeoutError:
+        raise HTTPException(
+            503, "another report is being made (one at a time); try again in a minute"
+        ) from None
+    try:  # one report at a time: each reads every call of its period
+        data = await worker.in_child(job, REPORT_SECONDS)
+    except worker.ReportTimeout as exc:
+        raise HTTPException(504, f"{exc}: choose a shorter period") from None
+    except worker.ReportFailed as exc:
+        raise HTTPException(500, f"the report could not be made: {exc}") from None
+    finally:
+        lock.release()
     if fmt == "pdf":
         name = f"pbxwatch-{unit}-{first.isoformat()}-{last.isoformat()}.pdf"
         disposition = f'attachment; filename="{name}"'
-        return Response(pdf, media_type="application/pdf",
+        return Response(data, media_type="application/pdf",
                         headers={"content-disposition": disposition})  # fmt: skip
-    return HTMLResponse(linked_styles(html))
+    return HTMLResponse(linked_styles(data.decode()))
