@@ -429,7 +429,7 @@ CALL_COLUMNS = (
     "purged",
 )  # fmt: skip
 RING_COLUMNS = ("call_id", "seq", "extension", "unit", "queue", "started_at", "seconds",
-                "rings", "result")  # fmt: skip
+                "rings", "result", "call_started_at")  # fmt: skip
 
 
 def unit_of(ext: str) -> str:
@@ -474,7 +474,7 @@ def _one(rng: random.Random, cid: str, t: float) -> tuple[tuple[Any, ...], list[
 
     def ring(ext: str, at: float, seconds: float, result: str, queue: str | None = None) -> None:
         rings.append((cid, len(rings), ext, unit_of(ext), queue, t + at, seconds,
-                      max(1, round(seconds / 5)), result))  # fmt: skip
+                      max(1, round(seconds / 5)), result, t))  # fmt: skip
 
     def to_cc(at: float, answer: bool = True) -> str | None:
         agents = rng.sample(CC_AGENTS, 2)

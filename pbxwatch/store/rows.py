@@ -82,8 +82,9 @@ def _citizen_numbers(table: str, row: dict[str, Any]) -> tuple[str, ...]:
 def _rows_of(rec: Record) -> list[Row]:
     if isinstance(rec, CallRecord):
         call = _pick("calls", rec, unit=rec.target_unit, queues=rec.queues)
+        start = rec.started_at  # on each ring too: an extension's calls come off one index
         rings = [
-            _pick("rings", ring, call_id=rec.call_id, seq=seq, unit=None)
+            _pick("rings", ring, call_id=rec.call_id, seq=seq, unit=None, call_started_at=start)
             for seq, ring in enumerate(rec.rings)
         ]
         return [call, *rings]

@@ -140,6 +140,8 @@ class StoreWriter:
         self._task: asyncio.Task[None] | None = None
         self._failures = 0  # consecutive, for the backoff
         self._checkpoint: dict[str, Any] | None = None  # a checkpoint row not yet being written
+        #: the last call row read back from the spill file (id, start): its rings follow it
+        self._spilled_call: tuple[str, float] | None = None
 
     @property
     def backlog(self) -> int:
@@ -343,6 +345,7 @@ class StoreWriter:
                 name, row = json.loads(line)
                 if len(self._rows) >= chunk and name != MAIL_TABLE:
                     return  # the chunk is full, and no alert's mail rows are cut off
+                self._call_start_on_ring(name, row)
                 self._rows.append((name, row))
                 self._spill_offset += len(line)
                 self._spill_pending -= 1
@@ -350,6 +353,18 @@ class StoreWriter:
         self._spill_offset = 0
         self._spill_pending = 0
         self._spilling = False
+
+    def _call_start_on_ring(self, name: str, row: dict[str, Any]) -> None:
+        """A ring spilled by a pbxwatch before migration 0011 lacks its
+        call's start (``call_started_at``, NOT NULL): the call's row came
+        just before its rings (``rows_of``), so it is taken from there."""
+        if name == "calls":
+            self._spilled_call = (row["call_id"], row["started_at"])
+        elif name == "rings" and "call_started_at" not in row:
+            call = self._spilled_call
+            row["call_started_at"] = (
+                call[1] if call and call[0] == row["call_id"] else row["started_at"]
+            )
 
 
 def _line(row: Row) -> bytes:
