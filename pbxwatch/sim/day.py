@@ -5,7 +5,9 @@ direct calls that are answered, rung unanswered into voicemail or the
 contact centre, busy, abandoned, or diverted because the person set a
 hänvisning; group-number and contact-centre calls; outbound calls; people
 listening to their voicemail and calling back (on time, late or not at
-all).  A person is never in two calls at once.  Alongside the AMI frames
+all); and a few phones unreachable for a while with no diversion set
+(``Outage``), long enough to warn of or not.  A person is never in two
+calls at once.  Alongside the AMI frames
 it keeps a ``SimCall`` per call saying what it made happen, so a test can
 count what pbxwatch should find without asking pbxwatch.
 """
