@@ -16,7 +16,7 @@ from typing import Any
 from pbxwatch.core.calendar import WorkCalendar
 from pbxwatch.core.directory import Directory
 from pbxwatch.core.diversion import DiversionBook
-from pbxwatch.core.events import AmiEvent
+from pbxwatch.core.events import AmiEvent, plausible_epoch
 from pbxwatch.core.incidents import Incident
 
 _UNREACHABLE = frozenset({"UNAVAILABLE", "INVALID"})
@@ -28,7 +28,9 @@ _CONTACT_BACK = frozenset({"REACHABLE", "CREATED", "UPDATED"})
 
 @dataclass(slots=True)
 class _Watch:
-    since: float
+    #: None: learnt before pbxwatch knew the PBX's time (a state read at a
+    #: start, before any event): counted from the first tick that knows it
+    since: float | None
     open_id: str | None = None
 
 
@@ -63,7 +65,7 @@ class AbsenceWatch:
 
     def _reachable(self, ext: str, reachable: bool, now: float) -> list[Incident]:
         if not reachable:
-            self._unreachable.setdefault(ext, _Watch(since=now))
+            self._unreachable.setdefault(ext, _Watch(since=now if plausible_epoch(now) else None))
             return []
         watch = self._unreachable.pop(ext, None)
         return [self._resolved(ext, watch, now)] if watch and watch.open_id else []
@@ -86,6 +88,10 @@ class AbsenceWatch:
     def tick(self, now: float) -> list[Incident]:
         out: list[Incident] = []
         for ext, watch in list(self._unreachable.items()):
+            if watch.since is None:
+                if plausible_epoch(now):
+                    watch.since = now  # unreachable at least since pbxwatch has watched
+                continue
             person = self.directory.people[ext]
             diverted = self.presence.is_diverted(ext) is True
             if watch.open_id is not None:
@@ -119,7 +125,7 @@ class AbsenceWatch:
             incident_id=watch.open_id,
             kind="unforwarded_absence",
             state="resolved",
-            started_at=watch.since,
+            started_at=now if watch.since is None else watch.since,  # opened: since is known
             ended_at=now,
             unit=self.directory.people[ext].unit,
             extension=ext,
