@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
+from pbxwatch.core.engine import IGNORED_EVENTS
+
 EOL = b"\r\n"
 EOM = b"\r\n\r\n"
 BANNER_PREFIX = b"Asterisk Call Manager/"
@@ -34,6 +36,20 @@ def parse_frame(raw: bytes) -> dict[str, str]:
         elif line.endswith(":") and len(line) > 1 and line[:-1] not in fields:
             fields[line[:-1]] = ""  # "AccountCode:" with nothing after the colon
     return fields
+
+
+#: events the core only counts (PJSIP's RTCP reports, several per answered
+#: call, and ChallengeSent): their frames are not parsed, each becomes a
+#: frame of just its name
+_SKIPPED = {f"Event: {name}\r\n".encode(): name for name in sorted(IGNORED_EVENTS)}
+_SKIPPED_PREFIXES = tuple(_SKIPPED)
+
+
+def _skipped(buf: bytearray, start: int) -> str | None:
+    """The name of an event only counted whose frame begins at ``start``."""
+    if not buf.startswith(_SKIPPED_PREFIXES, start):
+        return None
+    return _SKIPPED.get(bytes(buf[start : buf.find(EOL, start) + 2]))
 
 
 class FrameDecoder:
@@ -96,6 +112,10 @@ class FrameDecoder:
                 continue
             if end - raw_start > self._max:
                 self.oversized_frames += 1
+                continue
+            skipped = _skipped(buf, raw_start)
+            if skipped is not None:
+                frames.append({"Event": skipped})
                 continue
             raw = bytes(buf[raw_start:end]).strip(b"\r\n")
             if not raw:
