@@ -131,7 +131,7 @@ class ReportRequest:
 
 
 def _bare(url: URL) -> URL:
-    return url.set(password=None)
+    return url._replace(password=None)  # (``set`` takes None as "unchanged")
 
 
 def store_url_for(settings: Settings, engine: AsyncEngine) -> str | None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import datetime as dt
+import json
 import logging
 import os
 import sys
@@ -33,10 +34,11 @@ import pytest
 
 from pbxwatch.reports import document as document_module
 from pbxwatch.reports import render, worker
-from pbxwatch.settings import Settings
+from pbxwatch.settings import Settings, StorageSettings
 from pbxwatch.store.db import make_engine
 from pbxwatch.web import units
 from pbxwatch.web.units import linked_styles
+from tests import pg
 from tests.reports.year import YEAR, fill_store, sample_days
 from tests.web.served import Served, as_group, serve
 from tests.web.test_units import WEB
@@ -183,3 +185,61 @@ def test_busy_and_failed(console: Served, monkeypatch: pytest.MonkeyPatch, tmp_p
     assert failed.status_code == 500
     assert "the report worker failed (exit status 3)" in failed.text
     assert "boom" not in failed.text  # the log has it, not the client
+
+
+SECRET = "not-on-a-command-line-7f3a"
+
+
+def test_postgresql_from_the_settings_and_no_secret_on_a_command_line(
+    lab_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The child opens the settings' PostgreSQL itself, the password from
+    ``storage.password_env`` in the environment it inherits: the request on
+    its stdin and its command line hold the variable's name, never the
+    password (the throw-away server trusts loopback, so the password is
+    carried, not checked)."""
+    if not pg.available():
+        pytest.fail("PostgreSQL binaries missing: run scripts/test.sh (it installs them)")
+    monkeypatch.setenv("PBXWATCH_TEST_DB_PASSWORD", SECRET)
+    with pg.postgres_server() as url:
+        storage = StorageSettings(url=url, password_env="PBXWATCH_TEST_DB_PASSWORD",
+                                  data_dir=tmp_path)  # fmt: skip
+        assert SECRET in storage.resolved_url()
+        days = [dt.date(YEAR - 1, 11, 4), dt.date(YEAR, 11, 4)]
+        settings = asyncio.run(fill_store(lab_settings, tmp_path, days, 10, storage=storage))
+        first, last = dt.date(YEAR, 1, 1), dt.date(YEAR, 12, 31)
+        now = dt.datetime(YEAR + 1, 1, 20, 12, 0).timestamp()
+
+        async def both() -> tuple[bytes, bytes, str | None, bytes]:
+            engine = make_engine(settings.storage.resolved_url())
+            try:
+                here = await worker.make(engine, settings, "all", first, last, now, "json")
+                job = worker.ReportRequest(settings, "all", first, last, now, "json", "sv",
+                                           worker.store_url_for(settings, engine))  # fmt: skip
+                there = await worker.in_child(job, 120)
+                return here, there, job.store_url, job.to_json()
+            finally:
+                await engine.dispose()
+
+        here, there, store_url, sent = asyncio.run(both())
+    assert there == here
+    assert sum(u["figures"]["offered"] for u in json.loads(there)["units"]) > 0
+    assert store_url is None  # the settings name the console's database
+    assert SECRET.encode() not in sent
+    assert b"PBXWATCH_TEST_DB_PASSWORD" in sent
+    assert not any(SECRET in arg for arg in worker.command())
+
+
+def test_another_database_than_the_settings_name(year: Settings, tmp_path: Path) -> None:
+    """A console over another database than its settings name (as a test's
+    may be) has the child open that one, its URL given without a password."""
+    engine = make_engine("postgresql+asyncpg://u:pw@db.example/other")
+    try:
+        assert worker.store_url_for(year, engine) == "postgresql+asyncpg://u@db.example/other"
+    finally:
+        asyncio.run(engine.dispose())
+    same = make_engine(year.storage.resolved_url())
+    try:
+        assert worker.store_url_for(year, same) is None
+    finally:
+        asyncio.run(same.dispose())

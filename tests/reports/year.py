@@ -37,14 +37,18 @@ async def fill_store(
     days: list[dt.date],
     calls_per_hour: float,
     outages: dict[dt.date, tuple[float, float]] | None = None,
+    storage: StorageSettings | None = None,
 ) -> Settings:
     """Replay one generated day per date into a new SQLite store under
-    ``data_dir``; the settings that read it.  ``outages`` (date: from hour,
-    to hour) add an AMI gap on that day, the record the gap tracker makes
-    after a reconnect, written through the same writer."""
-    url = f"sqlite+aiosqlite:///{data_dir / 'year.db'}"
-    settings = settings.model_copy(update={"storage": StorageSettings(url=url, data_dir=data_dir)})
-    engine = make_engine(url)
+    ``data_dir`` (or the database ``storage`` names); the settings that
+    read it.  ``outages`` (date: from hour, to hour) add an AMI gap on that
+    day, the record the gap tracker makes after a reconnect, written
+    through the same writer."""
+    if storage is None:
+        storage = StorageSettings(url=f"sqlite+aiosqlite:///{data_dir / 'year.db'}",
+                                  data_dir=data_dir)  # fmt: skip
+    settings = settings.model_copy(update={"storage": storage})
+    engine = make_engine(storage.resolved_url())
     await upgrade(engine)
     try:
         for i, day in enumerate(days):
