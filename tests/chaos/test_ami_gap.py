@@ -124,10 +124,17 @@ def test_half_open_connection_is_a_recorded_gap(lab_settings: Settings, tmp_path
 
     calls = [r for r in records if r["type"] == "call"]
     before = [c for c in day.calls if c.end < start]
-    across = [c for c in day.calls if c.start < start < c.end]
+    stalled = seen["stalled_pbx"]
+    across = [c for c in day.calls if c.start < start and stalled < c.end]
     login, listed = _after_second_login(sim)
     assert start < login <= listed <= end + 0.002, (start, login, listed, end)  # ISO: ms
-    blind = [c for c in day.calls if start < c.start < login - 30]
+    # the gap begins at the last event pbxwatch took at its time: on a loaded
+    # host at 600x it can be tens of PBX seconds before the stall, and
+    # events up to the stall may still come, late (the clock applies them
+    # at its estimate): calls begun in between may be seen or not
+    unsure = [c for c in day.calls if start <= c.start <= stalled
+              or c.start < start < c.end <= stalled]  # fmt: skip
+    blind = [c for c in day.calls if stalled < c.start < login - 30]
     within = [c for c in blind if c.end < listed - 30]  # never seen, or only a tail
     begun = [c for c in blind if c.end > listed + 30]
     border = [c for c in day.calls if abs(c.start - login) <= 30 and c.end > listed + 30]
@@ -178,7 +185,8 @@ def test_half_open_connection_is_a_recorded_gap(lab_settings: Settings, tmp_path
     edge = [c for c in day.calls if c not in across and min(abs(c.start - start),
                                                             abs(c.end - start)) < 30]  # fmt: skip
     assert len(across) + len(begun) <= marked
-    assert marked <= len(across) + len(begun) + len(border) + len(edge) + len(loose)
+    assert marked <= (len(across) + len(begun) + len(border) + len(edge) + len(loose)
+                      + len(unsure))  # fmt: skip
     print(
         f"reconnected {seen['reconnect_seconds']:.2f} s after the stall; gap "
         f"{gap['seconds']:.0f} PBX s; calls before {len(before)}, after {len(after)}, "

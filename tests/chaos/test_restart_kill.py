@@ -136,7 +136,9 @@ def test_killed_three_times_and_upgraded_once(lab_settings: Settings, tmp_path: 
     for (start, end, reason), (stopped, restarted) in zip(gaps, stops, strict=True):
         assert "restart" in reason
         assert stopped - SPEED <= start <= stopped + 1, (start, stopped)
-        assert restarted - 1 <= end <= restarted + 2 * SPEED, (end, restarted)
+        # the end is the PBX's clock in the Ping answer after the new login:
+        # on a loaded runner that state read may come seconds after it
+        assert restarted - 1 <= end <= restarted + 5 * SPEED, (end, restarted)
 
     continued = [c for c in day.calls if c.end < ended[0] - 60
                  and any(c.start < s and c.end > r for s, r in stops)]  # fmt: skip

@@ -104,8 +104,6 @@ EXPECTED_EMPTY: dict[str, str] = {
     "takes every batch",
     "pbxwatch health / Rows waiting and spilled / spilled": _HEALTHY + "the store keeps up, "
     "nothing spills",
-    "Telephony service / Unforwarded-absence warnings / {{unit}}": "the simulator's phones "
-    "stay registered (no phone is unreachable for 15 minutes)",
 }
 #: Empty or not by the scrapes' timing: at 3,600 x a caller's minute in the
 #: queue lasts 17 ms of host time, and a scrape each second seldom sees one.
