@@ -88,6 +88,44 @@ FEEDS: dict[str, Callable[[Console, Principal], Feed]] = {
 }
 
 
+class _Channel:
+    """One feed for one set of roles, built once per look for all the
+    clients that share it: each client only sends the frame when its
+    ``version`` moved (no JSON made per client, no wake-up per client and
+    look)."""
+
+    def __init__(self, console: Console, feed: Feed) -> None:
+        self.console = console
+        self.feed = feed
+        self.frame = b""  # the newest event frame (empty until the first build)
+        self.version = 0
+        self.closed = False  # the console stops: the streams end
+        self.clients = 0
+        self.changed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.task: asyncio.Task[None] | None = None
+
+    async def run(self) -> None:
+        last = ""
+        while self.clients and not self.console.stopping:
+            try:
+                body = json.dumps(await self.feed.build(), ensure_ascii=False)
+            except Exception:  # a bad look must not end every stream
+                log.exception("console: building the %s stream failed", self.feed.event)
+                body = last
+            if body != last:
+                last = body
+                self.frame = f"event: {self.feed.event}\ndata: {body}\n\n".encode()
+                self.version += 1
+                self._wake()
+            await asyncio.sleep(self.feed.poll)
+        self.closed = self.console.stopping
+        self._wake()
+
+    def _wake(self) -> None:
+        self.changed.set_result(None)
+        self.changed = asyncio.get_running_loop().create_future()
+
+
 class EventStreams:
     """ASGI: ``GET`` of a path in :data:`FEEDS` is a stream served here,
     behind ``layers`` (outermost last, as ``add_middleware`` applies them);
@@ -99,6 +137,7 @@ class EventStreams:
         for layer in layers:
             inner = layer(inner)
         self._served = inner
+        self._channels: dict[tuple[str, frozenset[str]], _Channel] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope.get("method") == "GET" and scope["path"] in FEEDS:
@@ -120,13 +159,26 @@ class EventStreams:
             await refused(request, exc, status)(scope, receive, send)
             return
         session = dict(request.session)  # as it is now; the stream sees no newer cookie
-        await serve_feed(console, session, feed, receive, send)
+        channel = self._join((scope["path"], who.roles), console, feed)
+        try:
+            await serve_channel(console, session, channel, receive, send)
+        finally:
+            channel.clients -= 1
+
+    def _join(self, key: tuple[str, frozenset[str]], console: Console, feed: Feed) -> _Channel:
+        channel = self._channels.get(key)
+        if channel is None or channel.task is None or channel.task.done():
+            channel = self._channels[key] = _Channel(console, feed)
+        channel.clients += 1
+        if channel.task is None:
+            channel.task = asyncio.create_task(channel.run(), name=f"sse-{feed.event}")
+        return channel
 
 
-async def serve_feed(
-    console: Console, session: dict[str, Any], feed: Feed, receive: Receive, send: Send
+async def serve_channel(
+    console: Console, session: dict[str, Any], channel: _Channel, receive: Receive, send: Send
 ) -> None:
-    """The stream: ``feed``'s JSON whenever it changed, a comment as
+    """The stream: the channel's frame whenever it changed, a comment as
     heartbeat, and an end when the session is logged out or idle too long
     (the browser reconnects with its cookie as it is now, and is asked to
     log in), when the console stops, or when the client goes."""
@@ -137,32 +189,34 @@ async def serve_feed(
     ]})  # fmt: skip
     gone = asyncio.ensure_future(_disconnect(receive))
     try:
-        await _frame(send, "retry: 2000\n\n")
-        last, sent = "", 0.0
-        checked = time.monotonic()
-        while not console.stopping and not gone.done():
-            if time.monotonic() - checked >= SSE_SESSION_CHECK_SECONDS:
-                checked = time.monotonic()
-                if not console.auth.still_valid(session):
-                    await _frame(send, "event: session\ndata: ended\n\n")
-                    break
-            body = json.dumps(await feed.build(), ensure_ascii=False)
+        await _frame(send, b"retry: 2000\n\n")
+        seen, sent = 0, time.monotonic()
+        checked = sent
+        while not channel.closed and not console.stopping and not gone.done():
             now = time.monotonic()
-            if body != last:
-                last, sent = body, now
-                await _frame(send, f"event: {feed.event}\ndata: {body}\n\n")
-            elif now - sent > SSE_HEARTBEAT_SECONDS:
+            if now - checked >= SSE_SESSION_CHECK_SECONDS:
+                checked = now
+                if not console.auth.still_valid(session):
+                    await _frame(send, b"event: session\ndata: ended\n\n")
+                    break
+            if channel.version != seen:
+                seen, sent = channel.version, now
+                await _frame(send, channel.frame)
+                continue
+            if now - sent > SSE_HEARTBEAT_SECONDS:
                 sent = now
-                await _frame(send, ": ping\n\n")
-            await asyncio.wait((gone,), timeout=feed.poll)
+                await _frame(send, b": ping\n\n")
+            wait = min(SSE_HEARTBEAT_SECONDS - (now - sent), SSE_SESSION_CHECK_SECONDS)
+            await asyncio.wait((gone, channel.changed), timeout=max(0.05, wait),
+                               return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
         if not gone.done():
             await send({"type": "http.response.body", "body": b"", "more_body": False})
     finally:
         gone.cancel()
 
 
-async def _frame(send: Send, text: str) -> None:
-    await send({"type": "http.response.body", "body": text.encode(), "more_body": True})
+async def _frame(send: Send, data: bytes) -> None:
+    await send({"type": "http.response.body", "body": data, "more_body": True})
 
 
 async def _disconnect(receive: Receive) -> None:
