@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
@@ -35,6 +35,10 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from pbxwatch.core.records import iso
 from pbxwatch.store import models
+
+#: the selects of an extension's three sources, whatever their columns
+_R = TypeVar("_R", bound="Select[*tuple[Any, ...]]")
+_T = TypeVar("_T", bound="Select[*tuple[Any, ...]]")
 
 MAX_LIMIT = 200
 #: a search counts its matches up to this many
@@ -116,16 +120,7 @@ def _filtered(
         rang = select(r.call_id).where(r.extension == ext)
         targeted = select(c.call_id).where(c.target == ext)
         answered = select(c.call_id).where(c.answered_by == ext)
-        # the ring's call's start as the call's own (the outer query's): the
-        # index of 0011 is by that, then the ring's own start
-        if f.start is not None:
-            rang = rang.where(r.call_started_at >= f.start, r.started_at >= f.start)
-            targeted = targeted.where(c.started_at >= f.start)
-            answered = answered.where(c.started_at >= f.start)
-        if f.end is not None:
-            rang = rang.where(r.call_started_at < f.end, r.started_at < f.end)
-            targeted = targeted.where(c.started_at < f.end)
-            answered = answered.where(c.started_at < f.end)
+        rang, targeted, answered = _in_range(f, rang, targeted, answered)
         ids = union(rang, targeted, answered)
         if postgres:
             # ``call_id = ANY(ARRAY(SELECT ...))``: the ids first, then each
@@ -212,14 +207,7 @@ def _extension_newest(f: CallFilter, n: int) -> list[Select[Any]]:
     rang = select(r.call_started_at.label("started_at"), r.call_id).where(r.extension == ext)
     targeted = select(c.started_at, c.call_id).where(c.target == ext)
     answered = select(c.started_at, c.call_id).where(c.answered_by == ext)
-    if f.start is not None:
-        rang = rang.where(r.call_started_at >= f.start, r.started_at >= f.start)
-        targeted = targeted.where(c.started_at >= f.start)
-        answered = answered.where(c.started_at >= f.start)
-    if f.end is not None:
-        rang = rang.where(r.call_started_at < f.end, r.started_at < f.end)
-        targeted = targeted.where(c.started_at < f.end)
-        answered = answered.where(c.started_at < f.end)
+    rang, targeted, answered = _in_range(f, rang, targeted, answered)
     rang = rang.distinct().order_by(r.call_started_at.desc(), r.call_id)  # rung twice: once
     targeted = targeted.order_by(c.started_at.desc(), c.call_id)
     answered = answered.order_by(c.started_at.desc(), c.call_id)
@@ -336,3 +324,20 @@ async def audit_entries(
         rows = (await conn.execute(page.limit(min(limit, MAX_LIMIT)).offset(offset))).all()
         total = int((await conn.execute(count)).scalar_one())
     return list(rows), total
+
+
+def _in_range(f: CallFilter, rang: _R, targeted: _T, answered: _T) -> tuple[_R, _T, _T]:
+    """The three sources of an extension's calls (it rang, was the target,
+    answered) bounded by the filter's time range: the call's start (for a
+    ring, its call's start as 0011 stores it, which its index is by) and a
+    ring's own start too."""
+    c, r = models.Call, models.Ring
+    if f.start is not None:
+        rang = rang.where(r.call_started_at >= f.start, r.started_at >= f.start)
+        targeted = targeted.where(c.started_at >= f.start)
+        answered = answered.where(c.started_at >= f.start)
+    if f.end is not None:
+        rang = rang.where(r.call_started_at < f.end, r.started_at < f.end)
+        targeted = targeted.where(c.started_at < f.end)
+        answered = answered.where(c.started_at < f.end)
+    return rang, targeted, answered
