@@ -106,7 +106,8 @@ def test_a_single_ami_is_the_pbx_main() -> None:
     s = load_settings(LAB_CONFIG)
     assert s.pbx_ids() == ["main"]
     (view,) = s.pbx_views()
-    assert view is s and view.pbx_id == "main"
+    assert view is s
+    assert view.pbx_id == "main"
     assert s.source_name() == "ami:127.0.0.1:5038"  # as stored before pbxs existed
 
 
@@ -116,14 +117,17 @@ def test_pbxs_are_views_with_their_part_of_the_directory(tmp_path: Path) -> None
     main_, north, south = s.pbx_views()
     assert [v.pbx_id for v in (main_, north, south)] == ["main", "north", "south"]
     assert main_.source_name() == "ami:127.0.0.1:5038"
-    assert north.source_name() == "pbx:north" and north.ami.port == 5039
+    assert north.source_name() == "pbx:north"
+    assert north.ami.port == 5039
     assert main_.directory.people == s.directory.people  # no units, no extensions: all of it
     assert {p.unit for p in north.directory.people.values()} == {"bygglov"}
     assert set(north.directory.queues) == {
         n for n, q in s.directory.queues.items() if q.unit == "bygglov"
     }
-    assert set(south.directory.people) == {"1001"} and not south.directory.queues
-    assert north.timezone == "Europe/Helsinki" and south.timezone == s.timezone
+    assert set(south.directory.people) == {"1001"}
+    assert not south.directory.queues
+    assert north.timezone == "Europe/Helsinki"
+    assert south.timezone == s.timezone
     assert north.directory.units == s.directory.units  # a unit may span PBXs
     north.directory_model()  # the core's directory builds from a view
 
