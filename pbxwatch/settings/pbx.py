@@ -150,7 +150,8 @@ class PbxSettings(_Model):
     and the part of the directory it serves (all of it when neither
     ``units`` nor ``extensions`` is given)."""
 
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=32)
+    #: at most 16: a PBX other than main prefixes its ids with it (64 characters at most)
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=16)
     ami: AmiSettings = Field(default_factory=AmiSettings)
     timezone: str | None = Field(None, description="the PBX's own time zone; default: timezone")
     inbound: InboundSettings = Field(default_factory=InboundSettings)
