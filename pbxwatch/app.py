@@ -37,7 +37,7 @@ from pbxwatch.mqtt import AlertRelay, engine_view
 from pbxwatch.pipeline import JsonLinesSink, Pipeline, build_engine
 from pbxwatch.privacy import MaskNumbers
 from pbxwatch.resync import recheck_mailboxes_forever, resync_forever
-from pbxwatch.settings import DEFAULT_PBX, ConfigError, Settings
+from pbxwatch.settings import ConfigError, Settings
 from pbxwatch.stamp import PbxStamp
 from pbxwatch.store.checkpoints import Checkpointer, restore_checkpoint
 from pbxwatch.store.db import last_event_time
@@ -152,8 +152,10 @@ class Follower:
         health: Health,
         pbx_speed: float,
         loop: asyncio.AbstractEventLoop,
+        where: str = "ami",
     ) -> None:
         self.settings = settings
+        self.where = where  # its AMI settings in the configuration, for errors
         self.pbx_id = settings.pbx_id
         self.first = first
         self.health = health
@@ -264,9 +266,7 @@ class Follower:
         try:
             await self.source.run()
         except AmiAuthError as exc:
-            where = "ami" if self.settings.pbx_id == DEFAULT_PBX and self.first else (
-                f"pbxs.{self.pbx_id}.ami")  # fmt: skip
-            raise ConfigError(f"{where}: {exc} (check ami.username and the secret)") from exc
+            raise ConfigError(f"{self.where}: {exc} (check ami.username and the secret)") from exc
 
     def stop_source(self) -> None:
         self.source.stop()
@@ -316,6 +316,7 @@ async def run_live(
             health=health if i == 0 else Health(),
             pbx_speed=pbx_speed,
             loop=loop,
+            where=f"pbxs.{i}.ami" if settings.pbxs else "ami",
         )
         for i, view in enumerate(views)
     ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import subprocess
 from collections import Counter
 from pathlib import Path
 
@@ -94,3 +95,31 @@ def test_three_pbxs_in_one_run(lab_settings: Settings, tmp_path: Path) -> None:
                         "pbx:south": "south"}  # fmt: skip
     assert sources == expected_sources
     assert checkpoints == expected_sources
+
+
+def test_a_refused_login_of_one_pbx_stops_the_run_naming_it(
+    lab_settings: Settings, tmp_path: Path
+) -> None:
+    """Exit 2 (a configuration error) with the PBX's key, the other PBX's
+    session ended too."""
+    ports = {"main": free_port(), "north": free_port()}
+    config = _config(tmp_path, ports)
+    cfg = yaml.safe_load(config.read_text(encoding="utf-8"))
+    cfg["pbxs"][1]["ami"]["secret_env"] = "WRONG_SECRET"
+    config.write_text(yaml.safe_dump(cfg, allow_unicode=True), "utf-8")
+    err = tmp_path / "run.log"
+
+    async def main() -> int:
+        sims = [SimulatedPbx(lab_settings, SimPlan(DAY, days=1), "u", "s") for _ in ports]
+        for sim, port in zip(sims, ports.values(), strict=True):
+            await sim.start("127.0.0.1", port)
+        try:
+            with err.open("wb") as se:
+                proc = start_run(config, subprocess.DEVNULL, se, env={"WRONG_SECRET": "x"})
+                return await asyncio.to_thread(proc.wait, 60)
+        finally:
+            for sim in sims:
+                await sim.close()
+
+    assert asyncio.run(main()) == 2, err.read_text()
+    assert "pbxs.1.ami" in err.read_text()
