@@ -131,3 +131,14 @@ def test_replay_json_says_the_pbx(tmp_path: Path, capsys: Any) -> None:
                 assert b[key] == f"north:{a[key]}"
     assert any(x["type"] == "call" for x in lines["north"])
     assert main(["replay", str(VOICEMAIL), "--config", cfg, "--no-store", "--pbx", "x"]) == 2
+
+
+def test_every_stamped_id_is_a_field_of_its_record() -> None:
+    """``dataclasses.replace`` takes fields only (a property such as a
+    diversion interval's id once made a PBX's records fail on the read path)."""
+    import dataclasses
+
+    from pbxwatch.stamp import ID_FIELDS
+
+    for kind, names in ID_FIELDS.items():
+        assert set(names) <= {f.name for f in dataclasses.fields(kind)}, kind
