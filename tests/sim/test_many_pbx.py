@@ -95,6 +95,26 @@ def test_three_pbxs_in_one_run(lab_settings: Settings, tmp_path: Path) -> None:
                         "pbx:south": "south"}  # fmt: skip
     assert sources == expected_sources
     assert checkpoints == expected_sources
+    _restart_restores_each(config, tmp_path)
+
+
+def _restart_restores_each(config: Path, tmp: Path) -> None:
+    """Started again (the PBXs away): each PBX's own checkpoint comes back."""
+    log = tmp / "again.log"
+
+    async def main() -> int:
+        with log.open("wb") as se:
+            proc = start_run(config, subprocess.DEVNULL, se)
+            for _ in range(200):
+                if log.read_text().count("checkpoint restored") >= len(PBXS) or proc.poll():
+                    break
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(0.5)
+            proc.send_signal(2)
+            return await asyncio.to_thread(proc.wait, 30)
+
+    assert asyncio.run(main()) == 0, log.read_text()
+    assert log.read_text().count("checkpoint restored") == len(PBXS), log.read_text()
 
 
 def test_a_refused_login_of_one_pbx_stops_the_run_naming_it(
