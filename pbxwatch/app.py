@@ -167,7 +167,6 @@ class Follower:
         self.pipeline = Pipeline(engine, schedule=loop.call_soon, stamp=self.stamp)
         self.clock = engine.clock
         self.frame_probe: Callable[[Mapping[str, str]], None] | None = None
-        self.observers: Sequence[Observer] = ()
         self.relay: AlertRelay | None = None  # set for the first PBX only
         self.connected = asyncio.Event()
         self.resync = asyncio.Event()
@@ -362,7 +361,8 @@ async def run_live(
                                           follower.pbx_id))  # fmt: skip
         follower.frame_probe = frame_probe
     if metrics is not None:
-        metrics.adopt(pipeline.engine)  # restored callbacks were counted by the last run
+        # restored callbacks were counted by the last run (ids as the records have them)
+        metrics.adopt(pipeline.engine, lead.stamp.id)
         pipeline.sinks.append(metrics)
 
     def stop() -> None:
