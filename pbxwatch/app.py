@@ -38,11 +38,12 @@ from pbxwatch.pipeline import JsonLinesSink, Pipeline, build_engine
 from pbxwatch.privacy import MaskNumbers
 from pbxwatch.resync import recheck_mailboxes_forever, resync_forever
 from pbxwatch.settings import ConfigError, Settings
+from pbxwatch.stamp import PbxStamp
 from pbxwatch.store.checkpoints import Checkpointer, restore_checkpoint
 from pbxwatch.store.db import last_event_time
 from pbxwatch.store.retention import purge
 from pbxwatch.store.session import open_store_waiting, restore, writer_for
-from pbxwatch.store.writer import StoreWriter
+from pbxwatch.store.writer import StoreWriter, WriterPort
 
 if TYPE_CHECKING:
     from pbxwatch.mail import MailSender
@@ -136,6 +137,152 @@ async def purge_forever(store: AsyncEngine, settings: Settings) -> None:
 Observer = Callable[[Pipeline, float], None]
 
 
+class Follower:
+    """One PBX: its AMI session and core, and what runs around them on the
+    loop (the clock ticker, the state read after every login, the mailbox
+    recheck, the AstDB poll and the checkpointer).  Its records go to the
+    shared sinks stamped with its id; ``first`` is the PBX the metrics, the
+    MQTT availability and the console show."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        first: bool,
+        health: Health,
+        pbx_speed: float,
+        loop: asyncio.AbstractEventLoop,
+        where: str = "ami",
+    ) -> None:
+        self.settings = settings
+        self.where = where  # its AMI settings in the configuration, for errors
+        self.pbx_id = settings.pbx_id
+        self.first = first
+        self.health = health
+        self.pbx_speed = pbx_speed
+        self.secret = settings.ami.secret()
+        self.source_name = settings.source_name()
+        self.stamp = PbxStamp(self.pbx_id)
+        engine = build_engine(settings, pbx_speed=pbx_speed)
+        self.pipeline = Pipeline(engine, schedule=loop.call_soon, stamp=self.stamp)
+        self.clock = engine.clock
+        self.frame_probe: Callable[[Mapping[str, str]], None] | None = None
+        self.relay: AlertRelay | None = None  # set for the first PBX only
+        self.connected = asyncio.Event()
+        self.resync = asyncio.Event()
+        self.bad_input = FirstSeen(f"bad AMI input ({self.pbx_id})")
+        self.source = AmiSource(settings.ami, self.secret, self.on_frame, on_state=self.on_state,
+                                busy=lambda: self.pipeline.behind)  # fmt: skip
+        self.port: WriterPort | None = None
+        self.saver: Checkpointer | None = None
+
+    async def recover(self, store: AsyncEngine, writer: StoreWriter) -> None:
+        """Where the last run of this PBX stopped: its checkpoint, its open
+        callbacks and incidents, and the gap since its last event."""
+        pipeline, name = self.pipeline, self.source_name
+        self.port = WriterPort(writer, self.pbx_id, name)
+        self.saver = Checkpointer(pipeline.engine, self.port, name)
+        loaded = await restore_checkpoint(store, pipeline.engine, name, self.stamp)
+        await restore(store, pipeline.engine, self.stamp)  # restored state comes and goes
+        # blind since the last event the last run saw: its position (noted each
+        # second) or its checkpoint, whichever is later
+        seen = [await last_event_time(store, name), loaded.last_event_time if loaded else None]
+        blind_since = max((t for t in seen if t is not None), default=None)
+        if blind_since is not None:  # a restart is a gap: from the last event the last run had
+            pipeline.connection_lost(blind_since, "pbxwatch was not running (restart)")
+        pipeline.awaiting_state()  # the first login's state read builds the calls in flight
+
+    def on_frame(self, fields: Mapping[str, str]) -> None:
+        received = self.source.received_at
+        self.pipeline.feed_fields(fields, received)
+        if self.frame_probe is not None:
+            self.frame_probe(fields)
+        if "Timestamp" in fields:
+            health = self.health
+            now = self.pipeline.engine.now
+            health.last_event_time = now
+            host = time.time()
+            # a faster-than-real-time PBX has no host time to compare with:
+            # then the lag is only pbxwatch's own delay since the frame came
+            health.event_lag_seconds = host - now if self.pbx_speed == 1.0 else host - received
+
+    def on_state(self, up: bool) -> None:
+        source = self.source
+        self.health.ami_up = up
+        if up:
+            self.connected.set()
+            self.resync.set()
+        elif not source.stopping:
+            # nothing seen since the last event
+            self.pipeline.connection_lost(None, source.loss_reason)
+            self.pipeline.awaiting_state()  # set before the next login's first event can come
+            if self.relay is not None:
+                self.relay.pbx_offline(source.loss_reason)
+
+    def on_snapshot(self, snap: PbxSnapshot) -> None:
+        host = time.time()
+        self.clock.observe(snap.pbx_time, host)  # the PBX's own clock, as its Ping answer said
+        self.pipeline.reconcile(snap, self.clock.estimate(host), self.source_name)
+        if self.relay is not None:  # the queues are known now: MQTT may say the PBX is online
+            self.relay.pbx_online()
+
+    def tasks(self) -> list[asyncio.Task[None]]:
+        """Its ticker, state reads, checkpointer and pollers, started."""
+        assert self.saver is not None
+        settings, pipeline, source = self.settings, self.pipeline, self.source
+        known = pipeline.engine.directory.people.values()
+        mailboxes = sorted({mailbox_key(p.mailbox) for p in known if p.mailbox})
+        recheck = recheck_mailboxes_forever(source, pipeline.engine.mailboxes_to_check,
+                                            pipeline.mailbox_read)  # fmt: skip
+        resync = resync_forever(source, pipeline.feed_fields, mailboxes, self.on_snapshot,
+                                self.resync, self.pbx_speed or 1.0)  # fmt: skip
+        tasks = [
+            asyncio.create_task(recheck),
+            asyncio.create_task(self.saver.every(settings.storage.checkpoint_seconds)),
+            asyncio.create_task(resync),
+        ]
+        div = settings.diversion
+        families = [f for f in (div.astdb_forward_family, div.astdb_dnd_family) if f]
+        if families:
+            every = div.astdb_poll_minutes * 60.0
+            people = sorted(settings.directory.people)
+            poll = astdb.poll_forever(source, families, people, pipeline.feed_fields, every,
+                                      self.connected)  # fmt: skip
+            tasks.append(asyncio.create_task(poll))
+        return tasks
+
+    def tick(self, host: float) -> float:
+        """Once a second: the core's clock, the stream position; its PBX time."""
+        assert self.port is not None
+        pipeline = self.pipeline
+        pipeline.tick_live(host)
+        if pipeline.engine.last_event_time is not None:  # where a restart is blind from
+            self.port.note_position(self.source.frames, pipeline.engine.last_event_time)
+        self.bad_input.check({**pipeline.engine.bad_input, **self.source.frame_faults})
+        return self.clock.estimate(host) or host
+
+    async def run(self) -> None:
+        try:
+            await self.source.run()
+        except AmiAuthError as exc:
+            raise ConfigError(f"{self.where}: {exc} (check ami.username and the secret)") from exc
+
+    def stop_source(self) -> None:
+        self.source.stop()
+
+    def finish(self) -> None:
+        """After its session ended: what the core can still finish, to the
+        sinks, and its state checkpointed for the next start."""
+        assert self.port is not None
+        assert self.saver is not None
+        pipeline = self.pipeline
+        pipeline.stop()  # held events judged, ended calls reported
+        if pipeline.engine.last_event_time is not None:
+            self.port.note_position(self.source.frames, pipeline.engine.last_event_time)
+        pipeline.catch_up_all()  # records still on their way to the sinks
+        self.saver.save_now()  # the calls still up, for the next start
+
+
 async def run_live(
     settings: Settings,
     *,
@@ -145,22 +292,36 @@ async def run_live(
     frame_probe: Callable[[Mapping[str, str]], None] | None = None,
     pbx_speed: float = 1.0,
 ) -> int:
-    """Follow the PBX until SIGINT/SIGTERM.  ``observers`` are called once a
-    second, ``sinks`` get every record, ``frame_probe`` every frame after the
-    core and the sinks are done with it (the latency benchmark).
-    ``pbx_speed`` is how many PBX seconds pass per host second: 1 for a
-    real PBX, more for a simulator or ``serve-recording --speed``."""
-    secret = settings.ami.secret()
+    """Follow the configured PBXs until SIGINT/SIGTERM: one AMI session and
+    one core each (a :class:`Follower`), on this loop, and one store writer,
+    metrics endpoint, MQTT relay, mail sender and console for all.
+    ``observers`` are called once a second (with the first PBX's pipeline),
+    ``sinks`` get every record, ``frame_probe`` every frame after the core
+    and the sinks are done with it (the latency benchmark).  ``pbx_speed``
+    is how many PBX seconds pass per host second: 1 for a real PBX, more
+    for a simulator or ``serve-recording --speed``."""
     if not settings.privacy.mask_numbers_in_logs:
         log.warning("privacy.mask_numbers_in_logs is off: caller numbers appear in the log")
         for handler in logging.getLogger().handlers:
             for f in [f for f in handler.filters if isinstance(f, MaskNumbers)]:
                 handler.removeFilter(f)
     loop = asyncio.get_running_loop()
-    pipeline = Pipeline(build_engine(settings, pbx_speed=pbx_speed), schedule=loop.call_soon)
-    clock = pipeline.engine.clock
-    health = Health(store_up=False)
-    metrics, http = _start_metrics(settings, pipeline, health)  # up while the store is not
+    views = settings.pbx_views()
+    health = Health(store_up=False)  # the first PBX's and the shared services'
+    followers = [
+        Follower(
+            view,
+            first=i == 0,
+            health=health if i == 0 else Health(),
+            pbx_speed=pbx_speed,
+            loop=loop,
+            where=f"pbxs.{i}.ami" if settings.pbxs else "ami",
+        )
+        for i, view in enumerate(views)
+    ]
+    lead = followers[0]  # what the metrics, MQTT's availability and the console show
+    pipeline, clock = lead.pipeline, lead.clock
+    metrics, http = _start_metrics(lead.settings, pipeline, health)  # up while the store is not
 
     def store_down() -> None:
         health.store_connect_failures += 1
@@ -169,141 +330,104 @@ async def run_live(
 
     store = await open_store_waiting(settings, on_failure=store_down)
     health.store_up = True
-    source_name = settings.source_name()
-    writer = writer_for(settings, store, source_name)
+    # one writer for all: its spill file is named after the first PBX (the
+    # single PBX's as before)
+    writer = writer_for(lead.settings, store, lead.source_name)
     # the console is built before the heap settles: its ~45 000 objects
     # (FastAPI, uvicorn, the routes and schemas) live as long as the process;
     # left out of the freeze, every full collection walked them (60-80 ms
     # on the reader's loop, bench/console.py)
-    web = _build_web(settings, pipeline, health, store)
+    web = _build_web(lead.settings, pipeline, health, store)
     frozen = heap.settle()
     log.debug("%d start-up objects frozen out of garbage collection", frozen)
-    loaded = await restore_checkpoint(store, pipeline.engine, source_name)
-    await restore(store, pipeline.engine)  # after settle: restored state comes and goes
+    for follower in followers:
+        await follower.recover(store, writer)  # after settle: restored state comes and goes
     web = await _start_web(web)  # after the restored counters
-    # blind since the last event the last run saw: its position (noted each
-    # second) or its checkpoint, whichever is later
-    seen = [await last_event_time(store, source_name), loaded.last_event_time if loaded else None]
-    blind_since = max((t for t in seen if t is not None), default=None)
-    if blind_since is not None:  # a restart is a gap: from the last event the last run had
-        pipeline.connection_lost(blind_since, "pbxwatch was not running (restart)")
-    pipeline.awaiting_state()  # the first login's state read builds the calls in flight
-    pipeline.sinks.append(writer.submit)
     if settings.mail.enabled:  # an alert's mail rows are written with it
         from pbxwatch.mail import MailRows
 
         writer.mail_rows = MailRows(settings)
     writer.start()
-    pipeline.sinks.append(LogSink(alerts_to_log=not settings.mqtt.enabled))
-    pipeline.sinks.extend(sinks)
-    if json_out:
-        pipeline.sinks.append(JsonLinesSink(sys.stdout, ZoneInfo(settings.timezone)))
+    alerts_to_log = not settings.mqtt.enabled
+    for follower in followers:
+        port = follower.port
+        assert port is not None
+        fp = follower.pipeline
+        fp.sinks.append(port.submit)
+        fp.sinks.append(LogSink(alerts_to_log=alerts_to_log))
+        fp.sinks.extend(sinks)
+        if json_out:
+            fp.sinks.append(JsonLinesSink(sys.stdout, ZoneInfo(follower.settings.timezone),
+                                          follower.pbx_id))  # fmt: skip
+        follower.frame_probe = frame_probe
     if metrics is not None:
-        metrics.adopt(pipeline.engine)  # restored callbacks were counted by the last run
+        # restored callbacks were counted by the last run (ids as the records have them)
+        metrics.adopt(pipeline.engine, lead.stamp.id)
         pipeline.sinks.append(metrics)
 
-    def on_frame(fields: Mapping[str, str]) -> None:
-        received = source.received_at
-        pipeline.feed_fields(fields, received)
-        if frame_probe is not None:
-            frame_probe(fields)
-        if "Timestamp" in fields:
-            now = pipeline.engine.now
-            health.last_event_time = now
-            host = time.time()
-            # a faster-than-real-time PBX has no host time to compare with:
-            # then the lag is only pbxwatch's own delay since the frame came
-            health.event_lag_seconds = host - now if pbx_speed == 1.0 else host - received
+    def stop() -> None:
+        for follower in followers:
+            follower.stop_source()
 
-    connected = asyncio.Event()
-    resync = asyncio.Event()
-
-    def on_state(up: bool) -> None:
-        health.ami_up = up
-        if up:
-            connected.set()
-            resync.set()
-        elif not source.stopping:
-            pipeline.connection_lost(None, source.loss_reason)  # nothing seen since the last event
-            pipeline.awaiting_state()  # set before the next login's first event can come
-            if relay is not None:
-                relay.pbx_offline(source.loss_reason)
-
-    source = AmiSource(settings.ami, secret, on_frame, on_state=on_state,
-                       busy=lambda: pipeline.behind)  # fmt: skip
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, source.stop)
+            loop.add_signal_handler(sig, stop)
 
-    mailboxes = sorted({mailbox_key(p.mailbox) for p in pipeline.engine.directory.people.values()
-                        if p.mailbox})  # fmt: skip
-
-    def on_snapshot(snap: PbxSnapshot) -> None:
-        host = time.time()
-        clock.observe(snap.pbx_time, host)  # the PBX's own clock, as its Ping answer said
-        pipeline.reconcile(snap, clock.estimate(host), source_name)
-        if relay is not None:  # the queues are known now: MQTT may say the PBX is online
-            relay.pbx_online()
-
-    bad_input = FirstSeen("bad AMI input")
+    relay: AlertRelay | None = None
+    relay_task: asyncio.Task[None] | None = None
+    mail: MailSender | None = None
 
     async def ticker() -> None:
         while True:
             host = time.time()
-            pipeline.tick_live(host)
-            if pipeline.engine.last_event_time is not None:  # where a restart is blind from
-                writer.note_position(source.frames, pipeline.engine.last_event_time)
-            now = clock.estimate(host) or host
-            _observe(health, source, pipeline, writer, relay, saver)  # metrics and console
+            now = host
+            for follower in followers:
+                pbx_now = follower.tick(host)
+                if follower is lead:
+                    now = pbx_now
+            assert lead.saver is not None
+            _observe(health, lead.source, pipeline, writer, relay, lead.saver)
             if mail is not None:
                 health.mail_sent, health.mail_failed = mail.sent, mail.failed
                 health.mail_backlog, health.mail_smtp_up = mail.backlog, mail.smtp_up
             health.clock_offset_seconds = clock.pbx_minus_host(host) or 0.0
             if metrics is not None:
                 metrics.refresh(pipeline.engine, now, health)
-            bad_input.check({**pipeline.engine.bad_input, **source.frame_faults})
             for observer in observers:
                 observer(pipeline, now)
             await asyncio.sleep(1.0)
 
-    saver = Checkpointer(pipeline.engine, writer, source_name)
-    recheck = recheck_mailboxes_forever(source, pipeline.engine.mailboxes_to_check,
-                                        pipeline.mailbox_read)  # fmt: skip
     tasks = [
-        asyncio.create_task(recheck),
         asyncio.create_task(ticker()),
-        asyncio.create_task(saver.every(settings.storage.checkpoint_seconds)),
         asyncio.create_task(purge_forever(store, settings)),
-        asyncio.create_task(
-            resync_forever(
-                source, pipeline.feed_fields, mailboxes, on_snapshot, resync, pbx_speed or 1.0
-            )
-        ),
     ]
-    relay: AlertRelay | None = None
-    relay_task: asyncio.Task[None] | None = None
+    for follower in followers:
+        tasks.extend(follower.tasks())
     if settings.mqtt.enabled:
-        relay = AlertRelay(settings, store, engine_view(settings, pipeline.engine, clock))
+        relay = AlertRelay(settings, store, engine_view(lead.settings, pipeline.engine, clock))
+        lead.relay = relay
         writer.on_alerts_committed = relay.wake
         relay_task = asyncio.create_task(relay.run())
     mail, mail_task = _start_mail(settings, store, writer, lambda: clock.estimate(time.time()))
-    div = settings.diversion
-    families = [f for f in (div.astdb_forward_family, div.astdb_dnd_family) if f]
-    if families:
-        every = div.astdb_poll_minutes * 60.0
-        people = sorted(settings.directory.people)
-        poll = astdb.poll_forever(source, families, people, pipeline.feed_fields, every, connected)
-        tasks.append(asyncio.create_task(poll))
+    sessions = [asyncio.create_task(f.run(), name=f"ami-{f.pbx_id}") for f in followers]
     try:
-        await source.run()
-    except AmiAuthError as exc:
-        raise ConfigError(f"ami: {exc} (check ami.username and the secret)") from exc
+        # one session failing for good (a refused login) stops them all
+        await asyncio.wait(sessions, return_when=asyncio.FIRST_EXCEPTION)
+        for follower in followers:
+            follower.stop_source()
+        await asyncio.wait(sessions)
+        for task in sessions:
+            failed = task.exception()
+            if failed is not None:
+                raise failed
     finally:
-        pipeline.stop()  # held events judged, ended calls reported
-        if pipeline.engine.last_event_time is not None:
-            writer.note_position(source.frames, pipeline.engine.last_event_time)
-        pipeline.catch_up_all()  # records still on their way to the sinks
-        saver.save_now()  # the calls still up, for the next start
+        for follower in followers:
+            follower.stop_source()
+        for task in sessions:  # run_live cancelled: so are the sessions, as before
+            task.cancel()
+        await asyncio.gather(*sessions, return_exceptions=True)
+        for follower in followers:
+            follower.finish()
         await _shut_down(settings, tasks, writer, relay, relay_task)
         await _stop_mail(settings, mail, mail_task)
         if web is not None:
@@ -313,7 +437,7 @@ async def run_live(
             http.shutdown()
             http.server_close()
     log.info("stopped: %d calls in progress checkpointed for the next start",
-             pipeline.engine.tracked_calls)  # fmt: skip
+             sum(f.pipeline.engine.tracked_calls for f in followers))  # fmt: skip
     return 0
 
 

@@ -15,11 +15,13 @@ from pbxwatch.core.calendar import WorkCalendar
 from pbxwatch.core.callbacks import CallbackChange, CallbackMemory
 from pbxwatch.core.calls import CallRules
 from pbxwatch.core.clock import ClockRules
+from pbxwatch.core.diversion import DiversionInterval
 from pbxwatch.core.engine import IGNORED_EVENTS, Engine, Record
 from pbxwatch.core.events import AmiEvent
 from pbxwatch.core.gaps import PbxSnapshot, VoicemailMessage
 from pbxwatch.privacy import pseudonym_of
-from pbxwatch.settings import Settings
+from pbxwatch.settings import DEFAULT_PBX, Settings
+from pbxwatch.stamp import PbxStamp
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +93,8 @@ class Pipeline:
     sinks: list[RecordSink] = field(default_factory=list)
     schedule: Callable[[Callable[[], None]], object] | None = None
     slice_records: int = SINK_SLICE
+    #: the PBX the records are of: their ids for the sinks (none: ``main``'s)
+    stamp: PbxStamp | None = None
     #: records a sink raised on, live mode (the first ten are logged)
     sink_errors: int = field(default=0, init=False)
     _pending: deque[Record] = field(default_factory=deque, init=False, repr=False)
@@ -169,6 +173,8 @@ class Pipeline:
             self.catch_up()
 
     def _to_sinks(self, rec: Record) -> None:
+        if self.stamp is not None:
+            rec = self.stamp.record(rec)
         if self.schedule is None:  # a replay: a failing sink ends it
             for sink in self.sinks:
                 sink(rec)
@@ -187,14 +193,21 @@ class Pipeline:
 class JsonLinesSink:
     """``pbxwatch replay --json``: one JSON object per record."""
 
-    def __init__(self, out: TextIO, tz: ZoneInfo) -> None:
+    def __init__(self, out: TextIO, tz: ZoneInfo, pbx: str = DEFAULT_PBX) -> None:
         self._out = out
         self._tz = tz
+        self.stamp = PbxStamp(pbx)
 
     def __call__(self, rec: Record) -> None:
         if isinstance(rec, CallbackChange | Alert):
             return  # callbacks' final state comes with the snapshot; alerts go to MQTT
-        self.write(rec.to_json(self._tz))
+        obj = rec.to_json(self._tz)
+        self.write(self.stamp.json(obj) if isinstance(rec, DiversionInterval) else obj)
 
     def write(self, obj: Mapping[str, object]) -> None:
-        self._out.write(json.dumps(obj, ensure_ascii=False) + "\n")
+        """A record's JSON (its ids already its PBX's), with its ``pbx``."""
+        self._out.write(json.dumps({**obj, "pbx": self.stamp.pbx}, ensure_ascii=False) + "\n")
+
+    def write_core(self, obj: Mapping[str, object]) -> None:
+        """JSON the core made (a replay's closing snapshot): ids made its PBX's."""
+        self.write(self.stamp.json(obj))

@@ -94,6 +94,11 @@ def _replay(r: argparse.ArgumentParser) -> None:
         action="store_true",
         help="serve the recording from the built-in AMI server and read it with the real client",
     )
+    r.add_argument(
+        "--pbx",
+        metavar="ID",
+        help="which of the configuration's pbxs the recording is of (default: the first)",
+    )
 
 
 def _run(r: argparse.ArgumentParser) -> None:

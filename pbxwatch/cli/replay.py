@@ -14,7 +14,8 @@ from pbxwatch.cli.options import parse_now, settings_of
 from pbxwatch.core.engine import Engine, Record
 from pbxwatch.core.records import CallRecord
 from pbxwatch.pipeline import JsonLinesSink, Pipeline, build_engine
-from pbxwatch.settings import Settings
+from pbxwatch.settings import ConfigError, Settings
+from pbxwatch.stamp import PbxStamp
 
 log = logging.getLogger("pbxwatch")
 
@@ -22,13 +23,14 @@ log = logging.getLogger("pbxwatch")
 def replay(args: argparse.Namespace) -> int:
     from pbxwatch.replay import replay_file
 
-    settings = settings_of(args)
-    pipeline = Pipeline(build_engine(settings, keep_everything=True))
+    settings = pbx_of(settings_of(args), args.pbx)
+    stamp = PbxStamp(settings.pbx_id)
+    pipeline = Pipeline(build_engine(settings, keep_everything=True), stamp=stamp)
     tz = ZoneInfo(settings.timezone)
     now = parse_now(args.now, tz)
     summary = Summary()
     pipeline.sinks.append(summary)
-    json_sink = JsonLinesSink(sys.stdout, tz)
+    json_sink = JsonLinesSink(sys.stdout, tz, settings.pbx_id)
     if args.json:
         pipeline.sinks.append(json_sink)
     t0 = time.perf_counter()
@@ -50,7 +52,7 @@ def replay(args: argparse.Namespace) -> int:
         pipeline.tick(now)
     if args.json:
         for obj in eng.snapshot(tz, now):
-            json_sink.write(obj)
+            json_sink.write_core(obj)
     log.info("replayed %d frames (%d events) in %.3f s: %d calls; %s", frames,
              eng.stats["events"], elapsed, summary.calls,
              ", ".join(f"{k} {v}" for k, v in sorted(summary.outcomes.items())))  # fmt: skip
@@ -76,7 +78,7 @@ async def _replay_stored(args: argparse.Namespace, settings: Settings, pipeline:
         skip = 0
         if args.resume:
             skip = await stream_position(engine, source)
-            await restore(engine, pipeline.engine)
+            await restore(engine, pipeline.engine, pipeline.stamp)
             log.info("resuming %s after frame %d", args.recording, skip)
         pipeline.sinks.append(writer.submit)
         if args.via_tcp:
@@ -93,6 +95,19 @@ async def _replay_stored(args: argparse.Namespace, settings: Settings, pipeline:
         return frames
     finally:
         await engine.dispose()
+
+
+def pbx_of(settings: Settings, pbx: str | None) -> Settings:
+    """The view of the PBX ``--pbx`` names (default: the first)."""
+    views = settings.pbx_views()
+    if pbx is None:
+        return views[0]
+    for view in views:
+        if view.pbx_id == pbx:
+            return view
+    raise ConfigError(
+        f"--pbx: no PBX {pbx!r} in the configuration ({', '.join(settings.pbx_ids())})"
+    )
 
 
 def _say_unmatched(eng: Engine) -> None:

@@ -21,6 +21,7 @@ bad-input kind.  Never a phone number, a name or a channel id.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from prometheus_client import (
     CollectorRegistry,
@@ -65,9 +66,10 @@ class Metrics:
     def __call__(self, rec: Record) -> None:
         self.counters(rec)
 
-    def adopt(self, engine: Engine) -> None:
-        """Callbacks restored from the store were counted by an earlier run."""
-        self.counters.adopt(engine)
+    def adopt(self, engine: Engine, stamp: Callable[[str], str] | None = None) -> None:
+        """Callbacks restored from the store were counted by an earlier run
+        (``stamp``: their ids as the records counted come, ``PbxStamp.id``)."""
+        self.counters.adopt(engine, stamp)
 
     def refresh(self, engine: Engine, now: float, health: Health) -> None:
         """Rebuild the state families (call on the event loop; ``now`` is

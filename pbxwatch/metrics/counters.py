@@ -7,6 +7,7 @@ series a dashboard needs is created at start, so panels show 0, not "no data".
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import get_args
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -145,10 +146,11 @@ class RecordCounters:
             self.gaps.inc()
             self.gap_seconds.inc(max(rec.seconds, 0.0))
 
-    def adopt(self, engine: Engine) -> None:
+    def adopt(self, engine: Engine, stamp: Callable[[str], str] | None = None) -> None:
         """Callbacks restored from the store were counted by an earlier run."""
         for cb in engine.callbacks.callbacks.values():
-            self._cb_seen[cb.callback_id] = (cb.resolved_at is not None, cb.listened_at is not None)
+            key = stamp(cb.callback_id) if stamp is not None else cb.callback_id
+            self._cb_seen[key] = (cb.resolved_at is not None, cb.listened_at is not None)
 
     def _unit(self, unit: str | None) -> str:
         return unit if unit in self.units else NO_UNIT

@@ -19,6 +19,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import (
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -55,6 +56,7 @@ from pbxwatch.settings.outputs import (
     StorageSettings,
 )
 from pbxwatch.settings.pbx import (
+    DEFAULT_PBX,
     AmiSettings,
     CalendarSettings,
     CallSettings,
@@ -63,6 +65,7 @@ from pbxwatch.settings.pbx import (
     DiversionSettings,
     InboundSettings,
     NumberSettings,
+    PbxSettings,
 )
 from pbxwatch.settings.web import (
     HeaderAuthSettings,
@@ -99,30 +102,102 @@ class Settings(BaseSettings):
     web: WebSettings = Field(default_factory=WebSettings)
     mail: MailSettings = Field(default_factory=MailSettings)
     directory: DirectorySettings
+    #: the PBXs, when more than one (or one with its own id); without it
+    #: ``ami`` and ``inbound`` are the one PBX, ``main``
+    pbxs: list[PbxSettings] = Field(default_factory=list)
+    #: the PBX a view of :meth:`pbx_views` is of (not a YAML key)
+    _pbx_id: str = PrivateAttr(DEFAULT_PBX)
 
     @field_validator("timezone")
     @classmethod
     def _tz(cls, v: str) -> str:
-        try:
-            zoneinfo.ZoneInfo(v)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {v!r}") from exc
+        _known_zone(v)
         return v
+
+    @property
+    def pbx_id(self) -> str:
+        """The PBX these settings are of: ``main`` unless a view of one of
+        ``pbxs``."""
+        return self._pbx_id
+
+    def pbx_ids(self) -> list[str]:
+        """The configured PBX ids, in the config's order."""
+        return [p.id for p in self.pbxs] or [DEFAULT_PBX]
 
     def source_name(self) -> str:
         """The PBX as the store knows it: stream position, gaps and the
-        checkpoint of ``run`` are kept under this name."""
+        checkpoint of ``run`` are kept under this name.  The ``main`` PBX is
+        its AMI address (as before there were many); another is its id, so
+        that it keeps its checkpoint when its address changes."""
+        if self._pbx_id != DEFAULT_PBX:
+            return f"pbx:{self._pbx_id}"
         return f"ami:{self.ami.host}:{self.ami.port}"
+
+    def pbx_views(self) -> list[Settings]:
+        """One ``Settings`` per PBX, as if each were the only one: its
+        ``ami``, ``inbound``, ``timezone`` and part of the directory (every
+        unit stays: a unit may span PBXs), and its :attr:`pbx_id`."""
+        if not self.pbxs:
+            return [self]
+        return [self._view(p) for p in self.pbxs]
+
+    def _view(self, pbx: PbxSettings) -> Settings:
+        d = self.directory
+        units = set(pbx.units) if pbx.units is not None else None
+        exts = set(pbx.extensions or ())
+        every = units is None and pbx.extensions is None
+        people = {ext: p for ext, p in d.people.items()
+                  if every or (units is not None and p.unit in units) or ext in exts}  # fmt: skip
+        queues = {
+            name: q.model_copy(update={"members": [m for m in q.members if m in people]})
+            for name, q in d.queues.items()
+            if every or (units is not None and q.unit in units)
+        }
+        directory = d.model_copy(update={"people": people, "queues": queues})
+        view = self.model_copy(update={
+            "ami": pbx.ami, "inbound": pbx.inbound, "timezone": pbx.timezone or self.timezone,
+            "directory": directory, "pbxs": [],
+        })  # fmt: skip
+        view._pbx_id = pbx.id
+        return view
+
+    @model_validator(mode="after")
+    def _pbxs(self) -> Settings:
+        if not self.pbxs:
+            return self
+        for key in ("ami", "inbound"):
+            if key in self.model_fields_set:
+                raise ValueError(f"{key}: give it in each of pbxs, not besides pbxs")
+        seen: dict[object, str] = {}
+        for i, pbx in enumerate(self.pbxs):
+            where = f"pbxs.{i}"
+            if pbx.id in seen:
+                raise ValueError(f"{where}.id: {pbx.id!r} is given twice")
+            seen[pbx.id] = where
+            address = (pbx.ami.host, pbx.ami.port)
+            if address in seen:
+                raise ValueError(
+                    f"{where}.ami: {pbx.ami.host}:{pbx.ami.port} is also {seen[address]}'s"
+                )
+            seen[address] = where
+            if pbx.timezone is not None:
+                try:
+                    _known_zone(pbx.timezone)
+                except ValueError as exc:
+                    raise ValueError(f"{where}.timezone: {exc}") from exc
+            for unit in pbx.units or ():
+                if unit not in self.directory.units:
+                    raise ValueError(f"{where}.units: unknown unit {unit!r}")
+            for ext in pbx.extensions or ():
+                if ext not in self.directory.people:
+                    raise ValueError(f"{where}.extensions: not in people: {ext!r}")
+            _check_inbound(self._view(pbx), f"{where}.inbound")
+        return self
 
     @model_validator(mode="after")
     def _inbound_rule(self) -> Settings:
-        has_dids = any(p.dids for p in self.directory.people.values()) or any(
-            q.dids for q in self.directory.queues.values()
-        )
-        if not (self.inbound.trunk_channels or self.inbound.contexts or has_dids):
-            raise ValueError(
-                "inbound: give trunk_channels, contexts or DIDs so inbound calls can be recognised"
-            )
+        if not self.pbxs:
+            _check_inbound(self, "inbound")
         return self
 
     @model_validator(mode="after")
@@ -159,6 +234,22 @@ class Settings(BaseSettings):
         return build_directory(self)
 
 
+def _known_zone(v: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(v)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {v!r}") from exc
+
+
+def _check_inbound(settings: Settings, where: str) -> None:
+    d = settings.directory
+    has_dids = any(p.dids for p in d.people.values()) or any(q.dids for q in d.queues.values())
+    if not (settings.inbound.trunk_channels or settings.inbound.contexts or has_dids):
+        raise ValueError(
+            f"{where}: give trunk_channels, contexts or DIDs so inbound calls can be recognised"
+        )
+
+
 def load_settings(path: str | Path) -> Settings:
     """Read and validate a YAML configuration file.
 
@@ -180,6 +271,7 @@ def load_settings(path: str | Path) -> Settings:
 
 
 __all__ = [
+    "DEFAULT_PBX",
     "SUPPORTED_STORES",
     "AmiSettings",
     "CalendarSettings",
@@ -201,6 +293,7 @@ __all__ = [
     "MqttSettings",
     "NumberSettings",
     "OidcSettings",
+    "PbxSettings",
     "PersonSettings",
     "PhoneHours",
     "PrivacySettings",

@@ -138,3 +138,26 @@ class DiversionSettings(_Model):
 
 
 #: the database drivers pbxwatch is built and tested for
+
+
+#: the id of the PBX a config with a single ``ami:`` block describes, and of
+#: every row an older pbxwatch stored (migration 0012)
+DEFAULT_PBX = "main"
+
+
+class PbxSettings(_Model):
+    """One PBX of ``pbxs:``: its AMI, what is inbound on it, its time zone
+    and the part of the directory it serves (all of it when neither
+    ``units`` nor ``extensions`` is given)."""
+
+    #: at most 16: a PBX other than main prefixes its ids with it (64 characters at most)
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=16)
+    ami: AmiSettings = Field(default_factory=AmiSettings)
+    timezone: str | None = Field(None, description="the PBX's own time zone; default: timezone")
+    inbound: InboundSettings = Field(default_factory=InboundSettings)
+    units: list[str] | None = Field(
+        None, description="the units whose people and queues are on this PBX"
+    )
+    extensions: list[str] | None = Field(
+        None, description="people (extensions) on this PBX besides those of its units"
+    )

@@ -34,9 +34,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from pbxwatch.core import checkpoint
 from pbxwatch.core.checkpoint import CheckpointError, Loaded
 from pbxwatch.core.engine import Engine
+from pbxwatch.stamp import PbxStamp
 from pbxwatch.store import models
 from pbxwatch.store.rows import Row
-from pbxwatch.store.writer import StoreWriter
+from pbxwatch.store.writer import StoreWriter, WriterPort
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,9 @@ async def reported_calls(engine: AsyncEngine, call_ids: Iterable[str]) -> set[st
     return found
 
 
-async def restore_checkpoint(store: AsyncEngine, core: Engine, source: str) -> Loaded | None:
+async def restore_checkpoint(
+    store: AsyncEngine, core: Engine, source: str, stamp: PbxStamp | None = None
+) -> Loaded | None:
     """Load the source's last checkpoint into a fresh core.  Calls that
     the store reported after it was taken are left out.  A checkpoint that
     does not load is logged and skipped: the restart is then only a gap."""
@@ -113,7 +116,9 @@ async def restore_checkpoint(store: AsyncEngine, core: Engine, source: str) -> L
         state = await load_checkpoint(store, source)
         if state is None:
             return None
-        reported = await reported_calls(store, checkpoint.call_ids(state))
+        stamp = stamp or PbxStamp()
+        ids = {stamp.id(call_id): call_id for call_id in checkpoint.call_ids(state)}
+        reported = {ids[i] for i in await reported_calls(store, ids)}
         loaded = checkpoint.load(core, state, reported)
     except (CheckpointError, ValueError, zlib.error) as exc:
         log.warning("checkpoint of %s not loaded (%s): starting without it", source, exc)
@@ -142,7 +147,7 @@ _ONE_TICK = 1e-9
 class Checkpointer:
     """Saves the core's live state through the store writer."""
 
-    def __init__(self, core: Engine, writer: StoreWriter, source: str) -> None:
+    def __init__(self, core: Engine, writer: StoreWriter | WriterPort, source: str) -> None:
         self.core = core
         self.writer = writer
         self.source = source

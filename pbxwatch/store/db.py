@@ -143,8 +143,8 @@ def write_rows(conn: Connection, rows: Iterable[Row]) -> int:
     return n
 
 
-async def load_open_callbacks(engine: AsyncEngine) -> list[Callback]:
-    """Callbacks that may still change, oldest first: not yet called back or
+async def load_open_callbacks(engine: AsyncEngine, pbx: str = models.DEFAULT_PBX) -> list[Callback]:
+    """A PBX's callbacks that may still change, oldest first: not yet called back or
     not yet listened to.  Exempt and anonymous ones included: a message is
     still heard, and an exempt one may still be called back.  Purged ones
     (past retention, number erased) can no longer change, so the set stays
@@ -152,7 +152,11 @@ async def load_open_callbacks(engine: AsyncEngine) -> list[Callback]:
     t = models.Callback
     q = (
         select(t)
-        .where(or_(t.resolved_at.is_(None), t.listened_at.is_(None)), t.purged.is_(False))
+        .where(
+            or_(t.resolved_at.is_(None), t.listened_at.is_(None)),
+            t.purged.is_(False),
+            t.pbx == pbx,
+        )
         .order_by(t.left_at)
     )
     async with engine.connect() as conn:
@@ -160,11 +164,11 @@ async def load_open_callbacks(engine: AsyncEngine) -> list[Callback]:
         return [callback_of_row(row) for row in result]
 
 
-async def load_open_incidents(engine: AsyncEngine) -> list[Incident]:
-    """Lasting incidents still open (unstaffed group numbers, unforwarded
-    absences), oldest first."""
+async def load_open_incidents(engine: AsyncEngine, pbx: str = models.DEFAULT_PBX) -> list[Incident]:
+    """A PBX's lasting incidents still open (unstaffed group numbers,
+    unforwarded absences), oldest first."""
     t = models.Incident
-    q = select(t).where(t.state == "open").order_by(t.started_at)
+    q = select(t).where(t.state == "open", t.pbx == pbx).order_by(t.started_at)
     async with engine.connect() as conn:
         return [incident_of_row(row) for row in await conn.execute(q)]
 

@@ -24,7 +24,25 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
-class Call(Base):
+#: the PBX of every row an older pbxwatch stored (``settings.DEFAULT_PBX``)
+DEFAULT_PBX = "main"
+
+
+class OfPbx:
+    """A table of one PBX's facts: which PBX (migration 0012).  Its ids
+    are unique across PBXs by themselves (``pbxwatch.stamp``)."""
+
+    pbx: Mapped[str] = mapped_column(String(32), server_default=DEFAULT_PBX)
+
+
+#: the tables with a ``pbx`` column
+PBX_TABLES = (
+    "calls", "rings", "incidents", "callbacks", "diversion_intervals", "unstaffed_intervals",
+    "ami_gaps", "clock_steps", "alerts", "stream_positions", "checkpoints",
+)  # fmt: skip
+
+
+class Call(OfPbx, Base):
     __tablename__ = "calls"
     __table_args__ = (  # the console's call search: a unit's or a target's calls by time
         Index("ix_calls_unit_started_at", "unit", "started_at"),
@@ -64,7 +82,7 @@ class Call(Base):
     purged: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
-class Ring(Base):
+class Ring(OfPbx, Base):
     __tablename__ = "rings"
 
     call_id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -102,7 +120,7 @@ Index(
 )
 
 
-class Incident(Base):
+class Incident(OfPbx, Base):
     __tablename__ = "incidents"
     __table_args__ = (Index("ix_incidents_call_id", "call_id"),)  # a call's timeline
 
@@ -118,7 +136,7 @@ class Incident(Base):
     details: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
 
 
-class Callback(Base):
+class Callback(OfPbx, Base):
     __tablename__ = "callbacks"
 
     callback_id: Mapped[str] = mapped_column(String(160), primary_key=True)
@@ -146,7 +164,7 @@ class Callback(Base):
     purged: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
-class DiversionInterval(Base):
+class DiversionInterval(OfPbx, Base):
     __tablename__ = "diversion_intervals"
 
     interval_id: Mapped[str] = mapped_column(String(160), primary_key=True)
@@ -161,7 +179,7 @@ class DiversionInterval(Base):
     purged: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
-class UnstaffedInterval(Base):
+class UnstaffedInterval(OfPbx, Base):
     __tablename__ = "unstaffed_intervals"
 
     incident_id: Mapped[str] = mapped_column(String(160), primary_key=True)
@@ -171,7 +189,7 @@ class UnstaffedInterval(Base):
     end: Mapped[float | None] = mapped_column(Float)
 
 
-class AmiGap(Base):
+class AmiGap(OfPbx, Base):
     """A stretch of PBX time without events, and what the state read after
     it reconciled (JSON counts): the hours a report is unsure for."""
 
@@ -185,7 +203,7 @@ class AmiGap(Base):
     reconciled: Mapped[str | None] = mapped_column(Text)
 
 
-class ClockStep(Base):
+class ClockStep(OfPbx, Base):
     """A step of the PBX's clock that pbxwatch adopted (an NTP correction, a
     PBX restarted with a wrong clock): figures either side of it are each on
     one timebase, and this row says where the timebases meet."""
@@ -199,7 +217,7 @@ class ClockStep(Base):
     confirmed_by: Mapped[int] = mapped_column(Integer)
 
 
-class AlertRow(Base):
+class AlertRow(OfPbx, Base):
     """The transactional outbox: an alert is written in the same batch (one
     transaction) as the records that raised it, and ``sent_at`` is set only
     after the broker acknowledged it (PUBACK)."""
@@ -245,7 +263,7 @@ PERSONAL: dict[str, tuple[str, ...]] = {
 }
 
 
-class StreamPosition(Base):
+class StreamPosition(OfPbx, Base):
     """How far a source's stream has been committed: the restart point."""
 
     __tablename__ = "stream_positions"
@@ -255,7 +273,7 @@ class StreamPosition(Base):
     event_time: Mapped[float | None] = mapped_column(Float)
 
 
-class Checkpoint(Base):
+class Checkpoint(OfPbx, Base):
     """A source's live state (calls in progress, presence, queues), saved
     every few seconds and at shutdown: where a restart carries on from.
     Holds caller numbers of calls in progress; replaced, never kept."""

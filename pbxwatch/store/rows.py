@@ -49,11 +49,18 @@ def _pick(table: str, obj: Any, **more: Any) -> Row:
     return table, row
 
 
-def rows_of(rec: Record, pseudonym: Callable[[str], str] | None = None) -> list[Row]:
-    """Rows for one record, with citizens' numbers pseudonymised when a
+def rows_of(
+    rec: Record, pseudonym: Callable[[str], str] | None = None, pbx: str = models.DEFAULT_PBX
+) -> list[Row]:
+    """Rows for one record of the PBX ``pbx`` (its ids already that PBX's:
+    ``pbxwatch.stamp``), with citizens' numbers pseudonymised when a
     ``pseudonym`` is given.  Reminders (``CallbackEvent``) need none: the
     change of flags they cause comes as a ``CallbackChange`` too."""
     rows = _rows_of(rec)
+    for table, row in rows:  # every table rows_of makes is one PBX's
+        row["pbx"] = pbx
+        if table == "diversion_intervals" and pbx != models.DEFAULT_PBX:
+            row["interval_id"] = f"{pbx}:{row['interval_id']}"  # a property: not stamped
     if pseudonym is not None:
         for table, row in rows:
             for col in _citizen_numbers(table, row):

@@ -13,6 +13,7 @@ from pbxwatch.backoff import backoff_delay
 from pbxwatch.core.engine import Engine
 from pbxwatch.privacy import pseudonym_of
 from pbxwatch.settings import ConfigError, Settings
+from pbxwatch.stamp import PbxStamp
 from pbxwatch.store.db import (
     SchemaError,
     check_schema,
@@ -94,12 +95,14 @@ async def open_store_waiting(
 
 
 def writer_for(settings: Settings, engine: AsyncEngine, source: str) -> StoreWriter:
+    """The store writer (of all PBXs, in ``run``; by default of ``settings``'s)."""
     st = settings.storage
     st.data_dir.mkdir(parents=True, exist_ok=True)
     safe = "".join(ch if ch.isalnum() else "_" for ch in source)
     return StoreWriter(
         engine,
         source=source,
+        pbx=settings.pbx_id,
         max_batch=st.batch_size,
         max_delay=st.batch_delay_seconds,
         capacity=st.capacity_rows,
@@ -108,14 +111,16 @@ def writer_for(settings: Settings, engine: AsyncEngine, source: str) -> StoreWri
     )
 
 
-async def restore(engine: AsyncEngine, core: Engine) -> int:
-    """Put open callbacks and open lasting incidents back into the core so
-    deadlines, reminders, fulfilment and resolutions carry on where they
-    stopped (same ids, same starts); returns how many."""
-    callbacks = await load_open_callbacks(engine)
+async def restore(engine: AsyncEngine, core: Engine, stamp: PbxStamp | None = None) -> int:
+    """Put the PBX's open callbacks and open lasting incidents back into its
+    core so deadlines, reminders, fulfilment and resolutions carry on where
+    they stopped (same ids, same starts); returns how many."""
+    stamp = stamp or PbxStamp()
+    callbacks = [stamp.unstamp(cb) for cb in await load_open_callbacks(engine, stamp.pbx)]
     for cb in callbacks:
         core.callbacks.restore(cb)
-    incidents = [inc for inc in await load_open_incidents(engine) if core.restore_incident(inc)]
+    stored = await load_open_incidents(engine, stamp.pbx)
+    incidents = [inc for inc in map(stamp.unstamp, stored) if core.restore_incident(inc)]
     if callbacks or incidents:
         log.info(
             "restored %d open callbacks and %d open incidents from the store",

@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from pbxwatch.backoff import backoff_delay
 from pbxwatch.core.alerts import Alert
 from pbxwatch.core.engine import Record
+from pbxwatch.store import models
 from pbxwatch.store.db import write_rows
 from pbxwatch.store.rows import Row, rows_of
 
@@ -86,6 +87,10 @@ class RowQueue:
     def last_name(self) -> str | None:
         return self._names[-1] if self._names else None
 
+    def last_source(self) -> str | None:
+        """The ``source`` of the newest row (a stream position's)."""
+        return self._rows[-1].get("source") if self._rows else None
+
     def replace_last(self, row: Row) -> None:
         self._names[-1], self._rows[-1] = row
 
@@ -110,6 +115,7 @@ class StoreWriter:
         engine: AsyncEngine,
         *,
         source: str = "ami",
+        pbx: str = models.DEFAULT_PBX,
         max_batch: int = 1000,
         max_delay: float = 0.25,
         capacity: int = 200_000,
@@ -125,6 +131,7 @@ class StoreWriter:
         #: the mail outbox rows of an alert (``pbxwatch.mail.MailRows``), written with it
         self.mail_rows: Callable[[Alert], list[Row]] | None = None
         self.source = source
+        self.pbx = pbx
         self.max_batch = max_batch
         self.max_delay = max_delay
         self.capacity = capacity
@@ -139,7 +146,8 @@ class StoreWriter:
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._failures = 0  # consecutive, for the backoff
-        self._checkpoint: dict[str, Any] | None = None  # a checkpoint row not yet being written
+        #: per source, a checkpoint row not yet being written
+        self._checkpoints: dict[str, dict[str, Any]] = {}
         #: the last call row read back from the spill file (id, start): its rings follow it
         self._spilled_call: tuple[str, float] | None = None
 
@@ -149,8 +157,9 @@ class StoreWriter:
 
     # ------------------------------------------------------------ producer side
 
-    def submit(self, rec: Record) -> None:
-        rows = rows_of(rec, self.pseudonym)
+    def submit(self, rec: Record, pbx: str | None = None) -> None:
+        """A record of the PBX ``pbx`` (default: this writer's)."""
+        rows = rows_of(rec, self.pseudonym, pbx or self.pbx)
         if isinstance(rec, Alert):  # written either way: a live run's own alert goes out
             for _, values in rows:
                 values["withheld"] = self.withhold_alerts
@@ -160,14 +169,20 @@ class StoreWriter:
         if isinstance(rec, Alert):  # a unit chief is waiting: no batching delay
             self._wake.set()
 
-    def note_position(self, frames: int, event_time: float | None) -> None:
-        """Where the stream stands; committed with the rows before it."""
+    def note_position(
+        self, frames: int, event_time: float | None, source: str | None = None,
+        pbx: str | None = None,
+    ) -> None:  # fmt: skip
+        """Where the stream of ``source`` (default: this writer's) stands;
+        committed with the rows before it."""
+        source = source or self.source
         row: Row = (
             "stream_positions",
-            {"source": self.source, "frames": frames, "event_time": event_time},
-        )
+            {"source": source, "frames": frames, "event_time": event_time,
+             "pbx": pbx or self.pbx},
+        )  # fmt: skip
         tail = self._overflow if self._spilling else self._rows
-        if tail.last_name() == "stream_positions":
+        if tail.last_name() == "stream_positions" and tail.last_source() == source:
             tail.replace_last(row)  # only the newest position matters
         else:
             self._append(row)
@@ -184,13 +199,18 @@ class StoreWriter:
         not one per interval); it then commits at the older one's place,
         which only makes it newer than some records after it, and a restart
         drops from a checkpoint the calls the store has reported."""
-        pending = self._checkpoint
+        source = row[1]["source"]
+        row[1].setdefault("pbx", self.pbx)
+        pending = self._checkpoints.get(source)
         if pending is not None and not self._spilling:
             pending.clear()
             pending.update(row[1])
             return
         self._append(row)
-        self._checkpoint = None if self._spilling else row[1]
+        if self._spilling:
+            self._checkpoints.pop(source, None)
+        else:
+            self._checkpoints[source] = row[1]
 
     def _append(self, *rows: Row) -> None:
         if self._spilling or (len(self._rows) >= self.capacity and self.spill_path):
@@ -253,8 +273,10 @@ class StoreWriter:
             return
         n = self._rows.batch_end(self.max_batch)
         batch = self._rows.head(n)
-        if self._checkpoint is not None and any(r is self._checkpoint for _, r in batch):
-            self._checkpoint = None  # being written: the next one is a row of its own
+        if self._checkpoints:
+            written = {id(r) for name, r in batch if name == "checkpoints"}
+            for source in [s for s, r in self._checkpoints.items() if id(r) in written]:
+                del self._checkpoints[source]  # being written: the next one is a row of its own
         started = time.perf_counter()
         try:
             async with self.engine.begin() as conn:
@@ -330,7 +352,7 @@ class StoreWriter:
             os.fsync(out.fileno())
         kept = len(self._rows) + self._spill_pending
         tmp.replace(path)
-        self._checkpoint = None
+        self._checkpoints.clear()
         self._rows.clear()
         self._spilling, self._spill_offset, self._spill_pending = False, 0, 0
         return kept
@@ -365,6 +387,38 @@ class StoreWriter:
             row["call_started_at"] = (
                 call[1] if call and call[0] == row["call_id"] else row["started_at"]
             )
+
+
+class WriterPort:
+    """One PBX's side of the shared writer: its records, stream position
+    and checkpoint go in with its id and source."""
+
+    def __init__(self, writer: StoreWriter, pbx: str, source: str) -> None:
+        self.writer = writer
+        self.pbx = pbx
+        self.source = source
+
+    def submit(self, rec: Record) -> None:
+        self.writer.submit(rec, self.pbx)
+
+    def note_position(self, frames: int, event_time: float | None) -> None:
+        self.writer.note_position(frames, event_time, self.source, self.pbx)
+
+    def note_checkpoint(self, row: Row) -> None:
+        row[1]["pbx"] = self.pbx
+        self.writer.note_checkpoint(row)
+
+    @property
+    def spilling(self) -> bool:
+        return self.writer.spilling
+
+    @property
+    def backlog(self) -> int:
+        return self.writer.backlog
+
+    @property
+    def stats(self) -> WriterStats:
+        return self.writer.stats
 
 
 def _line(row: Row) -> bytes:

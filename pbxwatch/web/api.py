@@ -42,6 +42,7 @@ def _incident(row: Any, request: Request) -> dict[str, Any]:
     tz = console_of(request).tz
     return {
         "incident_id": row.incident_id,
+        "pbx": row.pbx,
         "kind": row.kind,
         "state": row.state,
         "started_at": iso(row.started_at, tz),

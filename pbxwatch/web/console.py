@@ -78,6 +78,7 @@ class Console:
         """One incident as the feed shows it (no personal data)."""
         return {
             "incident_id": r.incident_id,
+            "pbx": r.pbx,
             "kind": r.kind,
             "state": r.state,
             "started_at": iso(r.started_at, self.tz),
@@ -123,6 +124,7 @@ class Console:
         external = row.target_kind == "external"
         out = {
             "call_id": row.call_id,
+            "pbx": row.pbx,
             "started_at": iso(row.started_at, self.tz),
             "ended_at": iso(row.ended_at, self.tz),
             "duration_seconds": None

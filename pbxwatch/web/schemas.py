@@ -59,6 +59,8 @@ class Health(BaseModel):
 
 class Call(BaseModel):
     call_id: str
+    #: the PBX the call was on (``main`` when one PBX is configured)
+    pbx: str
     started_at: str | None
     ended_at: str | None
     duration_seconds: float | None
@@ -116,6 +118,8 @@ class Step(BaseModel):
 
 class Incident(BaseModel):
     incident_id: str
+    #: the PBX the incident was on
+    pbx: str
     kind: str
     state: str
     started_at: str | None

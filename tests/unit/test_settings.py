@@ -87,3 +87,78 @@ def test_secret_from_env_or_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 def test_environment_overrides_yaml(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PBXWATCH_AMI__HOST", "pbx.internal")
     assert load_settings(LAB_CONFIG).ami.host == "pbx.internal"
+
+
+def _many(cfg: dict) -> dict:  # type: ignore[type-arg]
+    """The lab config as three PBXs: socialtjanst's, bygglov's and the rest."""
+    ami, inbound = cfg.pop("ami"), cfg.pop("inbound")
+    cfg["pbxs"] = [
+        {"id": "main", "ami": ami, "inbound": inbound},
+        {"id": "north", "ami": {**ami, "port": 5039}, "inbound": inbound,
+         "units": ["bygglov"], "timezone": "Europe/Helsinki"},
+        {"id": "south", "ami": {**ami, "port": 5040}, "inbound": inbound,
+         "extensions": ["1001"]},
+    ]  # fmt: skip
+    return cfg
+
+
+def test_a_single_ami_is_the_pbx_main() -> None:
+    s = load_settings(LAB_CONFIG)
+    assert s.pbx_ids() == ["main"]
+    (view,) = s.pbx_views()
+    assert view is s
+    assert view.pbx_id == "main"
+    assert s.source_name() == "ami:127.0.0.1:5038"  # as stored before pbxs existed
+
+
+def test_pbxs_are_views_with_their_part_of_the_directory(tmp_path: Path) -> None:
+    s = load_settings(_write(tmp_path, _many(_lab())))
+    assert s.pbx_ids() == ["main", "north", "south"]
+    main_, north, south = s.pbx_views()
+    assert [v.pbx_id for v in (main_, north, south)] == ["main", "north", "south"]
+    assert main_.source_name() == "ami:127.0.0.1:5038"
+    assert north.source_name() == "pbx:north"
+    assert north.ami.port == 5039
+    assert main_.directory.people == s.directory.people  # no units, no extensions: all of it
+    assert {p.unit for p in north.directory.people.values()} == {"bygglov"}
+    assert set(north.directory.queues) == {
+        n for n, q in s.directory.queues.items() if q.unit == "bygglov"
+    }
+    assert set(south.directory.people) == {"1001"}
+    assert not south.directory.queues
+    assert north.timezone == "Europe/Helsinki"
+    assert south.timezone == s.timezone
+    assert north.directory.units == s.directory.units  # a unit may span PBXs
+    north.directory_model()  # the core's directory builds from a view
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        (lambda c: c["pbxs"][1].update(id="main"), "pbxs.1.id"),
+        (lambda c: c["pbxs"][1].update(id="Norr"), "pbxs.1.id"),
+        (lambda c: c["pbxs"][2]["ami"].update(port=5039), "pbxs.2.ami"),
+        (lambda c: c["pbxs"][1].update(units=["nope"]), "pbxs.1.units"),
+        (lambda c: c["pbxs"][2].update(extensions=["9999"]), "pbxs.2.extensions"),
+        (lambda c: c["pbxs"][1].update(timezone="Mars/Olympus"), "pbxs.1.timezone"),
+        (lambda c: c["pbxs"][1].update(inbound={}), "pbxs.1.inbound"),
+        (lambda c: c["pbxs"][0].update(trunks=[]), "pbxs.0.trunks"),
+        (lambda c: c.update(ami={"port": 5038}), "ami"),
+    ],
+)
+def test_a_bad_pbx_is_refused_naming_the_key(  # type: ignore[no-untyped-def]
+    tmp_path: Path, change, key: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = _many(_lab())
+    change(cfg)
+    if key == "pbxs.1.inbound":  # DIDs are inbound too: take bygglov's away
+        for q in cfg["directory"]["queues"].values():
+            q["dids"] = []
+        for p in cfg["directory"]["people"].values():
+            p["dids"] = []
+    path = _write(tmp_path, cfg)
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    assert key in str(err.value)
+    assert main(["check-config", str(path)]) == 2
+    assert key in capsys.readouterr().err
