@@ -14,6 +14,8 @@ import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from pbxwatch.core.engine import IGNORED_EVENTS
+
 _TS = re.compile(rb"^(Timestamp|EventTV): ([0-9.]+)\r$", re.M)
 _LOCAL = re.compile(
     rb"^(StartTime|AnswerTime|EndTime|EventTime): (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\r$", re.M
@@ -46,11 +48,21 @@ def join(parts: Iterable[bytes]) -> bytes:
     return out
 
 
+def _event_of(data: bytes, at: int) -> str:
+    """The event name of the frame around ``at`` (its ``Event:`` line comes
+    first).  Only the events the core applies are corrupted: the others
+    (VarSet, RTCPSent, ...) are counted by name, their time never read."""
+    start = data.rfind(b"\r\n\r\n", 0, at) + 4
+    line = data[start : data.find(b"\r\n", start)]
+    return line.partition(b": ")[2].decode() if line.startswith(b"Event: ") else ""
+
+
 def corrupt(data: bytes, values: Sequence[str], every: int = 7) -> bytes:
     """Replace the ``Timestamp`` of every ``every``-th stamped event from the
     middle of the stream on with the next of ``values``; a value starting
     with ``+`` is added to the true time."""
-    stamps = list(re.finditer(rb"^Timestamp: ([0-9.]+)\r$", data, re.M))
+    stamps = [m for m in re.finditer(rb"^Timestamp: ([0-9.]+)\r$", data, re.M)
+              if _event_of(data, m.start()) not in IGNORED_EVENTS]  # fmt: skip
     start = len(stamps) // 3
     chosen = stamps[start : start + every * len(values) : every][: len(values)]
     out, last = b"", 0

@@ -38,9 +38,9 @@ def parse_frame(raw: bytes) -> dict[str, str]:
     return fields
 
 
-#: events the core only counts (PJSIP's RTCP reports, several per answered
-#: call, and ChallengeSent): their frames are not parsed, each becomes a
-#: frame of just its name
+#: events the core only counts (``IGNORED_EVENTS``: VarSet, PJSIP's RTCP
+#: reports, the security events): their frames are not parsed, each becomes
+#: a frame of just its name
 _SKIPPED = {f"Event: {name}\r\n".encode(): name for name in sorted(IGNORED_EVENTS)}
 _SKIPPED_PREFIXES = tuple(_SKIPPED)
 

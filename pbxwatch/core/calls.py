@@ -40,7 +40,7 @@ _UNAVAILABLE = frozenset({"CHANUNAVAIL", "CONGESTION", "INVALIDARGS", "DONTCALL"
 
 #: Events that may introduce a channel we have not seen created.
 _NO_CREATE = frozenset(
-    {"Hangup", "HangupRequest", "SoftHangupRequest", "Cdr", "MessageWaiting", "VarSet"}
+    {"Hangup", "HangupRequest", "SoftHangupRequest", "Cdr", "MessageWaiting"}
 )
 
 

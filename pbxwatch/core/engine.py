@@ -54,16 +54,22 @@ KNOWN_EVENTS = frozenset(
         "QueueMemberRemoved", "QueueMemberRinginuse", "QueueMemberStatus", "QueueParams",
         "QueueStatusComplete", "QueueSummary", "QueueSummaryComplete", "Registry",
         "Reload", "Shutdown", "SoftHangupRequest", "Status", "StatusComplete",
-        "SuccessfulAuth", "Unhold", "UserEvent", "VarSet", "VoicemailUserEntry",
+        "Unhold", "UserEvent", "VoicemailUserEntry",
         "VoicemailUserEntryComplete", "ContactStatus",
     }
 )  # fmt: skip
 
 #: Known events that say nothing pbxwatch follows: counted by name, not
-#: applied.  PJSIP sends RTCPSent/RTCPReceived every few seconds of every
-#: answered call, and ChallengeSent (security class) at each authenticated
-#: request; a deployment may also drop them at the source (README).
-IGNORED_EVENTS = frozenset({"RTCPSent", "RTCPReceived", "ChallengeSent"})
+#: applied (and their frames not parsed, :mod:`pbxwatch.ami.codec`).  PJSIP
+#: sends RTCPSent/RTCPReceived every few seconds of every answered call,
+#: ChallengeSent and SuccessfulAuth (security class) at each authenticated
+#: request; VarSet (a third of an IAX2 stream's frames, more on PJSIP: its
+#: RTPAUDIOQOS* and BRIDGEPVTCALLID) carries channel variables the core reads
+#: from the events that matter instead (DialEnd's status, Hangup's cause).
+#: A deployment may also drop them at the source (README).
+IGNORED_EVENTS = frozenset(
+    {"RTCPSent", "RTCPReceived", "ChallengeSent", "SuccessfulAuth", "VarSet"}
+)
 #: events held from a login until its state read (:meth:`Engine.awaiting_state`)
 #: at most: a PBX that never answers must not make pbxwatch hold a day's events
 HOLD_LIMIT = 20_000
