@@ -39,9 +39,7 @@ _ANSWERED_ELSEWHERE = 26
 _UNAVAILABLE = frozenset({"CHANUNAVAIL", "CONGESTION", "INVALIDARGS", "DONTCALL", "TORTURE"})
 
 #: Events that may introduce a channel we have not seen created.
-_NO_CREATE = frozenset(
-    {"Hangup", "HangupRequest", "SoftHangupRequest", "Cdr", "MessageWaiting"}
-)
+_NO_CREATE = frozenset({"Hangup", "HangupRequest", "SoftHangupRequest", "Cdr", "MessageWaiting"})
 
 
 @dataclass(frozen=True, slots=True)
