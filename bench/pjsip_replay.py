@@ -43,7 +43,8 @@ def _round(settings: Settings, streams: list[Any], repeat: int) -> tuple[float, 
     for _ in range(repeat):
         for stream in streams:
             pipeline = Pipeline(build_engine(settings))
-            frames = iter_recording(stream) if isinstance(stream, bytes) else stream
+            frames = (iter_recording(stream, skip_counted=True) if isinstance(stream, bytes)
+                      else stream)  # fmt: skip
             for fields in frames:
                 pipeline.feed_fields(fields)
             pipeline.finish()

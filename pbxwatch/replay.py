@@ -14,7 +14,7 @@ def replay_file(path: str | Path, pipeline: Pipeline) -> int:
     """Feed every frame of ``path``; return the number of frames read."""
     data = Path(path).read_bytes()
     n = 0
-    for fields in iter_recording(data):
+    for fields in iter_recording(data, skip_counted=True):
         n += 1
         pipeline.feed_fields(fields)
     pipeline.finish()
@@ -37,7 +37,7 @@ async def replay_into_store(
     instead of being finished."""
     data = Path(path).read_bytes()
     n = 0
-    for fields in iter_recording(data):
+    for fields in iter_recording(data, skip_counted=True):
         n += 1
         if n <= skip_frames:
             continue

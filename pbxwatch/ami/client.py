@@ -75,7 +75,7 @@ class _Protocol(AMIProtocol):  # type: ignore[misc]
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        self.decoder = FrameDecoder()
+        self.decoder = FrameDecoder(skip_counted=True)  # into the pipeline
         self.received_at = time.time()
         self._ready: list[dict[str, str]] = []  # decoded, not handed over yet
         self._turn: asyncio.Handle | None = None

@@ -61,9 +61,12 @@ class FrameDecoder:
     line at all (garbage between frames) is counted in ``empty_frames`` and
     dropped."""
 
-    def __init__(self, max_frame: int = MAX_FRAME_BYTES) -> None:
+    def __init__(self, max_frame: int = MAX_FRAME_BYTES, *, skip_counted: bool = False) -> None:
         self._buf = bytearray()
         self._max = max_frame
+        #: frames of the events the core only counts become just their name
+        #: (for the pipeline; a reader of whole frames leaves it off)
+        self._skip_counted = skip_counted
         self._discarding = False  # inside an oversized frame: drop up to its end
         self._scanned = 0  # a long frame arriving in pieces is searched once
         self.banner: str | None = None
@@ -113,7 +116,7 @@ class FrameDecoder:
             if end - raw_start > self._max:
                 self.oversized_frames += 1
                 continue
-            skipped = _skipped(buf, raw_start)
+            skipped = _skipped(buf, raw_start) if self._skip_counted else None
             if skipped is not None:
                 frames.append({"Event": skipped})
                 continue
@@ -154,9 +157,11 @@ def encode_frame(fields: Mapping[str, str]) -> bytes:
     return (lines + "\r\n").encode("utf-8")
 
 
-def iter_recording(data: bytes) -> Iterator[dict[str, str]]:
-    """All frames of a recorded ``.ami`` stream (banner skipped)."""
-    decoder = FrameDecoder(max_frame=max(MAX_FRAME_BYTES, len(data) + 1))
+def iter_recording(data: bytes, *, skip_counted: bool = False) -> Iterator[dict[str, str]]:
+    """All frames of a recorded ``.ami`` stream (banner skipped); with
+    ``skip_counted``, as the pipeline takes them (see :class:`FrameDecoder`)."""
+    decoder = FrameDecoder(max_frame=max(MAX_FRAME_BYTES, len(data) + 1),
+                           skip_counted=skip_counted)  # fmt: skip
     yield from decoder.feed(data)
     tail = bytes(decoder._buf).strip(b"\r\n")
     if tail:

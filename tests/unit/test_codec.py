@@ -147,3 +147,23 @@ def test_blank_frames_between_frames_are_not_counted() -> None:
     dec.banner = ""
     assert list(dec.feed(b"\r\n\r\n\r\n\r\nEvent: A\r\n\r\n\r\n\r\n")) == [{"Event": "A"}]
     assert dec.empty_frames == 0
+
+
+def test_frames_the_core_only_counts_are_not_parsed_for_the_pipeline() -> None:
+    """With ``skip_counted`` (the client, replay) a VarSet or RTCP frame is
+    just its name; without it (a reader of whole frames) every header."""
+    stream = (b"Event: VarSet\r\nChannel: PJSIP/1001-1\r\nVariable: RTPAUDIOQOS\r\n\r\n"
+              b"Event: Newchannel\r\nUniqueid: 1.1\r\n\r\n"
+              b"Event: RTCPSent\r\nTo: 127.0.0.1:4000\r\n\r\n"
+              b"Event: VarSetX\r\nA: 1\r\n\r\n")  # fmt: skip
+    whole = FrameDecoder()
+    whole.banner = ""
+    assert next(f.get("Variable") for f in whole.feed(stream)) == "RTPAUDIOQOS"
+    counted = FrameDecoder(skip_counted=True)
+    counted.banner = ""
+    assert list(counted.feed(stream)) == [
+        {"Event": "VarSet"},
+        {"Event": "Newchannel", "Uniqueid": "1.1"},
+        {"Event": "RTCPSent"},
+        {"Event": "VarSetX", "A": "1"},  # a name that only begins the same: parsed
+    ]
