@@ -377,6 +377,8 @@ async def run_live(
     relay_task: asyncio.Task[None] | None = None
     mail: MailSender | None = None
 
+    failed_observers: set[Observer] = set()
+
     async def ticker() -> None:
         while True:
             host = time.time()
@@ -394,7 +396,12 @@ async def run_live(
             if metrics is not None:
                 metrics.refresh(pipeline.engine, now, health)
             for observer in observers:
-                observer(pipeline, now)
+                try:
+                    observer(pipeline, now)
+                except Exception:  # a summary that cannot write must not stop the clock
+                    if observer not in failed_observers:
+                        failed_observers.add(observer)
+                        log.exception("observer %r failed; the run goes on", observer)
             await asyncio.sleep(1.0)
 
     tasks = [

@@ -37,6 +37,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    _never_fail_on_encoding()
     args = build().parse_args(argv)
     setup_logging(getattr(args, "verbose", False))
     try:
@@ -47,3 +48,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     except KeyboardInterrupt:
         return 130
+
+
+def _never_fail_on_encoding() -> None:
+    """A terminal or pipe whose encoding lacks "—" or "ä" (an ASCII locale)
+    gets them escaped: the demo's summary raised UnicodeEncodeError on its
+    first line and said nothing at all."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")

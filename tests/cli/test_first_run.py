@@ -149,3 +149,23 @@ def test_demo_with_its_default_ports_taken_runs_and_says_so(
     finished = [int(m.group(1)) for x in lines if (m := re.search(r"samtal klara +(\d+)", x))]
     assert len(lines) >= 3, proc.stdout  # a line each time the figures changed
     assert max(finished) > 0, proc.stdout
+
+
+def test_demo_speaks_into_an_ascii_pipe(fresh_venv: Path, tmp_path: Path) -> None:
+    """An output whose encoding lacks "—" and "ä" (an ASCII locale, a
+    harness that sets PYTHONIOENCODING): the summary is written escaped,
+    line by line; it raised UnicodeEncodeError on its first line, which
+    stopped the run's clock and left stdout silent."""
+    env = {"PATH": f"{fresh_venv / 'bin'}:/usr/bin:/bin", "PYTHONIOENCODING": "ascii",
+           "LC_ALL": "C", "HOME": str(tmp_path)}  # fmt: skip
+    proc = subprocess.run(
+        [str(fresh_venv / "bin" / "pbxwatch"), "demo", "--duration", "8",
+         "--metrics-listen", f"127.0.0.1:{free_port()}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    lines = [x for x in proc.stdout.splitlines() if x.startswith("pbxwatch demo")]
+    assert len(lines) >= 2, proc.stdout
+    assert r"v\xe4xeltid" in lines[0]  # escaped, not lost
+    assert re.search(REPORT_LINE, proc.stdout, re.M), proc.stdout
