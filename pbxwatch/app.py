@@ -1,9 +1,12 @@
-"""``pbxwatch run``: the live pipeline around one AMI source.
+"""``pbxwatch run``: the live pipelines of the configured PBXs (one
+:class:`~pbxwatch.follower.Follower` each) and the services they share:
+one store writer, metrics endpoint, MQTT relay, mail sender and console.
 
 The AMI read path only parses and hands frames to the pure engine, which is
 fast (microseconds per event) and synchronous, so event order is the
-arrival order.  A clock task ticks the engine once a second with an estimate
-of PBX time, so calls finish and deadlines fire even when the PBX is quiet.
+arrival order.  A clock task ticks every engine once a second with an
+estimate of PBX time, so calls finish and deadlines fire even when the PBX
+is quiet.
 """
 
 from __future__ import annotations
@@ -21,29 +24,26 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from pbxwatch import astdb, heap
-from pbxwatch.ami.client import AmiAuthError, AmiSource
+from pbxwatch import heap
+from pbxwatch.ami.client import AmiSource
 from pbxwatch.core.alerts import Alert
 from pbxwatch.core.callbacks import CallbackChange, CallbackEvent
 from pbxwatch.core.clock import ClockStep
-from pbxwatch.core.directory import mailbox_key
 from pbxwatch.core.diversion import DiversionInterval
 from pbxwatch.core.engine import Record
-from pbxwatch.core.gaps import AmiGap, PbxSnapshot
+from pbxwatch.core.gaps import AmiGap
 from pbxwatch.core.incidents import Incident
 from pbxwatch.core.numbers import mask
+from pbxwatch.follower import Follower
 from pbxwatch.metrics import Health, Metrics, serve
 from pbxwatch.mqtt import AlertRelay, engine_view
-from pbxwatch.pipeline import JsonLinesSink, Pipeline, build_engine
+from pbxwatch.pipeline import JsonLinesSink, Pipeline
 from pbxwatch.privacy import MaskNumbers
-from pbxwatch.resync import recheck_mailboxes_forever, resync_forever
 from pbxwatch.settings import ConfigError, Settings
-from pbxwatch.stamp import PbxStamp
-from pbxwatch.store.checkpoints import Checkpointer, restore_checkpoint
-from pbxwatch.store.db import last_event_time
+from pbxwatch.store.checkpoints import Checkpointer
 from pbxwatch.store.retention import purge
-from pbxwatch.store.session import open_store_waiting, restore, writer_for
-from pbxwatch.store.writer import StoreWriter, WriterPort
+from pbxwatch.store.session import open_store_waiting, writer_for
+from pbxwatch.store.writer import StoreWriter
 
 if TYPE_CHECKING:
     from pbxwatch.mail import MailSender
@@ -103,23 +103,6 @@ class LogSink:
         )
 
 
-class FirstSeen:
-    """Logs each kind of a counter once, when it first goes above zero, so
-    a stream full of one odd thing is one line in the log, not millions; the
-    metric keeps the count."""
-
-    def __init__(self, what: str) -> None:
-        self.what = what
-        self.seen: set[str] = set()
-
-    def check(self, counts: Mapping[str, int]) -> None:
-        for kind, n in counts.items():
-            if n and kind not in self.seen:
-                self.seen.add(kind)
-                log.warning("%s: %s (%d so far; logged once, counted in pbxwatch_bad_input)",
-                            self.what, kind, n)  # fmt: skip
-
-
 async def purge_forever(store: AsyncEngine, settings: Settings) -> None:
     """Erase personal data past retention at start and then every
     ``storage.purge_every_hours`` (wall clock: retention is a legal period,
@@ -135,152 +118,6 @@ async def purge_forever(store: AsyncEngine, settings: Settings) -> None:
 
 #: called once a second with the pipeline and the PBX time (the demo's summary)
 Observer = Callable[[Pipeline, float], None]
-
-
-class Follower:
-    """One PBX: its AMI session and core, and what runs around them on the
-    loop (the clock ticker, the state read after every login, the mailbox
-    recheck, the AstDB poll and the checkpointer).  Its records go to the
-    shared sinks stamped with its id; ``first`` is the PBX the metrics, the
-    MQTT availability and the console show."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        first: bool,
-        health: Health,
-        pbx_speed: float,
-        loop: asyncio.AbstractEventLoop,
-        where: str = "ami",
-    ) -> None:
-        self.settings = settings
-        self.where = where  # its AMI settings in the configuration, for errors
-        self.pbx_id = settings.pbx_id
-        self.first = first
-        self.health = health
-        self.pbx_speed = pbx_speed
-        self.secret = settings.ami.secret()
-        self.source_name = settings.source_name()
-        self.stamp = PbxStamp(self.pbx_id)
-        engine = build_engine(settings, pbx_speed=pbx_speed)
-        self.pipeline = Pipeline(engine, schedule=loop.call_soon, stamp=self.stamp)
-        self.clock = engine.clock
-        self.frame_probe: Callable[[Mapping[str, str]], None] | None = None
-        self.relay: AlertRelay | None = None  # set for the first PBX only
-        self.connected = asyncio.Event()
-        self.resync = asyncio.Event()
-        self.bad_input = FirstSeen(f"bad AMI input ({self.pbx_id})")
-        self.source = AmiSource(settings.ami, self.secret, self.on_frame, on_state=self.on_state,
-                                busy=lambda: self.pipeline.behind)  # fmt: skip
-        self.port: WriterPort | None = None
-        self.saver: Checkpointer | None = None
-
-    async def recover(self, store: AsyncEngine, writer: StoreWriter) -> None:
-        """Where the last run of this PBX stopped: its checkpoint, its open
-        callbacks and incidents, and the gap since its last event."""
-        pipeline, name = self.pipeline, self.source_name
-        self.port = WriterPort(writer, self.pbx_id, name)
-        self.saver = Checkpointer(pipeline.engine, self.port, name)
-        loaded = await restore_checkpoint(store, pipeline.engine, name, self.stamp)
-        await restore(store, pipeline.engine, self.stamp)  # restored state comes and goes
-        # blind since the last event the last run saw: its position (noted each
-        # second) or its checkpoint, whichever is later
-        seen = [await last_event_time(store, name), loaded.last_event_time if loaded else None]
-        blind_since = max((t for t in seen if t is not None), default=None)
-        if blind_since is not None:  # a restart is a gap: from the last event the last run had
-            pipeline.connection_lost(blind_since, "pbxwatch was not running (restart)")
-        pipeline.awaiting_state()  # the first login's state read builds the calls in flight
-
-    def on_frame(self, fields: Mapping[str, str]) -> None:
-        received = self.source.received_at
-        self.pipeline.feed_fields(fields, received)
-        if self.frame_probe is not None:
-            self.frame_probe(fields)
-        if "Timestamp" in fields:
-            health = self.health
-            now = self.pipeline.engine.now
-            health.last_event_time = now
-            host = time.time()
-            # a faster-than-real-time PBX has no host time to compare with:
-            # then the lag is only pbxwatch's own delay since the frame came
-            health.event_lag_seconds = host - now if self.pbx_speed == 1.0 else host - received
-
-    def on_state(self, up: bool) -> None:
-        source = self.source
-        self.health.ami_up = up
-        if up:
-            self.connected.set()
-            self.resync.set()
-        elif not source.stopping:
-            # nothing seen since the last event
-            self.pipeline.connection_lost(None, source.loss_reason)
-            self.pipeline.awaiting_state()  # set before the next login's first event can come
-            if self.relay is not None:
-                self.relay.pbx_offline(source.loss_reason)
-
-    def on_snapshot(self, snap: PbxSnapshot) -> None:
-        host = time.time()
-        self.clock.observe(snap.pbx_time, host)  # the PBX's own clock, as its Ping answer said
-        self.pipeline.reconcile(snap, self.clock.estimate(host), self.source_name)
-        if self.relay is not None:  # the queues are known now: MQTT may say the PBX is online
-            self.relay.pbx_online()
-
-    def tasks(self) -> list[asyncio.Task[None]]:
-        """Its ticker, state reads, checkpointer and pollers, started."""
-        assert self.saver is not None
-        settings, pipeline, source = self.settings, self.pipeline, self.source
-        known = pipeline.engine.directory.people.values()
-        mailboxes = sorted({mailbox_key(p.mailbox) for p in known if p.mailbox})
-        recheck = recheck_mailboxes_forever(source, pipeline.engine.mailboxes_to_check,
-                                            pipeline.mailbox_read)  # fmt: skip
-        resync = resync_forever(source, pipeline.feed_fields, mailboxes, self.on_snapshot,
-                                self.resync, self.pbx_speed or 1.0)  # fmt: skip
-        tasks = [
-            asyncio.create_task(recheck),
-            asyncio.create_task(self.saver.every(settings.storage.checkpoint_seconds)),
-            asyncio.create_task(resync),
-        ]
-        div = settings.diversion
-        families = [f for f in (div.astdb_forward_family, div.astdb_dnd_family) if f]
-        if families:
-            every = div.astdb_poll_minutes * 60.0
-            people = sorted(settings.directory.people)
-            poll = astdb.poll_forever(source, families, people, pipeline.feed_fields, every,
-                                      self.connected)  # fmt: skip
-            tasks.append(asyncio.create_task(poll))
-        return tasks
-
-    def tick(self, host: float) -> float:
-        """Once a second: the core's clock, the stream position; its PBX time."""
-        assert self.port is not None
-        pipeline = self.pipeline
-        pipeline.tick_live(host)
-        if pipeline.engine.last_event_time is not None:  # where a restart is blind from
-            self.port.note_position(self.source.frames, pipeline.engine.last_event_time)
-        self.bad_input.check({**pipeline.engine.bad_input, **self.source.frame_faults})
-        return self.clock.estimate(host) or host
-
-    async def run(self) -> None:
-        try:
-            await self.source.run()
-        except AmiAuthError as exc:
-            raise ConfigError(f"{self.where}: {exc} (check ami.username and the secret)") from exc
-
-    def stop_source(self) -> None:
-        self.source.stop()
-
-    def finish(self) -> None:
-        """After its session ended: what the core can still finish, to the
-        sinks, and its state checkpointed for the next start."""
-        assert self.port is not None
-        assert self.saver is not None
-        pipeline = self.pipeline
-        pipeline.stop()  # held events judged, ended calls reported
-        if pipeline.engine.last_event_time is not None:
-            self.port.note_position(self.source.frames, pipeline.engine.last_event_time)
-        pipeline.catch_up_all()  # records still on their way to the sinks
-        self.saver.save_now()  # the calls still up, for the next start
 
 
 async def run_live(
@@ -311,7 +148,6 @@ async def run_live(
     followers = [
         Follower(
             view,
-            first=i == 0,
             health=health if i == 0 else Health(),
             pbx_speed=pbx_speed,
             loop=loop,

@@ -163,7 +163,7 @@ def test_unknown_and_garbage_events_are_counted_not_fatal(lab_settings: Settings
 def test_bad_input_is_counted_by_kind_and_logged_once(
     lab_settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from pbxwatch.app import FirstSeen
+    from pbxwatch.follower import FirstSeen
 
     engine = _engine(lab_settings)
     first_seen = FirstSeen("bad AMI input")
