@@ -15,7 +15,6 @@ from pbxwatch.core.calendar import WorkCalendar
 from pbxwatch.core.callbacks import CallbackChange, CallbackMemory
 from pbxwatch.core.calls import CallRules
 from pbxwatch.core.clock import ClockRules
-from pbxwatch.core.diversion import DiversionInterval
 from pbxwatch.core.engine import IGNORED_EVENTS, Engine, Record
 from pbxwatch.core.events import AmiEvent
 from pbxwatch.core.gaps import PbxSnapshot, VoicemailMessage
@@ -201,8 +200,7 @@ class JsonLinesSink:
     def __call__(self, rec: Record) -> None:
         if isinstance(rec, CallbackChange | Alert):
             return  # callbacks' final state comes with the snapshot; alerts go to MQTT
-        obj = rec.to_json(self._tz)
-        self.write(self.stamp.json(obj) if isinstance(rec, DiversionInterval) else obj)
+        self.write(rec.to_json(self._tz))
 
     def write(self, obj: Mapping[str, object]) -> None:
         """A record's JSON (its ids already its PBX's), with its ``pbx``."""

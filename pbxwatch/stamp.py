@@ -18,16 +18,17 @@ from typing import Any, TypeVar
 from pbxwatch.core.alerts import Alert
 from pbxwatch.core.callbacks import Callback, CallbackChange, CallbackEvent
 from pbxwatch.core.clock import ClockStep
+from pbxwatch.core.diversion import DiversionInterval
 from pbxwatch.core.engine import Record
 from pbxwatch.core.incidents import Incident
 from pbxwatch.core.records import CallRecord
 from pbxwatch.settings import DEFAULT_PBX
 
-#: the id fields of each kind of record, prefixed for a PBX other than main.
-#: A diversion interval's id is a property (of its extension, source and
-#: start): ``rows_of`` prefixes it; an AMI gap's names its source already.
+#: the id fields of each kind of record, prefixed for a PBX other than main
+#: (an AMI gap's id names its source already)
 ID_FIELDS: dict[type, tuple[str, ...]] = {
     CallRecord: ("call_id",),
+    DiversionInterval: ("interval_id",),
     Incident: ("incident_id", "call_id"),
     Callback: ("callback_id", "call_id", "resolved_by_call"),
     ClockStep: ("step_id",),

@@ -62,10 +62,14 @@ class DiversionInterval:
     message: str
     start: float
     end: float | None = None
+    #: of its extension, source and start unless given (a store's ids are
+    #: one PBX's: ``pbxwatch.stamp`` prefixes it like any record's id)
+    interval_id: str = ""
 
-    @property
-    def interval_id(self) -> str:
-        return f"diversion:{self.extension}:{self.source}:{self.start:.3f}"
+    def __post_init__(self) -> None:
+        if not self.interval_id:
+            made = f"diversion:{self.extension}:{self.source}:{self.start:.3f}"
+            object.__setattr__(self, "interval_id", made)
 
     def to_json(self, tz: ZoneInfo) -> dict[str, Any]:
         def iso(t: float | None) -> str | None:

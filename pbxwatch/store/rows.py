@@ -57,10 +57,8 @@ def rows_of(
     ``pseudonym`` is given.  Reminders (``CallbackEvent``) need none: the
     change of flags they cause comes as a ``CallbackChange`` too."""
     rows = _rows_of(rec)
-    for table, row in rows:  # every table rows_of makes is one PBX's
+    for _, row in rows:  # every table rows_of makes is one PBX's
         row["pbx"] = pbx
-        if table == "diversion_intervals" and pbx != models.DEFAULT_PBX:
-            row["interval_id"] = f"{pbx}:{row['interval_id']}"  # a property: not stamped
     if pseudonym is not None:
         for table, row in rows:
             for col in _citizen_numbers(table, row):

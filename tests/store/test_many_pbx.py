@@ -126,7 +126,7 @@ def test_replay_json_says_the_pbx(tmp_path: Path, capsys: Any) -> None:
     assert len(lines["main"]) == len(lines["north"])
     for a, b in zip(lines["main"], lines["north"], strict=True):
         assert (a["pbx"], b["pbx"]) == ("main", "north")
-        for key in ("call_id", "callback_id", "incident_id"):
+        for key in ("call_id", "callback_id", "incident_id", "interval_id"):
             if a.get(key):
                 assert b[key] == f"north:{a[key]}"
     assert any(x["type"] == "call" for x in lines["north"])
@@ -142,3 +142,25 @@ def test_every_stamped_id_is_a_field_of_its_record() -> None:
 
     for kind, names in ID_FIELDS.items():
         assert set(names) <= {f.name for f in dataclasses.fields(kind)}, kind
+
+
+def test_a_diversion_interval_of_another_pbx_has_that_pbx_s_id() -> None:
+    """The interval's id is a field like any record's: the stamp prefixes
+    it, and its row and JSON carry the prefixed one (no special case)."""
+    from zoneinfo import ZoneInfo
+
+    from pbxwatch.core.diversion import DiversionInterval
+    from pbxwatch.stamp import PbxStamp
+    from pbxwatch.store.rows import rows_of
+
+    core = DiversionInterval("1001", "socialtjanst", "presence", "away", "", "Lunch",
+                             1_795_500_000.0, 1_795_503_600.0)  # fmt: skip
+    assert core.interval_id == "diversion:1001:presence:1795500000.000"
+    stamped = PbxStamp("north").record(core)
+    assert isinstance(stamped, DiversionInterval)
+    assert stamped.interval_id == f"north:{core.interval_id}"
+    [(table, row)] = rows_of(stamped, None, "north")
+    assert (table, row["interval_id"], row["pbx"]) == ("diversion_intervals",
+                                                       stamped.interval_id, "north")  # fmt: skip
+    assert stamped.to_json(ZoneInfo("Europe/Stockholm"))["interval_id"] == stamped.interval_id
+    assert PbxStamp().record(core) is core  # main's: unchanged, no copy
