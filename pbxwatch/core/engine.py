@@ -235,10 +235,13 @@ class Engine:
         assert self._held is not None
         self._held.append((ev, at, ok))
         self.stats["held_until_state_read"] += 1
-        if len(self._held) >= HOLD_LIMIT:  # no state read coming: as before, guessing
-            self.stats["state_read_too_late"] += 1
-            return self._release(drop_unseen=False)[0]
-        return []
+        return self._stop_holding() if len(self._held) >= HOLD_LIMIT else []
+
+    def _stop_holding(self) -> list[Record]:
+        """No state read is coming (too many events held, or too long): the
+        held events are applied as if none had been awaited."""
+        self.stats["state_read_too_late"] += 1
+        return self._release(drop_unseen=False)[0]
 
     def _release(self, *, drop_unseen: bool) -> tuple[list[Record], int]:
         """Apply the held events.  With ``drop_unseen`` (after a channel
@@ -265,8 +268,7 @@ class Engine:
         self.now = max(self.now, now)
         out: list[Record] = []
         if self._held and self.now - self._held[0][1] > HOLD_SECONDS:
-            self.stats["state_read_too_late"] += 1  # no state read coming: as before, guessing
-            out.extend(self._release(drop_unseen=False)[0])
+            out.extend(self._stop_holding())
         out.extend(self._finished(self.calls.sweep(self.now)))
         out.extend(self._tick_books())
         return self._with_consequences(out)
