@@ -12,7 +12,6 @@ The models live in modules by what they configure (``pbx``, ``outputs``,
 
 from __future__ import annotations
 
-import zoneinfo
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,6 +30,7 @@ from pbxwatch.settings.base import (
     _SLUG,
     ConfigError,
     format_validation_error,
+    known_zone,
     read_secret,
 )
 from pbxwatch.settings.directory import (
@@ -111,8 +111,7 @@ class Settings(BaseSettings):
     @field_validator("timezone")
     @classmethod
     def _tz(cls, v: str) -> str:
-        _known_zone(v)
-        return v
+        return known_zone(v)
 
     @property
     def pbx_id(self) -> str:
@@ -180,11 +179,6 @@ class Settings(BaseSettings):
                     f"{where}.ami: {pbx.ami.host}:{pbx.ami.port} is also {seen[address]}'s"
                 )
             seen[address] = where
-            if pbx.timezone is not None:
-                try:
-                    _known_zone(pbx.timezone)
-                except ValueError as exc:
-                    raise ValueError(f"{where}.timezone: {exc}") from exc
             for unit in pbx.units or ():
                 if unit not in self.directory.units:
                     raise ValueError(f"{where}.units: unknown unit {unit!r}")
@@ -232,13 +226,6 @@ class Settings(BaseSettings):
     def directory_model(self) -> Directory:
         """The pure lookup structure the core works with."""
         return build_directory(self)
-
-
-def _known_zone(v: str) -> None:
-    try:
-        zoneinfo.ZoneInfo(v)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown time zone {v!r}") from exc
 
 
 def _check_inbound(settings: Settings, where: str) -> None:

@@ -12,7 +12,7 @@ from pydantic import (
     field_validator,
 )
 
-from pbxwatch.settings.base import ConfigError, _Model, read_secret
+from pbxwatch.settings.base import ConfigError, _Model, known_zone, read_secret
 
 
 class AmiSettings(_Model):
@@ -161,3 +161,8 @@ class PbxSettings(_Model):
     extensions: list[str] | None = Field(
         None, description="people (extensions) on this PBX besides those of its units"
     )
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str | None) -> str | None:
+        return None if v is None else known_zone(v)
