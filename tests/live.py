@@ -27,12 +27,13 @@ RUN_ENV = {"SIM_SECRET": "s"}
 
 def run_config(tmp: Path, ami_port: int, *, ami: dict[str, Any] | None = None,
                **sections: Any) -> Path:  # fmt: skip
-    """The lab configuration pointed at ``ami_port``, metrics off and the
+    """The lab configuration pointed at ``ami_port``, metrics and console off, the
     default SQLite store in ``tmp/data``; ``ami`` adds AMI settings, any
     other keyword replaces a whole section.  Written to ``tmp/pbxwatch.yaml``."""
     config = yaml.safe_load(LAB_CONFIG.read_text(encoding="utf-8"))
     config["ami"].update(port=ami_port, username="u", secret_env="SIM_SECRET", **(ami or {}))
     config["metrics"] = {"enabled": False}
+    config["web"] = {"enabled": False}  # runs side by side would fight over its port
     config["storage"] = {"data_dir": str(tmp / "data")}
     config.update(sections)
     tmp.mkdir(parents=True, exist_ok=True)

@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 #: the days the simulated municipality works (Monday to Friday)
 OFFICE_HOURS = PhoneHours()
+#: how often a wait for the next frame checks for a pause (wall seconds)
+PAUSE_CHECK_SECONDS = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,12 +194,7 @@ class SimulatedPbx:
         held = self._held
         for t, frame in day.frames:
             fields = frame
-            if not self._running.is_set():
-                await self._running.wait()
-            due = (t - start_sim - self._skipped) / self.plan.speed + self._held - held
-            delay = start_wall + due - time.monotonic()
-            if delay > 0.002:
-                await asyncio.sleep(delay)
+            await self._until(start_wall, (t - start_sim) / self.plan.speed, held)
             skew = self.plan.skew(t) if self.plan.clock_steps else 0.0
             if skew and "Timestamp" in frame:
                 fields = {**frame, "Timestamp": f"{float(frame['Timestamp']) + skew:.6f}"}
@@ -209,6 +206,21 @@ class SimulatedPbx:
                 await self.server.drain()
         self.now = day.end
         self._skipped = 0.0  # the next day from its start
+
+    async def _until(self, start_wall: float, offset: float, held: float) -> None:
+        """Wait until a frame ``offset`` wall seconds into the day is due,
+        counting neither the PBX time skipped nor the wall time paused.  A
+        pause that comes during the wait holds the frame too: the wait is in
+        short steps, each checking for it (one long sleep published the next
+        frame, and moved the clock a Ping answers with, while paused)."""
+        while True:
+            if not self._running.is_set():
+                await self._running.wait()
+            due = offset - self._skipped / self.plan.speed + self._held - held
+            delay = start_wall + due - time.monotonic()
+            if delay <= 0.002:
+                return
+            await asyncio.sleep(min(delay, PAUSE_CHECK_SECONDS))
 
 
 def call_json(day: SimDay, index: int) -> dict[str, object]:

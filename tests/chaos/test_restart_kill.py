@@ -145,7 +145,8 @@ def test_killed_three_times_and_upgraded_once(lab_settings: Settings, tmp_path: 
     assert len(continued) >= 8, len(continued)
     for call in continued:
         found = _of(calls, call, within=1.0)
-        assert len(found) == 1, (call, found)
+        assert len(found) == 1, (call, found, _of(calls, call, within=3 * SPEED), stops,
+                                 text[-3000:])  # fmt: skip
         got = found[0]
         assert got["across_gap"], (call, got)
         assert (got["outcome"], bool(got["diverted"]), got["transferred_to"]) == (

@@ -153,6 +153,40 @@ def test_a_simulated_hour_over_tcp(lab_settings: Settings, tmp_path: Path) -> No
     assert _reported(records) == _totals(day.calls)
 
 
+def test_a_pause_holds_the_frame_it_waits_for(lab_settings: Settings) -> None:
+    """Paused while it sleeps towards its next frame, the simulator sends
+    nothing and its clock (what a Ping answers with) stands still until it
+    resumes; the frame then comes as late as the pause was long."""
+
+    async def main() -> None:
+        plan = SimPlan(DAY, days=1, calls_per_hour=60, speed=60, seed=5, open_hour=9,
+                       close_hour=9.2)  # fmt: skip
+        sim = SimulatedPbx(lab_settings, plan, "u", "s")
+        sim.fast_forward(plan.lead_in_seconds - plan.speed)  # a wall second before opening
+        playing = asyncio.create_task(sim.run())
+        try:
+            while not sim.days:
+                await asyncio.sleep(0.005)
+            frames = [t for t, _ in sim.days[0].frames]
+            opening = sim.days[0].start + plan.lead_in_seconds
+            # a wait of at least a wall second before a frame of the day: pause in it
+            waiting = next(i for i in range(1, len(frames)) if frames[i - 1] > opening
+                           and frames[i] - frames[i - 1] > plan.speed)  # fmt: skip
+            while sim.sent < waiting:
+                await asyncio.sleep(0.005)
+            sim.pause()
+            sent, now = sim.sent, sim.now
+            await asyncio.sleep((frames[waiting] - frames[waiting - 1]) / plan.speed + 0.3)
+            assert (sim.sent, sim.now) == (sent, now)
+            sim.resume()
+            await asyncio.sleep(0.2)
+            assert sim.sent == sent  # the pause's length is added to the wait
+        finally:
+            playing.cancel()
+
+    asyncio.run(main())
+
+
 # ------------------------------------------------------------ the demo
 
 
