@@ -323,7 +323,7 @@ def _start_mail(
         return None, None
     from pbxwatch.mail import MailSender
 
-    mail = MailSender(settings, store, now)
+    mail = MailSender(settings, store, now, settled=writer.caught_up)
     relay_wake = writer.on_alerts_committed
 
     def wake() -> None:

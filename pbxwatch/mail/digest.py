@@ -98,14 +98,18 @@ async def digest_data(
     people = settings.directory.people
     callbacks = []
     for r in rows:
-        deferred = r.deferred_reason is not None and (r.returned_at is None or now < r.returned_at)
-        if deferred and r.resolved_at is None:
+        # as things stood at ``now``: what the store learnt later (a callback
+        # made, the owner back) is not yet so, and the digest made again for
+        # the same moment says the same
+        resolved = r.resolved_at if r.resolved_at is not None and r.resolved_at <= now else None
+        back = r.returned_at is not None and r.returned_at <= now
+        if r.deferred_reason is not None and not back and resolved is None:
             state = "deferred"  # the owner away: no deadline until they are back
         elif r.deadline is None:
             continue
-        elif r.resolved_at is not None and r.resolved_at > r.deadline:
+        elif resolved is not None and resolved > r.deadline:
             state = "late"
-        elif r.resolved_at is None and r.deadline < now:
+        elif resolved is None and r.deadline < now:
             state = "overdue"
         else:
             continue

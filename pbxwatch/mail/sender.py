@@ -28,7 +28,7 @@ import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -57,15 +57,24 @@ from pbxwatch.store import models
 log = logging.getLogger(__name__)
 
 BATCH = 20
+#: how long a digest waits for the store to hold what the core said before it
+SETTLE_SECONDS = 10.0
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 T = models.MailRow
 
 
 class MailSender:
     def __init__(
-        self, settings: Settings, store: AsyncEngine, now: Callable[[], float | None]
+        self,
+        settings: Settings,
+        store: AsyncEngine,
+        now: Callable[[], float | None],
+        settled: Callable[[float], Awaitable[bool]] | None = None,
     ) -> None:
         self.settings = settings
+        #: waits (up to the seconds given) until the store holds every record
+        #: made so far (``StoreWriter.caught_up``): a digest is read from it
+        self.settled = settled
         self.m = settings.mail
         self.store = store
         self.now = now  # PBX time (the engine clock's estimate)
@@ -199,6 +208,9 @@ class MailSender:
                     if await conn.scalar(select(func.count()).where(T.key == key)):
                         self._empty.add(key)  # made already: never again
                         continue
+                if self.settled is not None and not await self.settled(SETTLE_SECONDS):
+                    log.warning("mail: %s digest of %s for %s made with rows still unwritten "
+                                "(the database is slow)", kind, first, unit)  # fmt: skip
                 data = await digest_data(self.store, self.settings, unit, kind, first, last, now)
                 if data is None:
                     self._empty.add(key)

@@ -143,6 +143,7 @@ class StoreWriter:
         self._spill_offset = 0  # bytes of the spill file already read back
         self._spill_pending = 0  # rows in the spill file not read back yet
         self._wake = asyncio.Event()
+        self._committed = asyncio.Event()  # set after each batch committed
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._failures = 0  # consecutive, for the backoff
@@ -255,6 +256,22 @@ class StoreWriter:
         while self.backlog:
             await self._write_once()
 
+    async def caught_up(self, timeout: float) -> bool:
+        """Wait until nothing submitted is left to write, up to ``timeout``
+        seconds; whether that came.  What reads the store to tell how things
+        stand now (a digest) must not miss what the core has already said:
+        a callback's owner back a moment ago, its row still in the batch."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.backlog:
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            self._committed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._committed.wait(), left)
+        return True
+
     async def _run(self) -> None:
         while not (self._closing and not self.backlog):
             if not self.backlog:
@@ -292,6 +309,7 @@ class StoreWriter:
         self._failures = 0
         alerts = any(name == "alerts" for name, _ in batch)
         self._rows.drop(n)
+        self._committed.set()
         if alerts and self.on_alerts_committed is not None:
             self.on_alerts_committed()
         took = time.perf_counter() - started

@@ -90,3 +90,24 @@ def test_a_checkpoint_waiting_in_memory_is_overwritten_not_queued_again() -> Non
     queued = [r for name, r in writer._rows if name == "checkpoints"]
     assert [r["calls"] for r in queued] == [2]
     assert writer.backlog == 2
+
+
+async def test_caught_up_waits_for_what_was_submitted(tmp_path: Path) -> None:
+    """A digest reads the store: ``caught_up`` returns once every row
+    submitted is committed (and says so), or says it could not in time."""
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}")
+    writer = StoreWriter(engine, max_batch=4, max_delay=0.5)
+    writer.start()
+    try:
+        assert await writer.caught_up(0.1)  # nothing to wait for: at once
+        for i in range(10):
+            writer.submit(_interval(i))
+        assert not await writer.caught_up(0.05)  # no tables yet: refused, retried
+        await upgrade(engine)
+        assert await writer.caught_up(10.0)
+        async with engine.connect() as conn:
+            n = await conn.scalar(text("SELECT count(*) FROM diversion_intervals"))
+        assert n == 10
+    finally:
+        await writer.close(timeout=5)
+        await engine.dispose()
