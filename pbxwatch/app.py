@@ -25,7 +25,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pbxwatch import heap
-from pbxwatch.ami.client import AmiSource
 from pbxwatch.core.alerts import Alert
 from pbxwatch.core.callbacks import CallbackChange, CallbackEvent
 from pbxwatch.core.clock import ClockStep
@@ -40,7 +39,6 @@ from pbxwatch.mqtt import AlertRelay, engine_view
 from pbxwatch.pipeline import JsonLinesSink, Pipeline
 from pbxwatch.privacy import MaskNumbers
 from pbxwatch.settings import ConfigError, Settings
-from pbxwatch.store.checkpoints import Checkpointer
 from pbxwatch.store.retention import purge
 from pbxwatch.store.session import open_store_waiting, writer_for
 from pbxwatch.store.writer import StoreWriter
@@ -155,9 +153,9 @@ async def run_live(
         )
         for i, view in enumerate(views)
     ]
-    lead = followers[0]  # what the metrics, MQTT's availability and the console show
+    lead = followers[0]  # what MQTT's availability and the console show
     pipeline, clock = lead.pipeline, lead.clock
-    metrics, http = _start_metrics(lead.settings, pipeline, health)  # up while the store is not
+    metrics, http = _start_metrics(settings, pipeline, health)  # up while the store is not
 
     def store_down() -> None:
         health.store_connect_failures += 1
@@ -197,9 +195,10 @@ async def run_live(
                                           follower.pbx_id))  # fmt: skip
         follower.frame_probe = frame_probe
     if metrics is not None:
-        # restored callbacks were counted by the last run (ids as the records have them)
-        metrics.adopt(pipeline.engine, lead.stamp.id)
-        pipeline.sinks.append(metrics)
+        for follower in followers:
+            # restored callbacks were counted by the last run (ids as the records have them)
+            metrics.adopt(follower.pipeline.engine, follower.stamp.id)
+            follower.pipeline.sinks.append(metrics.sink(follower.pbx_id))
 
     def stop() -> None:
         for follower in followers:
@@ -218,19 +217,18 @@ async def run_live(
     async def ticker() -> None:
         while True:
             host = time.time()
-            now = host
+            times = [follower.tick(host) for follower in followers]
+            now = times[0]  # the first PBX's time: the observers'
             for follower in followers:
-                pbx_now = follower.tick(host)
-                if follower is lead:
-                    now = pbx_now
-            assert lead.saver is not None
-            _observe(health, lead.source, pipeline, writer, relay, lead.saver)
+                follower.observe(host)
+            _observe_shared(health, writer, relay)
             if mail is not None:
                 health.mail_sent, health.mail_failed = mail.sent, mail.failed
                 health.mail_backlog, health.mail_smtp_up = mail.backlog, mail.smtp_up
-            health.clock_offset_seconds = clock.pbx_minus_host(host) or 0.0
             if metrics is not None:
-                metrics.refresh(pipeline.engine, now, health)
+                metrics.refresh_all([(f.pbx_id, f.pipeline.engine, t, f.health)
+                                     for f, t in zip(followers, times, strict=True)],
+                                    health)  # fmt: skip
             for observer in observers:
                 try:
                     observer(pipeline, now)
@@ -389,17 +387,8 @@ async def _start_web(console: WebConsole | None) -> WebConsole | None:
     return console
 
 
-def _observe(
-    health: Health,
-    source: AmiSource,
-    pipeline: Pipeline,
-    writer: StoreWriter,
-    relay: AlertRelay | None,
-    saver: Checkpointer,
-) -> None:
-    health.ami_reconnects = source.reconnects
-    health.frame_faults = source.frame_faults
-    health.sink_errors = pipeline.sink_errors
+def _observe_shared(health: Health, writer: StoreWriter, relay: AlertRelay | None) -> None:
+    """What all PBXs share (the first PBX's ``health`` holds it)."""
     if relay is not None:
         health.mqtt_up = relay.connected
         health.mqtt_connect_failures = relay.connect_failures
@@ -407,6 +396,3 @@ def _observe(
         health.outbox_published = relay.published
     health.store_backlog = writer.backlog
     health.store = writer.stats
-    health.checkpoints_saved = saver.saved
-    health.checkpoint_bytes = saver.last_bytes
-    health.checkpoint_seconds = saver.last_loop_seconds

@@ -167,6 +167,18 @@ class Follower:
         self.bad_input.check({**pipeline.engine.bad_input, **self.source.frame_faults})
         return self.clock.estimate(host) or host
 
+    def observe(self, host: float) -> None:
+        """Once a second: its adapters' state into its ``health``."""
+        h, source, saver = self.health, self.source, self.saver
+        assert saver is not None
+        h.ami_reconnects = source.reconnects
+        h.frame_faults = source.frame_faults
+        h.sink_errors = self.pipeline.sink_errors
+        h.checkpoints_saved = saver.saved
+        h.checkpoint_bytes = saver.last_bytes
+        h.checkpoint_seconds = saver.last_loop_seconds
+        h.clock_offset_seconds = self.clock.pbx_minus_host(host) or 0.0
+
     async def run(self) -> None:
         try:
             await self.source.run()

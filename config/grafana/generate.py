@@ -32,9 +32,10 @@ OUT = Path(__file__).with_name("dashboards")
 LAB = ROOT / "config" / "lab.yaml"
 DS = {"type": "prometheus", "uid": "${datasource}"}
 
-U = 'unit=~"$unit"'
+P = 'pbx=~"$pbx"'  # the PBXs shown (all by default); a unit may span several
+U = f'unit=~"$unit",{P}'
 IN = f'direction="inbound",{U}'
-Q = 'queue=~"$queue"'
+Q = f'queue=~"$queue",{P}'
 RANGE = "$__range"
 RATE = "$__rate_interval"
 
@@ -261,11 +262,12 @@ def queues(t: TargetSettings) -> list[Panel]:
 def health() -> list[Panel]:
     err = "sum(increase(pbxwatch_{}_total[$__rate_interval]))"
     return [
-        Panel("AMI connected", "Logged in to the Asterisk AMI now.", "stat", "bool_yes_no",
-              [("", "max(pbxwatch_ami_up)")], 4, goal=("min", 0.5)),
+        Panel("AMI connected", "Logged in to the Asterisk AMI now (of every PBX: one down "
+              "shows no).", "stat", "bool_yes_no",
+              [("", "min(pbxwatch_ami_up)")], 4, goal=("min", 0.5)),
         Panel("Seconds since the last AMI event", "Host time minus the PBX time of the last "
-              "event (a quiet PBX at night is normal).", "stat", "s",
-              [("", "time() - max(pbxwatch_last_event_timestamp_seconds)")], 4),
+              "event, of the PBX longest quiet (a quiet PBX at night is normal).", "stat", "s",
+              [("", "time() - min(pbxwatch_last_event_timestamp_seconds)")], 4),
         Panel("Event lag", "Host clock minus the PBX timestamp of the last event when it was "
               "processed (negative: the PBX clock is ahead).", "stat", "s",
               [("", "max(pbxwatch_event_lag_seconds)")], 4),
@@ -442,15 +444,16 @@ def dashboards(settings: Settings | None = None) -> dict[str, dict[str, Any]]:
     targets = (settings or load_settings(LAB)).targets
     unit = _variable("unit", "Unit", "pbxwatch_calls_total")
     queue = _variable("queue", "Queue", "pbxwatch_queue_unstaffed")
+    pbx = _variable("pbx", "PBX", "pbxwatch_ami_up")
     return {
         "telephony-service.json": dashboard(
             "pbxwatch-service", "Telephony service",
             "The guideline figures per unit (pbxwatch report's definitions).",
-            service(targets), [unit], "now-7d"),
+            service(targets), [pbx, unit], "now-7d"),
         "live-queues.json": dashboard(
             "pbxwatch-queues", "Live queues",
             "Group numbers and the contact centre now: the on-call view.",
-            queues(targets), [queue], "now-3h"),
+            queues(targets), [pbx, queue], "now-3h"),
         "pbxwatch-health.json": dashboard(
             "pbxwatch-health", "pbxwatch health",
             "pbxwatch itself: the AMI connection, gaps, clock, bad input, store, MQTT.",

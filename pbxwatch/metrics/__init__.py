@@ -13,15 +13,19 @@ The ``_created`` series of prometheus-client's counters and histograms are
 turned off: they doubled the series count and no dashboard or rule reads
 them (a restart shows as a counter reset, which ``increase()`` handles).
 
-Labels are bounded sets from the configuration: unit, queue, target kind,
-outcome, direction, member state, event name (allow-list plus ``other``),
-bad-input kind.  Never a phone number, a name or a channel id.
+Labels are bounded sets from the configuration: the PBX's id (``pbx``, on
+every series of one PBX's calls, queues, AMI session and stream; ``main``
+when there is one), unit, queue, target kind, outcome, direction, member
+state, event name (allow-list plus ``other``), bad-input kind.  Never a
+phone number, a name or a channel id.  A unit that spans PBXs has a series
+on each: dashboards and rules add them up (``sum by (unit)``).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from prometheus_client import (
     CollectorRegistry,
@@ -31,11 +35,12 @@ from prometheus_client import (
 )
 
 from pbxwatch.core.engine import Engine, Record
-from pbxwatch.metrics.counters import NO_UNIT, TARGET_KINDS, RecordCounters
+from pbxwatch.metrics.counters import NO_UNIT, TARGET_KINDS, RecordCounters, served_by
 from pbxwatch.metrics.health import Health, health_families
 from pbxwatch.metrics.state import (
     MEMBER_STATES,
     StateCollector,
+    Watched,
     callback_state,
     phone_hours,
     queue_state,
@@ -50,21 +55,30 @@ log = logging.getLogger(__name__)
 
 
 class Metrics:
-    """A pipeline sink that counts records, plus the state gauges."""
+    """The record counters (a pipeline sink per PBX: :meth:`sink`), plus
+    the state gauges (:meth:`refresh`)."""
 
     def __init__(self, settings: Settings, registry: CollectorRegistry | None = None) -> None:
         disable_created_metrics()  # type: ignore[no-untyped-call]  # process-wide, read at collect
         self.registry = registry or CollectorRegistry(auto_describe=True)
         self.units = sorted(settings.directory.units)
-        self.queues = {name: q.unit for name, q in sorted(settings.directory.queues.items())}
-        self.counters = RecordCounters(settings, self.registry)
+        self.served = {s.pbx: s for s in served_by(settings)}
+        self.counters = RecordCounters(settings, self.registry, list(self.served.values()))
         self._state = StateCollector()
         self.registry.register(self._state)
         ProcessCollector(registry=self.registry)  # process_* (from /proc: Linux only)
         PlatformCollector(registry=self.registry)  # python_info
+        self._first = next(iter(self.served))
 
     def __call__(self, rec: Record) -> None:
-        self.counters(rec)
+        """A record of the first (or only) PBX."""
+        self.counters.count(self._first, rec)
+
+    def sink(self, pbx: str) -> Callable[[Record], None]:
+        """The sink for the records of PBX ``pbx`` (a configured id)."""
+        if pbx not in self.served:
+            raise KeyError(f"no PBX {pbx!r} in the configuration")
+        return functools.partial(self.counters.count, pbx)
 
     def adopt(self, engine: Engine, stamp: Callable[[str], str] | None = None) -> None:
         """Callbacks restored from the store were counted by an earlier run
@@ -72,13 +86,21 @@ class Metrics:
         self.counters.adopt(engine, stamp)
 
     def refresh(self, engine: Engine, now: float, health: Health) -> None:
-        """Rebuild the state families (call on the event loop; ``now`` is
-        PBX time)."""
-        families = callback_state(engine, self.units, now)
-        families += queue_state(engine, self.queues, now)
-        families += phone_hours(engine, self.units, now)
+        """Rebuild the state families of the first (or only) PBX, whose
+        ``health`` holds the shared services' too (see :meth:`refresh_all`)."""
+        self.refresh_all([(self._first, engine, now, health)], health)
+
+    def refresh_all(self, each: Sequence[tuple[str, Engine, float, Health]],
+                    shared: Health) -> None:  # fmt: skip
+        """Rebuild the state families (call on the event loop): ``each`` is
+        ``(pbx, engine, its PBX time now, its health)``, ``shared`` holds the
+        store's, MQTT's and mail's health."""
+        watched = [Watched(self.served[pbx], engine, now, h) for pbx, engine, now, h in each]
+        families = callback_state(watched)
+        families += queue_state(watched)
+        families += phone_hours(watched)
         families += ring_limits(self.counters.ring_limit)
-        families += health_families(engine, health)
+        families += health_families([(pbx, e, h) for pbx, e, _, h in each], shared)
         self._state.families = families
 
 

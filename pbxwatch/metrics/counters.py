@@ -8,6 +8,7 @@ series a dashboard needs is created at start, so panels show 0, not "no data".
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import get_args
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -32,10 +33,45 @@ NO_UNIT = "none"
 DEFAULT_RING_LIMIT = int(UnitSettings.model_fields["answer_within_rings"].default)
 
 
-class RecordCounters:
-    """A pipeline sink: one ``inc()`` or ``observe()`` per fact of a record."""
+#: the labels of a per-unit and a per-queue series: which PBX first
+PU = ["pbx", "unit"]
+PQU = ["pbx", "queue", "unit"]
 
-    def __init__(self, settings: Settings, registry: CollectorRegistry) -> None:
+
+@dataclass(frozen=True)
+class Served:
+    """What one PBX serves, for its series made at start: its id, the units
+    its people and queues belong to, and its queues (name -> unit)."""
+
+    pbx: str
+    units: tuple[str, ...]
+    queues: dict[str, str]
+
+    @classmethod
+    def of(cls, view: Settings, *, every: bool) -> Served:
+        """From a PBX's view of the configuration (``Settings.pbx_views``);
+        ``every``: it serves the whole directory, every unit's series."""
+        d = view.directory
+        units = set(d.units) if every else (
+            {p.unit for p in d.people.values()} | {q.unit for q in d.queues.values()})  # fmt: skip
+        queues = {name: q.unit for name, q in sorted(d.queues.items())}
+        return cls(view.pbx_id, tuple(sorted(u for u in units if u in d.units)), queues)
+
+
+def served_by(settings: Settings) -> list[Served]:
+    """What each configured PBX serves (the one PBX serves everything)."""
+    if not settings.pbxs:
+        return [Served.of(settings, every=True)]
+    return [Served.of(view, every=p.units is None and p.extensions is None)
+            for p, view in zip(settings.pbxs, settings.pbx_views(), strict=True)]  # fmt: skip
+
+
+class RecordCounters:
+    """Counts records: one ``inc()`` or ``observe()`` per fact of a record,
+    in the series of the PBX it came from (``count``)."""
+
+    def __init__(self, settings: Settings, registry: CollectorRegistry,
+                 served: list[Served] | None = None) -> None:  # fmt: skip
         self.units = sorted(settings.directory.units)
         self.queues = {name: q.unit for name, q in sorted(settings.directory.queues.items())}
         #: N of "answered within N rings", per unit (``answer_within_rings``)
@@ -46,13 +82,14 @@ class RecordCounters:
         self._callbacks(registry)
         self._queues(registry)
         self.gaps = Counter("pbxwatch_ami_gaps", "Gaps in the AMI event stream (connection "
-                            "lost, then state read back).", registry=registry)  # fmt: skip
+                            "lost, then state read back).", ["pbx"], registry=registry)  # fmt: skip
         self.gap_seconds = Counter("pbxwatch_ami_gap_seconds", "PBX seconds without events "
-                                   "in those gaps.", registry=registry)  # fmt: skip
-        self._precreate()
+                                   "in those gaps.", ["pbx"], registry=registry)  # fmt: skip
+        for each in served or served_by(settings):
+            self._precreate(each)
 
     def _calls(self, r: CollectorRegistry) -> None:
-        uk = ["unit", "target_kind"]
+        uk = ["pbx", "unit", "target_kind"]
         self.calls = Counter("pbxwatch_calls", "Finished calls by the unit and kind of the "
                              "number dialled, direction and outcome.",
                              [*uk, "direction", "outcome"], registry=r)  # fmt: skip
@@ -73,33 +110,33 @@ class RecordCounters:
     def _guideline(self, r: CollectorRegistry) -> None:
         self.not_reached = Counter("pbxwatch_person_calls_not_reached", "Inbound calls to a "
                                    "person's extension that ended in voicemail or the contact "
-                                   "centre (the missing-forward denominator).", ["unit"],
+                                   "centre (the missing-forward denominator).", PU,
                                    registry=r)  # fmt: skip
         self.diverted = Counter("pbxwatch_calls_diverted", "Inbound calls to a person who had "
-                                "a diversion set (the phone was not rung).", ["unit"],
+                                "a diversion set (the phone was not rung).", PU,
                                 registry=r)  # fmt: skip
         self.missing = Counter("pbxwatch_missing_forwards", "Calls that rang a person "
                                "unanswered and ended in voicemail or the contact centre with "
-                               "no diversion set.", ["unit"], registry=r)  # fmt: skip
+                               "no diversion set.", PU, registry=r)  # fmt: skip
         self.unanswered = Counter("pbxwatch_unanswered_rings", "Rings to a person's phone "
-                                  "that nobody answered.", ["unit"], registry=r)  # fmt: skip
+                                  "that nobody answered.", PU, registry=r)  # fmt: skip
         self.absences = Counter("pbxwatch_unforwarded_absences", "Warnings opened: a phone "
-                                "unreachable in phone hours with no diversion set.", ["unit"],
+                                "unreachable in phone hours with no diversion set.", PU,
                                 registry=r)  # fmt: skip
 
     def _callbacks(self, r: CollectorRegistry) -> None:
         self.messages = Counter("pbxwatch_voicemail_messages", "Voicemail messages left (one "
-                                "callback obligation each).", ["unit"], registry=r)  # fmt: skip
+                                "callback obligation each).", PU, registry=r)  # fmt: skip
         self.resolved = Counter("pbxwatch_callbacks_resolved", "Callbacks made, by whether "
-                                "they were on time.", ["unit", "result"], registry=r)  # fmt: skip
+                                "they were on time.", [*PU, "result"], registry=r)  # fmt: skip
         self.callback_seconds = Histogram("pbxwatch_callback_seconds", "From the message to "
-                                          "the callback call.", ["unit"],
+                                          "the callback call.", PU,
                                           buckets=DELAY_BUCKETS, registry=r)  # fmt: skip
         self.listen_seconds = Histogram("pbxwatch_listen_seconds", "From the message to the "
-                                        "moment it was heard.", ["unit"],
+                                        "moment it was heard.", PU,
                                         buckets=DELAY_BUCKETS, registry=r)  # fmt: skip
         self.reminders = Counter("pbxwatch_callback_reminders", "Callback reminders raised "
-                                 "(due soon, overdue).", ["unit", "kind"],
+                                 "(due soon, overdue).", [*PU, "kind"],
                                  registry=r)  # fmt: skip
 
     def _queues(self, r: CollectorRegistry) -> None:
@@ -107,44 +144,48 @@ class RecordCounters:
         counts it (inbound, answered, by the queue that answered first)."""
         self.queue_answered = Counter("pbxwatch_queue_answered_finished", "Finished inbound "
                                       "calls the queue answered first (the direct-resolution "
-                                      "denominator).", ["queue", "unit"],
+                                      "denominator).", PQU,
                                       registry=r)  # fmt: skip
         self.queue_direct = Counter("pbxwatch_queue_answered_without_transfer", "Of those, "
                                     "calls finished without a transfer (direct resolution).",
-                                    ["queue", "unit"], registry=r)  # fmt: skip
+                                    PQU, registry=r)  # fmt: skip
 
-    def _precreate(self) -> None:
-        for name, unit in self.queues.items():
-            self.queue_answered.labels(name, unit)
-            self.queue_direct.labels(name, unit)
+    def _precreate(self, served: Served) -> None:
+        pbx = served.pbx
+        self.gaps.labels(pbx)
+        self.gap_seconds.labels(pbx)
+        for name, unit in served.queues.items():
+            self.queue_answered.labels(pbx, name, unit)
+            self.queue_direct.labels(pbx, name, unit)
         outcomes: tuple[str, ...] = get_args(Outcome)
-        for unit in self.units:
+        for unit in served.units:
             for kind in TARGET_KINDS:
                 for outcome in outcomes:
-                    self.calls.labels(unit, kind, "inbound", outcome)
+                    self.calls.labels(pbx, unit, kind, "inbound", outcome)
                 for per_kind in (self.short_abandons, self.answer, self.rings, self.within_rings):
-                    per_kind.labels(unit, kind)
+                    per_kind.labels(pbx, unit, kind)
             for c in (self.not_reached, self.diverted, self.missing, self.unanswered,
                       self.absences, self.messages, self.callback_seconds,
                       self.listen_seconds):  # fmt: skip
-                c.labels(unit)
+                c.labels(pbx, unit)
             for result in ("on_time", "late"):
-                self.resolved.labels(unit, result)
+                self.resolved.labels(pbx, unit, result)
             for kind in ("callback_due_soon", "callback_overdue"):
-                self.reminders.labels(unit, kind)
+                self.reminders.labels(pbx, unit, kind)
 
-    def __call__(self, rec: Record) -> None:
+    def count(self, pbx: str, rec: Record) -> None:
+        """``rec``, a record of PBX ``pbx``, counted."""
         if isinstance(rec, CallRecord):
-            self._call(rec)
+            self._call(pbx, rec)
         elif isinstance(rec, Incident):
-            self._incident(rec)
+            self._incident(pbx, rec)
         elif isinstance(rec, CallbackChange):
-            self._callback(rec)
+            self._callback(pbx, rec)
         elif isinstance(rec, CallbackEvent):
-            self.reminders.labels(self._unit(rec.callback.unit), rec.kind).inc()
+            self.reminders.labels(pbx, self._unit(rec.callback.unit), rec.kind).inc()
         elif isinstance(rec, AmiGap):
-            self.gaps.inc()
-            self.gap_seconds.inc(max(rec.seconds, 0.0))
+            self.gaps.labels(pbx).inc()
+            self.gap_seconds.labels(pbx).inc(max(rec.seconds, 0.0))
 
     def adopt(self, engine: Engine, stamp: Callable[[str], str] | None = None) -> None:
         """Callbacks restored from the store were counted by an earlier run."""
@@ -155,59 +196,59 @@ class RecordCounters:
     def _unit(self, unit: str | None) -> str:
         return unit if unit in self.units else NO_UNIT
 
-    def _call(self, rec: CallRecord) -> None:
+    def _call(self, pbx: str, rec: CallRecord) -> None:
         unit, kind = self._unit(rec.target_unit), rec.target_kind or "other"
-        self.calls.labels(unit, kind, rec.direction, rec.outcome).inc()
+        self.calls.labels(pbx, unit, kind, rec.direction, rec.outcome).inc()
         if not is_offered(rec.direction):
             return
         if rec.short_abandon and rec.outcome == "abandoned":
-            self.short_abandons.labels(unit, kind).inc()
+            self.short_abandons.labels(pbx, unit, kind).inc()
         if rec.outcome == "answered" and rec.answer_seconds is not None:
-            self.answer.labels(unit, kind).observe(rec.answer_seconds)
+            self.answer.labels(pbx, unit, kind).observe(rec.answer_seconds)
             if rec.rings_before_answer is not None:
-                self.rings.labels(unit, kind).observe(rec.rings_before_answer)
+                self.rings.labels(pbx, unit, kind).observe(rec.rings_before_answer)
                 if rec.rings_before_answer <= self.ring_limit.get(unit, DEFAULT_RING_LIMIT):
-                    self.within_rings.labels(unit, kind).inc()
+                    self.within_rings.labels(pbx, unit, kind).inc()
         if not_reached_person(rec.target_kind, rec.outcome, rec.overflowed_to_contact_centre):
-            self.not_reached.labels(unit).inc()
+            self.not_reached.labels(pbx, unit).inc()
         if rec.diverted:
-            self.diverted.labels(unit).inc()
+            self.diverted.labels(pbx, unit).inc()
         if rec.outcome == "answered" and rec.queues:
-            self._direct(rec)
+            self._direct(pbx, rec)
 
-    def _direct(self, rec: CallRecord) -> None:
+    def _direct(self, pbx: str, rec: CallRecord) -> None:
         """An answered inbound call by the queue that answered it first."""
         first = rec.queues[0]
         if first not in self.queues:
             return
-        labels = (first, self.queues[first])
+        labels = (pbx, first, self.queues[first])
         self.queue_answered.labels(*labels).inc()
         if rec.transferred_to is None:
             self.queue_direct.labels(*labels).inc()
 
-    def _incident(self, inc: Incident) -> None:
+    def _incident(self, pbx: str, inc: Incident) -> None:
         unit = self._unit(inc.unit)
         if inc.kind == "unanswered_ring":
-            self.unanswered.labels(unit).inc()
+            self.unanswered.labels(pbx, unit).inc()
         elif inc.kind == "missing_forward":
-            self.missing.labels(unit).inc()
+            self.missing.labels(pbx, unit).inc()
         elif inc.kind == "unforwarded_absence" and inc.state == "open":
-            self.absences.labels(unit).inc()
+            self.absences.labels(pbx, unit).inc()
 
-    def _callback(self, change: CallbackChange) -> None:
+    def _callback(self, pbx: str, change: CallbackChange) -> None:
         cb = change.callback
         unit = self._unit(cb.unit)
         seen = self._cb_seen.get(cb.callback_id)
         if seen is None:
-            self.messages.labels(unit).inc()
+            self.messages.labels(pbx, unit).inc()
             seen = (False, False)
         resolved, listened = seen
         if not resolved and cb.resolved_at is not None:
             state = cb.state(cb.resolved_at)
             if state in ("called_back", "called_back_late"):
                 result = "on_time" if state == "called_back" else "late"
-                self.resolved.labels(unit, result).inc()
-                self.callback_seconds.labels(unit).observe(cb.resolved_at - cb.left_at)
+                self.resolved.labels(pbx, unit, result).inc()
+                self.callback_seconds.labels(pbx, unit).observe(cb.resolved_at - cb.left_at)
         if not listened and cb.listened_at is not None:
-            self.listen_seconds.labels(unit).observe(cb.listened_at - cb.left_at)
+            self.listen_seconds.labels(pbx, unit).observe(cb.listened_at - cb.left_at)
         self._cb_seen[cb.callback_id] = (cb.resolved_at is not None, cb.listened_at is not None)

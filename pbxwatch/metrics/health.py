@@ -1,13 +1,17 @@
 """pbxwatch's own health: the AMI connection, the event stream and its bad
 input, the clock, the store, checkpoints and the MQTT outbox.
 
-``Health`` is what the adapters know (filled by ``run`` once a second);
-``health_families`` turns it and the engine's counts into metric families
-for the state collector.
+``Health`` is what the adapters know (filled by ``run`` once a second):
+each PBX has its own (its AMI session, stream and checkpoints), the first
+one's also holds what all PBXs share (store, MQTT, mail).
+``health_families`` turns them and the engines' counts into metric
+families for the state collector: a PBX's series with a ``pbx`` label,
+the shared ones without.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -46,27 +50,53 @@ class Health:
     mail_smtp_up: bool = False
 
 
-def health_families(engine: Engine, h: Health) -> list[Metric]:
-    """pbxwatch's own state: the AMI, the event stream, the store, MQTT."""
-    families: list[Metric] = [*_event_families(engine, h)]
-    for kind, name, help_, value in _plain(engine, h):
-        family = GaugeMetricFamily if kind == "gauge" else CounterMetricFamily
-        families.append(family(name, help_, value=float(value)))
+#: per-PBX series made from its core's counts and its adapters' health
+PER_PBX = frozenset({
+    "pbxwatch_config_devices_unmatched", "pbxwatch_config_trunks_unmatched",
+    "pbxwatch_devices_by_resource", "pbxwatch_ami_up", "pbxwatch_ami_reconnects",
+    "pbxwatch_event_errors", "pbxwatch_sink_errors", "pbxwatch_last_event_timestamp_seconds",
+    "pbxwatch_event_lag_seconds", "pbxwatch_clock_offset_seconds", "pbxwatch_clock_steps",
+    "pbxwatch_calls_in_progress", "pbxwatch_checkpoints", "pbxwatch_checkpoint_bytes",
+    "pbxwatch_checkpoint_seconds",
+})  # fmt: skip
+
+
+def health_families(each: Sequence[tuple[str, Engine, Health]], shared: Health) -> list[Metric]:
+    """pbxwatch's own state: the AMI, the event stream and checkpoints of
+    each PBX (``(pbx, engine, health)``, label ``pbx``), and the store, MQTT
+    and mail that all of them share (``shared``, no label)."""
+    families: list[Metric] = [*_event_families(each)]
+    by_name: dict[str, GaugeMetricFamily | CounterMetricFamily] = {}
+    for pbx, engine, h in each:
+        for kind, name, help_, value in _plain(engine, h):
+            if name not in PER_PBX:
+                continue
+            if name not in by_name:
+                family = GaugeMetricFamily if kind == "gauge" else CounterMetricFamily
+                by_name[name] = family(name, help_, labels=["pbx"])
+            by_name[name].add_metric([pbx], float(value))
+    families.extend(by_name.values())
+    if each:
+        for kind, name, help_, value in _plain(each[0][1], shared):
+            if name not in PER_PBX:
+                family = GaugeMetricFamily if kind == "gauge" else CounterMetricFamily
+                families.append(family(name, help_, value=float(value)))
     return families
 
 
-def _event_families(engine: Engine, h: Health) -> list[Metric]:
+def _event_families(each: Sequence[tuple[str, Engine, Health]]) -> list[Metric]:
     events = CounterMetricFamily("pbxwatch_ami_events", "AMI events processed, by "
                                  "event name (known names, else 'other').",
-                                 labels=["event"])  # fmt: skip
-    for name in sorted(KNOWN_EVENTS | IGNORED_EVENTS | {"other"}):
-        events.add_metric([name], engine.events_by_name.get(name, 0))
+                                 labels=["pbx", "event"])  # fmt: skip
     bad = CounterMetricFamily("pbxwatch_bad_input", "AMI input skipped or distrusted, by "
                               "kind (each kind is logged once when first seen).",
-                              labels=["kind"])  # fmt: skip
-    counts = {**engine.bad_input, **h.frame_faults}
-    for kind in BAD_INPUT_KINDS:
-        bad.add_metric([kind], counts.get(kind, 0))
+                              labels=["pbx", "kind"])  # fmt: skip
+    for pbx, engine, h in each:
+        for name in sorted(KNOWN_EVENTS | IGNORED_EVENTS | {"other"}):
+            events.add_metric([pbx, name], engine.events_by_name.get(name, 0))
+        counts = {**engine.bad_input, **h.frame_faults}
+        for kind in BAD_INPUT_KINDS:
+            bad.add_metric([pbx, kind], counts.get(kind, 0))
     return [events, bad]
 
 

@@ -77,7 +77,7 @@ def test_direct_resolution_per_queue(fed: tuple[Metrics, list[CallRecord], Pipel
             answered[c.queues[0]] += 1
             direct[c.queues[0]] += c.transferred_to is None
     reg = metrics.registry
-    labels = {"queue": "kontaktcenter", "unit": "kontaktcenter"}
+    labels = {"pbx": "main", "queue": "kontaktcenter", "unit": "kontaktcenter"}
     got = reg.get_sample_value("pbxwatch_queue_answered_finished_total", labels)
     got_direct = reg.get_sample_value("pbxwatch_queue_answered_without_transfer_total", labels)
     assert (got, got_direct) == (answered["kontaktcenter"], direct["kontaktcenter"])
@@ -90,7 +90,8 @@ def test_service_level_counters_are_over_offered(
     metrics, _, pipeline = fed
     reg = metrics.registry
     for name, q in pipeline.engine.queues.queues.items():
-        labels = {"queue": name, "unit": pipeline.engine.directory.queues[name].unit}
+        labels = {"pbx": "main", "queue": name,
+                  "unit": pipeline.engine.directory.queues[name].unit}  # fmt: skip
         offered = reg.get_sample_value("pbxwatch_queue_offered_total", labels)
         assert offered == q.offered
         assert reg.get_sample_value("pbxwatch_queue_short_abandoned_total", labels) == (
@@ -114,7 +115,8 @@ def test_phone_hours_follow_the_calendar(lab_settings: Settings) -> None:
     def served(when: dt.datetime) -> dict[str, float | None]:
         metrics = Metrics(lab_settings, CollectorRegistry())
         metrics.refresh(engine, when.timestamp(), Health())
-        return {u: metrics.registry.get_sample_value("pbxwatch_phone_hours", {"unit": u})
+        value = metrics.registry.get_sample_value
+        return {u: value("pbxwatch_phone_hours", {"pbx": "main", "unit": u})
                 for u in lab_settings.directory.units}  # fmt: skip
 
     units = lab_settings.directory.units

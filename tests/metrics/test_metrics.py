@@ -21,63 +21,66 @@ from tests.metrics.samples import total
 from tests.truth import expected, load_truth
 
 IDS = [recording_id(r) for r in EVERY_RECORDING]
-UK = ("unit", "target_kind")
+UK = ("pbx", "unit", "target_kind")
+PU = ("pbx", "unit")
+PQU = ("pbx", "queue", "unit")
+MAIN = {"pbx": "main"}
 #: every family: (type, label names)
 FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
     "pbxwatch_calls": ("counter", (*UK, "direction", "outcome")),
     "pbxwatch_short_abandons": ("counter", UK),
     "pbxwatch_answer_seconds": ("histogram", UK),
     "pbxwatch_rings_before_answer": ("histogram", UK),
-    "pbxwatch_person_calls_not_reached": ("counter", ("unit",)),
-    "pbxwatch_calls_diverted": ("counter", ("unit",)),
-    "pbxwatch_missing_forwards": ("counter", ("unit",)),
-    "pbxwatch_unanswered_rings": ("counter", ("unit",)),
-    "pbxwatch_unforwarded_absences": ("counter", ("unit",)),
-    "pbxwatch_voicemail_messages": ("counter", ("unit",)),
-    "pbxwatch_callbacks_resolved": ("counter", ("unit", "result")),
-    "pbxwatch_callback_seconds": ("histogram", ("unit",)),
-    "pbxwatch_listen_seconds": ("histogram", ("unit",)),
-    "pbxwatch_callback_reminders": ("counter", ("unit", "kind")),
-    "pbxwatch_callbacks_pending": ("gauge", ("unit",)),
-    "pbxwatch_callbacks_overdue": ("gauge", ("unit",)),
-    "pbxwatch_queue_callers_waiting": ("gauge", ("queue", "unit")),
-    "pbxwatch_queue_longest_wait_seconds": ("gauge", ("queue", "unit")),
-    "pbxwatch_queue_members": ("gauge", ("queue", "unit", "state")),
-    "pbxwatch_queue_unstaffed": ("gauge", ("queue", "unit")),
-    "pbxwatch_queue_offered": ("counter", ("queue", "unit")),
-    "pbxwatch_queue_answered": ("counter", ("queue", "unit")),
-    "pbxwatch_queue_answered_within_sl": ("counter", ("queue", "unit")),
-    "pbxwatch_queue_abandoned": ("counter", ("queue", "unit")),
-    "pbxwatch_queue_short_abandoned": ("counter", ("queue", "unit")),
-    "pbxwatch_queue_answered_finished": ("counter", ("queue", "unit")),
-    "pbxwatch_queue_answered_without_transfer": ("counter", ("queue", "unit")),
-    "pbxwatch_queue_unstaffed_seconds": ("counter", ("queue", "unit")),
+    "pbxwatch_person_calls_not_reached": ("counter", PU),
+    "pbxwatch_calls_diverted": ("counter", PU),
+    "pbxwatch_missing_forwards": ("counter", PU),
+    "pbxwatch_unanswered_rings": ("counter", PU),
+    "pbxwatch_unforwarded_absences": ("counter", PU),
+    "pbxwatch_voicemail_messages": ("counter", PU),
+    "pbxwatch_callbacks_resolved": ("counter", (*PU, "result")),
+    "pbxwatch_callback_seconds": ("histogram", PU),
+    "pbxwatch_listen_seconds": ("histogram", PU),
+    "pbxwatch_callback_reminders": ("counter", (*PU, "kind")),
+    "pbxwatch_callbacks_pending": ("gauge", PU),
+    "pbxwatch_callbacks_overdue": ("gauge", PU),
+    "pbxwatch_queue_callers_waiting": ("gauge", PQU),
+    "pbxwatch_queue_longest_wait_seconds": ("gauge", PQU),
+    "pbxwatch_queue_members": ("gauge", (*PQU, "state")),
+    "pbxwatch_queue_unstaffed": ("gauge", PQU),
+    "pbxwatch_queue_offered": ("counter", PQU),
+    "pbxwatch_queue_answered": ("counter", PQU),
+    "pbxwatch_queue_answered_within_sl": ("counter", PQU),
+    "pbxwatch_queue_abandoned": ("counter", PQU),
+    "pbxwatch_queue_short_abandoned": ("counter", PQU),
+    "pbxwatch_queue_answered_finished": ("counter", PQU),
+    "pbxwatch_queue_answered_without_transfer": ("counter", PQU),
+    "pbxwatch_queue_unstaffed_seconds": ("counter", PQU),
     "pbxwatch_answered_within_rings": ("counter", UK),
     "pbxwatch_answer_within_rings_limit": ("gauge", ("unit",)),
-    "pbxwatch_phone_hours": ("gauge", ("unit",)),
-    "pbxwatch_ami_up": ("gauge", ()),
-    "pbxwatch_ami_reconnects": ("counter", ()),
-    "pbxwatch_ami_gaps": ("counter", ()),
-    "pbxwatch_ami_gap_seconds": ("counter", ()),
-    "pbxwatch_ami_events": ("counter", ("event",)),
-    "pbxwatch_bad_input": ("counter", ("kind",)),
-    "pbxwatch_event_errors": ("counter", ()),
-    "pbxwatch_sink_errors": ("counter", ()),
-    "pbxwatch_last_event_timestamp_seconds": ("gauge", ()),
-    "pbxwatch_event_lag_seconds": ("gauge", ()),
-    "pbxwatch_clock_offset_seconds": ("gauge", ()),
-    "pbxwatch_clock_steps": ("counter", ()),
-    "pbxwatch_checkpoints": ("counter", ()),
-    "pbxwatch_checkpoint_bytes": ("gauge", ()),
-    "pbxwatch_checkpoint_seconds": ("gauge", ()),
-    "pbxwatch_config_devices_unmatched": ("gauge", ()),
-    "pbxwatch_config_trunks_unmatched": ("gauge", ()),
-    "pbxwatch_devices_by_resource": ("counter", ()),
+    "pbxwatch_phone_hours": ("gauge", PU),
+    "pbxwatch_ami_up": ("gauge", ("pbx",)),
+    "pbxwatch_ami_reconnects": ("counter", ("pbx",)),
+    "pbxwatch_ami_gaps": ("counter", ("pbx",)),
+    "pbxwatch_ami_gap_seconds": ("counter", ("pbx",)),
+    "pbxwatch_ami_events": ("counter", ("pbx", "event")),
+    "pbxwatch_bad_input": ("counter", ("pbx", "kind")),
+    "pbxwatch_event_errors": ("counter", ("pbx",)),
+    "pbxwatch_sink_errors": ("counter", ("pbx",)),
+    "pbxwatch_last_event_timestamp_seconds": ("gauge", ("pbx",)),
+    "pbxwatch_event_lag_seconds": ("gauge", ("pbx",)),
+    "pbxwatch_clock_offset_seconds": ("gauge", ("pbx",)),
+    "pbxwatch_clock_steps": ("counter", ("pbx",)),
+    "pbxwatch_checkpoints": ("counter", ("pbx",)),
+    "pbxwatch_checkpoint_bytes": ("gauge", ("pbx",)),
+    "pbxwatch_checkpoint_seconds": ("gauge", ("pbx",)),
+    "pbxwatch_config_devices_unmatched": ("gauge", ("pbx",)),
+    "pbxwatch_config_trunks_unmatched": ("gauge", ("pbx",)),
+    "pbxwatch_devices_by_resource": ("counter", ("pbx",)),
     "pbxwatch_mail_backlog": ("gauge", ()),
     "pbxwatch_mail_failed": ("counter", ()),
     "pbxwatch_mail_sent": ("counter", ()),
     "pbxwatch_mail_smtp_up": ("gauge", ()),
-    "pbxwatch_calls_in_progress": ("gauge", ()),
+    "pbxwatch_calls_in_progress": ("gauge", ("pbx",)),
     "pbxwatch_store_up": ("gauge", ()),
     "pbxwatch_store_connect_failures": ("counter", ()),
     "pbxwatch_mqtt_up": ("gauge", ()),
@@ -124,15 +127,20 @@ def test_series_exist_before_anything_happens(lab_settings: Settings) -> None:
     metrics.refresh(build_engine(lab_settings), 0.0, Health())
     reg = metrics.registry
     for unit in lab_settings.directory.units:
-        labels = {"unit": unit, "target_kind": "extension", "direction": "inbound",
+        labels = {"pbx": "main", "unit": unit, "target_kind": "extension", "direction": "inbound",
                   "outcome": "answered"}  # fmt: skip
         assert reg.get_sample_value("pbxwatch_calls_total", labels) == 0
-        assert reg.get_sample_value("pbxwatch_callbacks_overdue", {"unit": unit}) == 0
-        assert reg.get_sample_value("pbxwatch_missing_forwards_total", {"unit": unit}) == 0
+        assert (
+            reg.get_sample_value("pbxwatch_callbacks_overdue", {"pbx": "main", "unit": unit}) == 0
+        )
+        assert (
+            reg.get_sample_value("pbxwatch_missing_forwards_total", {"pbx": "main", "unit": unit})
+            == 0
+        )
     for queue, q in lab_settings.directory.queues.items():
-        labels = {"queue": queue, "unit": q.unit}
+        labels = {"pbx": "main", "queue": queue, "unit": q.unit}
         assert reg.get_sample_value("pbxwatch_queue_unstaffed", labels) == 0
-    assert reg.get_sample_value("pbxwatch_ami_events_total", {"event": "other"}) == 0
+    assert reg.get_sample_value("pbxwatch_ami_events_total", {"pbx": "main", "event": "other"}) == 0
 
 
 @pytest.mark.parametrize("recording", EVERY_RECORDING, ids=IDS)
@@ -193,10 +201,13 @@ def test_events_by_name_and_health(lab_settings: Settings) -> None:
     text = recording.read_bytes()
     newchannels = len(re.findall(rb"^Event: Newchannel\r?$", text, re.MULTILINE))
     reg = metrics.registry
-    assert reg.get_sample_value("pbxwatch_ami_events_total", {"event": "Newchannel"}) == newchannels
-    assert reg.get_sample_value("pbxwatch_ami_up") == 1
-    assert reg.get_sample_value("pbxwatch_last_event_timestamp_seconds") == 0  # not live
-    assert reg.get_sample_value("pbxwatch_calls_in_progress") == pipeline.engine.tracked_calls
+    assert (
+        reg.get_sample_value("pbxwatch_ami_events_total", {"pbx": "main", "event": "Newchannel"})
+        == newchannels
+    )
+    assert reg.get_sample_value("pbxwatch_ami_up", MAIN) == 1
+    assert reg.get_sample_value("pbxwatch_last_event_timestamp_seconds", MAIN) == 0  # not live
+    assert reg.get_sample_value("pbxwatch_calls_in_progress", MAIN) == pipeline.engine.tracked_calls
 
 
 def test_queue_state_matches_the_engine_snapshot(lab_settings: Settings) -> None:
@@ -207,7 +218,7 @@ def test_queue_state_matches_the_engine_snapshot(lab_settings: Settings) -> None
     for snap in engine.snapshot(engine.calendar.tz, engine.now):
         if snap["type"] != "queue" or snap["queue"] not in lab_settings.directory.queues:
             continue
-        labels = {"queue": snap["queue"], "unit": snap["unit"]}
+        labels = {"pbx": "main", "queue": snap["queue"], "unit": snap["unit"]}
         assert reg.get_sample_value("pbxwatch_queue_callers_waiting", labels) == snap["waiting"]
         for state in ("available", "paused", "in_call"):
             got = reg.get_sample_value("pbxwatch_queue_members", {**labels, "state": state})

@@ -41,7 +41,13 @@ GRAFANA = ROOT / "config" / "grafana"
 RULES = PROM / "pbxwatch-rules.yml"
 #: Grafana's variables, as a panel would see them with "All" chosen; the
 #: simulated day takes ~10 s of host time, so a minute holds all of it.
-VARIABLES = {"$__rate_interval": "1m", "$__range": "1h", "$unit": ".*", "$queue": ".*"}
+VARIABLES = {
+    "$__rate_interval": "1m",
+    "$__range": "1h",
+    "$unit": ".*",
+    "$queue": ".*",
+    "$pbx": ".*",
+}
 DAY = dt.date(2026, 11, 24)  # a Tuesday, no holiday
 SPEED = 3600  # PBX seconds per host second: the day in about 10 s
 SELECTOR = re.compile(r"\b((?:pbxwatch_|unit:pbxwatch_|up\b)[\w:]*)(\{[^}]*\})?")

@@ -104,7 +104,9 @@ def test_a_trunk_pattern_that_matches_nothing_is_a_metric(tmp_path: Path) -> Non
         pipeline = Pipeline(build_engine(settings), [metrics])
         replay_file(recording, pipeline)
         metrics.refresh(pipeline.engine, pipeline.engine.now, Health(ami_up=True))
-        value = metrics.registry.get_sample_value("pbxwatch_config_trunks_unmatched")
+        value = metrics.registry.get_sample_value(
+            "pbxwatch_config_trunks_unmatched", {"pbx": "main"}
+        )
         assert value == unmatched, config
 
 

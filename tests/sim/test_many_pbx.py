@@ -16,6 +16,7 @@ import yaml
 
 from pbxwatch.settings import Settings
 from pbxwatch.sim.live import SimPlan, SimulatedPbx
+from tests.browser.console import metrics_text
 from tests.live import logged_in, reported, run_config, start_run
 from tests.services import free_port
 from tests.sim.expect import DAY
@@ -24,8 +25,8 @@ from tests.sim.test_live import _reported, _totals
 PBXS = {"main": 5, "north": 6, "south": 7}  # id: the simulator's seed
 
 
-def _config(tmp: Path, ports: dict[str, int]) -> Path:
-    path = run_config(tmp, ports["main"])
+def _config(tmp: Path, ports: dict[str, int], metrics: int) -> Path:
+    path = run_config(tmp, ports["main"], metrics={"listen": f"127.0.0.1:{metrics}"})
     config = yaml.safe_load(path.read_text(encoding="utf-8"))
     ami, inbound = config.pop("ami"), config.pop("inbound")
     config["pbxs"] = [{"id": pbx, "ami": {**ami, "port": port}, "inbound": inbound}
@@ -36,9 +37,12 @@ def _config(tmp: Path, ports: dict[str, int]) -> Path:
 
 def test_three_pbxs_in_one_run(lab_settings: Settings, tmp_path: Path) -> None:
     ports = {pbx: free_port() for pbx in PBXS}
-    config = _config(tmp_path, ports)
+    metrics = free_port()
+    config = _config(tmp_path, ports, metrics)
     out, err = tmp_path / "run.jsonl", tmp_path / "run.log"
     speed = 3600.0
+
+    scraped: list[str] = []
 
     async def main() -> dict[str, SimulatedPbx]:
         sims = {}
@@ -59,6 +63,8 @@ def test_three_pbxs_in_one_run(lab_settings: Settings, tmp_path: Path) -> None:
                     if reported(out) >= expected:
                         break
                     await asyncio.sleep(0.2)
+                await asyncio.sleep(1.5)  # the metrics' state refresh, once a second
+                scraped.append(metrics_text(f"http://127.0.0.1:{metrics}/metrics"))
             finally:
                 proc.send_signal(2)
                 await asyncio.to_thread(proc.wait, 30)
@@ -95,7 +101,29 @@ def test_three_pbxs_in_one_run(lab_settings: Settings, tmp_path: Path) -> None:
                         "pbx:south": "south"}  # fmt: skip
     assert sources == expected_sources
     assert checkpoints == expected_sources
+    # the metrics: each PBX's calls in its own series, its AMI session up
+    [text] = scraped
+    for pbx, sim in sims.items():
+        calls = sum(v for name, labels, v in _samples(text, "pbxwatch_calls_total")
+                    if labels.get("pbx") == pbx)  # fmt: skip
+        assert calls == len(sim.days[0].calls), pbx
+        assert [v for _, labels, v in _samples(text, "pbxwatch_ami_up")
+                if labels.get("pbx") == pbx] == [1.0], pbx  # fmt: skip
+    labelled = {labels.get("pbx") for _, labels, _ in _samples(text, "pbxwatch_")}
+    assert labelled == {*PBXS, None}  # None: what they share (store, MQTT, mail)
     _restart_restores_each(config, tmp_path)
+
+
+def _samples(text: str, prefix: str) -> list[tuple[str, dict[str, str], float]]:
+    """(name, labels, value) of the exposition's samples whose name starts so."""
+    out = []
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            head, _, value = line.rpartition(" ")
+            name, _, rest = head.partition("{")
+            labels = dict(part.split("=", 1) for part in rest.rstrip("}").split(",") if part)
+            out.append((name, {k: v.strip('"') for k, v in labels.items()}, float(value)))
+    return out
 
 
 def _restart_restores_each(config: Path, tmp: Path) -> None:
@@ -123,7 +151,7 @@ def test_a_refused_login_of_one_pbx_stops_the_run_naming_it(
     """Exit 2 (a configuration error) with the PBX's key, the other PBX's
     session ended too."""
     ports = {"main": free_port(), "north": free_port()}
-    config = _config(tmp_path, ports)
+    config = _config(tmp_path, ports, free_port())
     cfg = yaml.safe_load(config.read_text(encoding="utf-8"))
     cfg["pbxs"][1]["ami"]["secret_env"] = "WRONG_SECRET"
     config.write_text(yaml.safe_dump(cfg, allow_unicode=True), "utf-8")
