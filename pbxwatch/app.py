@@ -153,7 +153,7 @@ async def run_live(
         )
         for i, view in enumerate(views)
     ]
-    lead = followers[0]  # what MQTT's availability and the console show
+    lead = followers[0]  # what the console shows
     pipeline, clock = lead.pipeline, lead.clock
     metrics, http = _start_metrics(settings, pipeline, health)  # up while the store is not
 
@@ -245,8 +245,13 @@ async def run_live(
     for follower in followers:
         tasks.extend(follower.tasks())
     if settings.mqtt.enabled:
-        relay = AlertRelay(settings, store, engine_view(lead.settings, pipeline.engine, clock))
-        lead.relay = relay
+        relay = AlertRelay(settings, store, engine_view(lead.settings, pipeline.engine, clock),
+                           pbx=lead.pbx_id)  # fmt: skip
+        for follower in followers:
+            if follower is not lead:
+                fe = follower.pipeline.engine
+                relay.add_pbx(follower.pbx_id, engine_view(follower.settings, fe, follower.clock))
+            follower.relay = relay
         writer.on_alerts_committed = relay.wake
         relay_task = asyncio.create_task(relay.run())
     mail, mail_task = _start_mail(settings, store, writer, lambda: clock.estimate(time.time()))

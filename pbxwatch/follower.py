@@ -73,7 +73,7 @@ class Follower:
         self.pipeline = Pipeline(engine, schedule=loop.call_soon, stamp=self.stamp)
         self.clock = engine.clock
         self.frame_probe: Callable[[Mapping[str, str]], None] | None = None
-        self.relay: AlertRelay | None = None  # set for the first PBX only
+        self.relay: AlertRelay | None = None  # with MQTT on: says whether it sees this PBX
         self.connected = asyncio.Event()
         self.resync = asyncio.Event()
         self.bad_input = FirstSeen(f"bad AMI input ({self.pbx_id})")
@@ -123,14 +123,14 @@ class Follower:
             self.pipeline.connection_lost(None, source.loss_reason)
             self.pipeline.awaiting_state()  # set before the next login's first event can come
             if self.relay is not None:
-                self.relay.pbx_offline(source.loss_reason)
+                self.relay.pbx_offline(source.loss_reason, self.pbx_id)
 
     def on_snapshot(self, snap: PbxSnapshot) -> None:
         host = time.time()
         self.clock.observe(snap.pbx_time, host)  # the PBX's own clock, as its Ping answer said
         self.pipeline.reconcile(snap, self.clock.estimate(host), self.source_name)
         if self.relay is not None:  # the queues are known now: MQTT may say the PBX is online
-            self.relay.pbx_online()
+            self.relay.pbx_online(self.pbx_id)
 
     def tasks(self) -> list[asyncio.Task[None]]:
         """Its ticker, state reads, checkpointer and pollers, started."""

@@ -18,6 +18,9 @@ payload's schema is ``pbxwatch/mqtt/schemas/<name>.schema.json``):
   its open callbacks, retained (``unit_state``);
 - ``<prefix>/<site>/queues/<queue>/state``: live queue state, retained,
   only after the state read (``queue_state``);
+- with many PBXs, ``main``'s are the topics above, and any other PBX
+  ``<id>`` has ``<prefix>/<site>/status/pbx/<id>`` (``pbx``) and
+  ``<prefix>/<site>/queues/<id>:<queue>/state`` (``queue_state``);
 - ``<discovery prefix>/{sensor,binary_sensor}/pbxwatch_<site>/<object>/config``:
   Home Assistant discovery, retained, with ``mqtt.discovery.enabled``
   (``ha_sensor``, ``ha_binary_sensor``).

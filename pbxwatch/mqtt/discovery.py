@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pbxwatch import __version__
 from pbxwatch.mqtt.topics import Topics, ha_id
-from pbxwatch.settings import Settings
+from pbxwatch.settings import DEFAULT_PBX, Settings
 
 
 @dataclass(frozen=True)
@@ -73,23 +73,32 @@ UNIT_ENTITIES = (
 
 def discovery_configs(settings: Settings) -> dict[str, dict[str, Any]]:
     """Every config topic and its payload: each unit's counters, each
-    queue's sensors on its unit's device."""
+    queue's sensors (of each PBX that has it) on its unit's device.  A
+    queue's sensors are available while its PBX is seen; a unit's, which
+    may span PBXs, while the one PBX (or ``main``) is, or with many PBXs
+    and no ``main`` while pbxwatch is up."""
     topics = Topics(settings.mqtt.topic_prefix, settings.site)
     node = ha_id("pbxwatch", settings.site)
+    views = settings.pbx_views()
+    unit_pbx = topics.pbx if any(v.pbx_id == DEFAULT_PBX for v in views) else None
     out: dict[str, dict[str, Any]] = {}
     for unit in sorted(settings.directory.units):
         for e in UNIT_ENTITIES:
             object_id = ha_id("unit", unit, e.key)
             out[_topic(settings, e, node, object_id)] = _config(
-                settings, topics, unit, e, object_id, topics.unit_state(unit), e.name
+                settings, topics, unit, e, object_id, topics.unit_state(unit), e.name, unit_pbx
             )
-    for name, queue in sorted(settings.directory.queues.items()):
-        for e in QUEUE_ENTITIES:
-            object_id = ha_id("queue", name, e.key)
-            out[_topic(settings, e, node, object_id)] = _config(
-                settings, topics, queue.unit, e, object_id, topics.queue(name),
-                f"kö {name}: {e.name}",
-            )  # fmt: skip
+    for view in views:
+        pbx = view.pbx_id
+        for name, queue in sorted(view.directory.queues.items()):
+            for e in QUEUE_ENTITIES:
+                ids = (name,) if pbx == DEFAULT_PBX else (pbx, name)
+                object_id = ha_id("queue", *ids, e.key)
+                label = name if pbx == DEFAULT_PBX else f"{name} ({pbx})"
+                out[_topic(settings, e, node, object_id)] = _config(
+                    settings, topics, queue.unit, e, object_id, topics.queue(name, pbx),
+                    f"kö {label}: {e.name}", topics.pbx_status(pbx),
+                )  # fmt: skip
     return out
 
 
@@ -105,18 +114,22 @@ def _config(
     object_id: str,
     state_topic: str,
     name: str,
+    pbx_topic: str | None,
 ) -> dict[str, Any]:
+    availability: list[dict[str, str]] = [
+        {"topic": topics.status, "payload_available": "online",
+         "payload_not_available": "offline"},
+    ]  # fmt: skip
+    if pbx_topic is not None:
+        availability.append({"topic": pbx_topic, "value_template": "{{ value_json.state }}",
+                             "payload_available": "online",
+                             "payload_not_available": "offline"})  # fmt: skip
     config: dict[str, Any] = {
         "name": name,
         "unique_id": ha_id("pbxwatch", settings.site, object_id),
         "state_topic": state_topic,
         "value_template": e.value_template,
-        "availability": [
-            {"topic": topics.status, "payload_available": "online",
-             "payload_not_available": "offline"},
-            {"topic": topics.pbx, "value_template": "{{ value_json.state }}",
-             "payload_available": "online", "payload_not_available": "offline"},
-        ],
+        "availability": availability,
         "availability_mode": "all",
         "qos": 1,
         "device": _device(settings, unit),

@@ -25,6 +25,7 @@ import json
 import logging
 import time
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -38,7 +39,7 @@ from pbxwatch.core.records import iso
 from pbxwatch.mqtt.discovery import discovery_configs
 from pbxwatch.mqtt.state import LiveView, PbxStatus, day_counts, day_start, unit_payload
 from pbxwatch.mqtt.topics import client_for, topics_for
-from pbxwatch.settings import Settings
+from pbxwatch.settings import DEFAULT_PBX, Settings
 from pbxwatch.store import models
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,16 @@ BATCH = 100
 #: the PBX as pbxwatch first says it: not seen yet
 NOT_YET = "not connected yet: waiting for the AMI login and its state read"
 STOPPED = "pbxwatch stopped"
+
+
+@dataclass
+class _Watched:
+    """One PBX as the relay publishes it: its live view and availability,
+    and the availability the broker has."""
+
+    live: LiveView | None
+    status: PbxStatus
+    sent: PbxStatus | None = None
 
 
 def _encode(body: dict[str, Any]) -> bytes:
@@ -68,21 +79,22 @@ class AlertRelay:
         store: AsyncEngine,
         live: LiveView | None = None,
         poll_seconds: float = 0.5,
+        pbx: str = DEFAULT_PBX,
     ) -> None:
         self.settings = settings
         self.m = settings.mqtt
         self.topics = topics_for(settings)
         self.tz = ZoneInfo(settings.timezone)
         self.store = store
-        self.live = live
         self.poll = poll_seconds
         self.identifier = self.m.client_id or f"pbxwatch-{settings.site}"
         self.published = 0
         self.backlog = 0
         self.connected = False
         self.connect_failures = 0  # refused logins, unreachable broker: counted, retried
-        self.pbx = PbxStatus("offline", time.time(), NOT_YET)
-        self._pbx_sent: PbxStatus | None = None
+        #: every PBX followed, the first (``live``'s) first
+        self.pbxs: dict[str, _Watched] = {}
+        self.add_pbx(pbx, live)
         self._last_state: dict[str, str] = {}  # topic -> state without its time
         self._last_state_at = 0.0
         self._last_gap: str | None = None  # gap_id of the one on the broker
@@ -95,16 +107,32 @@ class AlertRelay:
         at the next poll."""
         self._wakeup.set()
 
-    def pbx_online(self) -> None:
+    def add_pbx(self, pbx: str, live: LiveView | None) -> None:
+        """Another PBX to publish: its availability, its queues, its callbacks
+        in the units' state."""
+        self.pbxs[pbx] = _Watched(live, PbxStatus("offline", time.time(), NOT_YET))
+
+    @property
+    def pbx(self) -> PbxStatus:
+        """The first PBX's availability."""
+        return next(iter(self.pbxs.values())).status
+
+    def pbx_online(self, pbx: str = DEFAULT_PBX) -> None:
         """The state read after an AMI login is done: the queues are known."""
-        self.pbx = PbxStatus("online", time.time())
+        self._watched(pbx).status = PbxStatus("online", time.time())
         self._last_state_at = 0.0  # the queue state at once, not at the next refresh
         self._wakeup.set()
 
-    def pbx_offline(self, reason: str) -> None:
+    def pbx_offline(self, reason: str, pbx: str = DEFAULT_PBX) -> None:
         """The AMI connection was lost (not at shutdown: ``stop`` says that)."""
-        self.pbx = PbxStatus("offline", time.time(), reason or "AMI connection lost")
+        status = PbxStatus("offline", time.time(), reason or "AMI connection lost")
+        self._watched(pbx).status = status
         self._wakeup.set()
+
+    def _watched(self, pbx: str) -> _Watched:
+        if pbx not in self.pbxs:
+            raise KeyError(f"MQTT relay: no PBX {pbx!r}")
+        return self.pbxs[pbx]
 
     def stop(self) -> None:
         """Publish what the outbox holds, say the PBX and pbxwatch are
@@ -127,7 +155,8 @@ class AlertRelay:
                     await client.publish(self.topics.status, b"online", qos=1, retain=True)
                     self._forget_sent()  # the broker may have lost retained state
                     await self._serve(client)
-                    self.pbx = PbxStatus("offline", time.time(), STOPPED)
+                    for watched in self.pbxs.values():
+                        watched.status = PbxStatus("offline", time.time(), STOPPED)
                     await self._publish_pbx(client)
                     await client.publish(self.topics.status, b"offline", qos=1, retain=True)
                     log.info("MQTT: outbox sent, status offline, disconnecting")
@@ -147,7 +176,8 @@ class AlertRelay:
     def _forget_sent(self) -> None:
         self._last_state.clear()
         self._last_gap = None
-        self._pbx_sent = None
+        for watched in self.pbxs.values():
+            watched.sent = None
         self._discovered = False
         self._last_state_at = 0.0
 
@@ -241,51 +271,63 @@ class AlertRelay:
         self._discovered = True
 
     async def _publish_pbx(self, client: aiomqtt.Client) -> None:
-        if self.pbx == self._pbx_sent:
-            return
-        status = self.pbx
-        await self._retain(client, self.topics.pbx, status.payload(self.tz))
-        self._pbx_sent = status
+        for pbx, watched in self.pbxs.items():
+            status = watched.status
+            if status != watched.sent:
+                await self._retain(client, self.topics.pbx_status(pbx), status.payload(self.tz))
+                watched.sent = status
 
     async def _publish_state(self, client: aiomqtt.Client) -> None:
         """Queues and units, each when it changed, at most every
-        ``queue_state_seconds``.  Queues only while the PBX is online: before
-        the state read the engine knows no members or callers, and during an
-        outage the retained state stays what the PBX last said."""
-        if self.live is None:
-            return
+        ``queue_state_seconds``.  A PBX's queues only while it is online:
+        before the state read the engine knows no members or callers, and
+        during an outage the retained state stays what the PBX last said."""
         mono = time.monotonic()
         if mono - self._last_state_at < self.m.queue_state_seconds:
             return
-        now = self.live.now()
-        if now is None:
+        times = {pbx: w.live.now() for pbx, w in self.pbxs.items() if w.live is not None}
+        known = [t for t in times.values() if t is not None]
+        if not known:
             return  # no PBX time yet: nothing dated can be said
         self._last_state_at = mono
         bodies: dict[str, dict[str, Any]] = {}
-        if self.pbx.state == "online":
-            for name, state in self.live.queues(now).items():
-                bodies[self.topics.queue(name)] = state
-        bodies |= await self._unit_states(now)
+        for pbx, watched in self.pbxs.items():
+            at = times.get(pbx)
+            if watched.live is None or at is None or watched.status.state != "online":
+                continue
+            for name, state in watched.live.queues(at).items():
+                bodies[self.topics.queue(name, pbx)] = state
+        bodies |= await self._unit_states(known[0], times)
         for topic, body in bodies.items():
             key = _same(body)
             if self._last_state.get(topic) != key:
                 await self._retain(client, topic, body)
                 self._last_state[topic] = key
 
-    async def _unit_states(self, now: float) -> dict[str, dict[str, Any]]:
-        assert self.live is not None
+    async def _unit_states(
+        self, now: float, times: dict[str, float | None]
+    ) -> dict[str, dict[str, Any]]:
+        """Each unit's counts today (from the store: every PBX's) and its
+        open callbacks, added up over the PBXs."""
         try:
             async with self.store.connect() as conn:
                 counts = await day_counts(conn, day_start(now, self.tz), now + 1.0)
         except (SQLAlchemyError, OSError):
             return {}  # the outbox reader has said so already
-        callbacks = self.live.callbacks(now)
+        callbacks: dict[str, Counter[str]] = {}
+        for pbx, watched in self.pbxs.items():
+            at = times.get(pbx)
+            if watched.live is None or at is None:
+                continue
+            for unit, n in watched.live.callbacks(at).items():
+                callbacks.setdefault(unit, Counter()).update(n)
         return {
             self.topics.unit_state(unit): unit_payload(
-                self.settings, unit, now, counts.get(unit, Counter()), callbacks.get(unit, {})
+                self.settings, unit, now, counts.get(unit, Counter()),
+                dict(callbacks.get(unit, {})),
             )
             for unit in sorted(self.settings.directory.units)
-        }
+        }  # fmt: skip
 
     async def _publish_gap(self, client: aiomqtt.Client) -> None:
         """The newest committed gap, retained, once each."""

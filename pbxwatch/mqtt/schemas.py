@@ -40,6 +40,9 @@ def schema_for(topic: str, settings: Settings) -> str | None:
     fixed = {t.status: "status", t.pbx: "pbx", t.gap: "gap"}
     if topic in fixed:
         return fixed[topic]
+    other_pbx = topic.removeprefix(t.pbx + "/")
+    if other_pbx != topic and other_pbx and "/" not in other_pbx:
+        return "pbx"  # status/pbx/<id>: a PBX other than main
     parts = topic.split("/")
     base = t.base.split("/")
     if parts[: len(base)] == base and len(parts) == len(base) + 3:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import aiomqtt
 
-from pbxwatch.settings import MqttSettings, Settings
+from pbxwatch.settings import DEFAULT_PBX, MqttSettings, Settings
 
 #: the alerts of a record without a configured unit
 NO_UNIT = "unassigned"
@@ -31,8 +31,14 @@ class Topics:
 
     @property
     def pbx(self) -> str:
-        """Whether pbxwatch can see the PBX (the AMI session after its state read)."""
+        """Whether pbxwatch can see the PBX (the AMI session after its state
+        read): the one PBX's, or ``main``'s of many."""
         return f"{self.base}/status/pbx"
+
+    def pbx_status(self, pbx: str = DEFAULT_PBX) -> str:
+        """Whether pbxwatch can see PBX ``pbx``: :attr:`pbx` for ``main``,
+        ``status/pbx/<id>`` for any other (as its ids are ``<id>:...``)."""
+        return self.pbx if pbx == DEFAULT_PBX else f"{self.pbx}/{pbx}"
 
     @property
     def gap(self) -> str:
@@ -44,8 +50,11 @@ class Topics:
     def unit_state(self, unit: str) -> str:
         return f"{self.base}/units/{unit}/state"
 
-    def queue(self, name: str) -> str:
-        return f"{self.base}/queues/{name}/state"
+    def queue(self, name: str, pbx: str = DEFAULT_PBX) -> str:
+        """A queue's live state; a queue of a PBX other than ``main`` is
+        ``<id>:<name>`` (two PBXs may have queues of one name)."""
+        level = name if pbx == DEFAULT_PBX else f"{pbx}:{name}"
+        return f"{self.base}/queues/{level}/state"
 
     def all_alerts(self, unit: str | None = None) -> str:
         return self.alerts(unit) if unit else f"{self.base}/units/+/alerts"
