@@ -171,7 +171,7 @@ async def run_live(
     # (FastAPI, uvicorn, the routes and schemas) live as long as the process;
     # left out of the freeze, every full collection walked them (60-80 ms
     # on the reader's loop, bench/console.py)
-    web = _build_web(lead.settings, pipeline, health, store)
+    web = _build_web(settings, followers, store)
     frozen = heap.settle()
     log.debug("%d start-up objects frozen out of garbage collection", frozen)
     for follower in followers:
@@ -368,15 +368,19 @@ def _start_metrics(
 
 
 def _build_web(
-    settings: Settings, pipeline: Pipeline, health: Health, store: AsyncEngine
+    settings: Settings, followers: Sequence[Follower], store: AsyncEngine
 ) -> WebConsole | None:
-    """The console, built but not yet serving; it reads the engine only
-    when asked."""
+    """The console, built but not yet serving; it reads the engines only
+    when asked (every PBX's, the first PBX's first)."""
     if not settings.web.enabled:
         return None
     from pbxwatch.web import LiveView, WebConsole
 
-    return WebConsole(settings, LiveView(settings, pipeline.engine, health), store)
+    first, *rest = followers
+    others = [LiveView(f.settings, f.pipeline.engine, f.health, pbx=f.pbx_id) for f in rest]
+    view = LiveView(first.settings, first.pipeline.engine, first.health, pbx=first.pbx_id,
+                    others=others)  # fmt: skip
+    return WebConsole(settings, view, store)
 
 
 async def _start_web(console: WebConsole | None) -> WebConsole | None:

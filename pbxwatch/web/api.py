@@ -60,9 +60,14 @@ def _incident(row: Any, request: Request) -> dict[str, Any]:
     response_model=list[schemas.Queue],
     summary="Every queue and group number the viewer may see, now",
 )
-async def queues(request: Request, who: Viewer) -> list[dict[str, Any]]:
+async def queues(
+    request: Request,
+    who: Viewer,
+    pbx: Annotated[str | None, Query(description="only this PBX's (its id)")] = None,
+) -> list[dict[str, Any]]:
     require(who.any_role, "no console role")
-    return [q for q in console_of(request).view.queues() if who.sees_unit(q["unit"])]
+    return [q for q in console_of(request).view.queues()
+            if who.sees_unit(q["unit"]) and pbx in (None, q["pbx"])]  # fmt: skip
 
 
 @router.get("/health", response_model=schemas.Health, summary="pbxwatch's own health")

@@ -49,6 +49,7 @@ class Console:
         default_factory=dict, init=False
     )
     _incidents_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+    _directory: Directory | None = field(default=None, init=False)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -56,7 +57,13 @@ class Console:
 
     @property
     def directory(self) -> Directory:
-        return self.view.engine.directory
+        """Who is who: the one PBX's core's, or with many PBXs the whole
+        configuration's (each core has its own PBX's part)."""
+        if not self.view.others:
+            return self.view.engine.directory
+        if self._directory is None:
+            self._directory = self.settings.directory_model()
+        return self._directory
 
     def names(self) -> dict[str, str]:
         return {ext: p.name for ext, p in self.settings.directory.people.items()}
@@ -110,11 +117,14 @@ class Console:
             self._incidents[units] = (time.monotonic(), items)
             return items
 
-    async def wallboard(self, who: Principal) -> dict[str, Any]:
-        """What the wallboard shows this viewer (no personal data)."""
-        queues = [q for q in self.view.queues() if who.sees_unit(q["unit"])]
+    async def wallboard(self, who: Principal, pbx: str | None = None) -> dict[str, Any]:
+        """What the wallboard shows this viewer (no personal data): every
+        PBX's queues, or ``pbx``'s only."""
+        queues = [q for q in self.view.queues()
+                  if who.sees_unit(q["unit"]) and pbx in (None, q["pbx"])]  # fmt: skip
         health = self.view.health_view(await self.gaps_today()) if who.sees_health else None
-        return {"queues": queues, "health": health, "ami_up": self.view.health.ami_up}
+        return {"queues": queues, "health": health, "ami_up": self.view.ami_up,
+                "pbxs": self.view.pbxs, "pbx": pbx}  # fmt: skip
 
     # ----------------------------------------------------------------- calls
 

@@ -24,7 +24,7 @@ from pbxwatch.core.engine import Engine
 from pbxwatch.core.queues import QueueState, member_state
 from pbxwatch.core.records import iso
 from pbxwatch.metrics.health import Health
-from pbxwatch.settings import Settings
+from pbxwatch.settings import DEFAULT_PBX, Settings
 
 #: a snapshot is rebuilt at most this often, however many clients ask
 CACHE_SECONDS = 0.25
@@ -48,6 +48,10 @@ class LiveView:
     health: Health
     #: PBX time now; default: the engine's clock estimate of the host's clock
     clock: Callable[[], float] | None = None
+    #: the PBX it is of; the first's health also holds the shared services'
+    pbx: str = DEFAULT_PBX
+    #: the other PBXs followed (many PBXs in one run): shown with this one
+    others: list[LiveView] = field(default_factory=list)
     _baseline: _Baseline | None = field(default=None, init=False)
     _cache: tuple[float, dict[str, Any]] | None = field(default=None, init=False)
 
@@ -67,7 +71,25 @@ class LiveView:
             for name, q in self.engine.queues.queues.items()
         }
 
+    @property
+    def every(self) -> list[LiveView]:
+        """This PBX's view and the others', the first first."""
+        return [self, *self.others]
+
+    @property
+    def pbxs(self) -> list[str]:
+        return [v.pbx for v in self.every]
+
+    @property
+    def ami_up(self) -> bool:
+        """Logged in to every PBX's AMI."""
+        return all(v.health.ami_up for v in self.every)
+
     def sample(self) -> None:
+        for view in self.every:
+            view._sample()
+
+    def _sample(self) -> None:
         """Keep the day's baseline.  The first is the counters as the
         console starts (zero on a fresh start, else what a checkpoint
         restored: then "today" counts from this start, and says so); at
@@ -90,11 +112,15 @@ class LiveView:
         return dt.datetime.fromtimestamp(self.now(), self.tz).date()
 
     def queues(self) -> list[dict[str, Any]]:
-        """Every configured queue now (cached for ``CACHE_SECONDS``)."""
+        """Every configured queue of every PBX now, the first PBX's first."""
+        return [q for view in self.every for q in view._own_queues()]
+
+    def _own_queues(self) -> list[dict[str, Any]]:
+        """This PBX's queues now (cached for ``CACHE_SECONDS``)."""
         host = time.monotonic()
         if self._cache is not None and host - self._cache[0] < CACHE_SECONDS:
             return list(self._cache[1]["queues"])
-        self.sample()
+        self._sample()
         now = self.now()
         out = [self._queue(name, now) for name in sorted(self.settings.directory.queues)]
         self._cache = (host, {"queues": out})
@@ -116,6 +142,9 @@ class LiveView:
         unit = self.engine.directory.unit(cfg.unit)
         return {
             "queue": name,
+            "pbx": self.pbx,
+            # unique over PBXs, as their ids: a queue of another PBX is <id>:<name>
+            "id": name if self.pbx == DEFAULT_PBX else f"{self.pbx}:{name}",
             "kind": cfg.kind,
             "unit": cfg.unit,
             "unit_name": self.settings.directory.units[cfg.unit].name,
@@ -139,9 +168,12 @@ class LiveView:
         }
 
     def health_view(self, gaps_today: int | None) -> dict[str, Any]:
+        """pbxwatch's health: the first PBX's AMI and stream (with one PBX,
+        the one's), the shared store and MQTT, and under ``pbxs`` each
+        PBX's own; ``ami_up`` only while every PBX is logged in."""
         h = self.health
         return {
-            "ami_up": h.ami_up,
+            "ami_up": self.ami_up,
             "last_event_at": iso(h.last_event_time, self.tz),
             "event_lag_seconds": round(h.event_lag_seconds, 3),
             "clock_offset_seconds": round(h.clock_offset_seconds, 3),
@@ -150,9 +182,21 @@ class LiveView:
             "outbox_backlog": h.outbox_backlog,
             "mqtt_enabled": self.settings.mqtt.enabled,
             "mqtt_up": h.mqtt_up,
-            "calls_in_progress": self.engine.tracked_calls,
+            "calls_in_progress": sum(v.engine.tracked_calls for v in self.every),
             "gaps_today": gaps_today,
             "now": iso(self.now(), self.tz),
+            "pbxs": [v._pbx_health() for v in self.every],
+        }
+
+    def _pbx_health(self) -> dict[str, Any]:
+        h = self.health
+        return {
+            "pbx": self.pbx,
+            "ami_up": h.ami_up,
+            "last_event_at": iso(h.last_event_time, self.tz),
+            "event_lag_seconds": round(h.event_lag_seconds, 3),
+            "clock_offset_seconds": round(h.clock_offset_seconds, 3),
+            "calls_in_progress": self.engine.tracked_calls,
         }
 
     def day_start(self) -> float:

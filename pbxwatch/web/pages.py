@@ -64,9 +64,12 @@ def render(
 
 
 @router.get("/")
-async def wallboard(request: Request, who: Viewer) -> HTMLResponse:
+async def wallboard(request: Request, who: Viewer, pbx: str | None = None) -> HTMLResponse:
     require(who.any_role, "no console role")
-    data = await console_of(request).wallboard(who)
+    console = console_of(request)
+    if pbx is not None and pbx not in console.view.pbxs:
+        raise HTTPException(404, f"no PBX {pbx!r}")
+    data = await console.wallboard(who, pbx)
     return render(request, "wallboard.html", who, data=data)
 
 

@@ -26,6 +26,10 @@ class Members(BaseModel):
 
 class Queue(BaseModel):
     queue: str
+    #: the PBX it is on (``main`` when one PBX is configured)
+    pbx: str
+    #: unique over the PBXs: the name, or ``<pbx>:<name>`` for a PBX other than main
+    id: str
     kind: str
     unit: str
     unit_name: str
@@ -42,7 +46,17 @@ class Queue(BaseModel):
     today_since: str | None
 
 
+class PbxHealth(BaseModel):
+    pbx: str
+    ami_up: bool
+    last_event_at: str | None
+    event_lag_seconds: float
+    clock_offset_seconds: float
+    calls_in_progress: int
+
+
 class Health(BaseModel):
+    #: logged in to every PBX's AMI
     ami_up: bool
     last_event_at: str | None
     event_lag_seconds: float
@@ -55,6 +69,8 @@ class Health(BaseModel):
     calls_in_progress: int
     gaps_today: int | None
     now: str | None
+    #: each PBX's AMI session and stream
+    pbxs: list[PbxHealth]
 
 
 class Call(BaseModel):

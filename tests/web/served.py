@@ -58,16 +58,17 @@ class Served:
 
 @contextlib.contextmanager
 def serve(settings: Settings, db: Path | str, web: dict[str, Any] | None = None,
-          recordings: tuple[str, ...] = RECORDINGS, port: int | None = None
-          ) -> Iterator[Served]:  # fmt: skip
+          recordings: tuple[str, ...] = RECORDINGS, port: int | None = None,
+          others: list[LiveView] | None = None) -> Iterator[Served]:  # fmt: skip
     """The console on ``port`` (default a free one) over ``db`` (a SQLite
-    file or a database URL), with ``web`` settings."""
+    file or a database URL), with ``web`` settings; ``others``: the live
+    views of more PBXs, shown after the one fed ``recordings``."""
     port = port or free_port()
     web_settings = WebSettings.model_validate({**(web or {}), "listen": f"127.0.0.1:{port}"})
     live = settings.model_copy(update={"web": web_settings})
     engine = build_engine(live)
     health = Health(ami_up=True)
-    view = LiveView(live, engine, health, clock=lambda: engine.now)
+    view = LiveView(live, engine, health, clock=lambda: engine.now, others=others or [])
     view.sample()  # before the first event: "today" is the whole recording
     pipeline = Pipeline(engine)
     for name in recordings:

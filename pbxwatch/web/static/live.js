@@ -25,15 +25,22 @@
     return el;
   }
 
-  function row(q) {
+  // the PBX chosen (?pbx=id): the stream has every PBX's queues
+  var onlyPbx = new URLSearchParams(window.location.search).get("pbx");
+
+  function row(q, manyPbxs) {
     var tr = document.createElement("tr");
-    tr.dataset.queue = q.queue;
+    tr.dataset.queue = q.id;
     if (q.unstaffed) { tr.className = "unstaffed"; }
     var th = document.createElement("th");
     th.scope = "row";
     th.appendChild(cell("span", q.queue, "qname"));
     th.appendChild(document.createTextNode(" "));
     th.appendChild(cell("span", q.unit_name, "unit"));
+    if (manyPbxs) {
+      th.appendChild(document.createTextNode(" "));
+      th.appendChild(cell("span", w.pbx + " " + q.pbx, "pbx"));
+    }
     if (q.unstaffed) {
       th.appendChild(document.createTextNode(" "));
       th.appendChild(cell("span", w.unstaffed, "badge red"));
@@ -65,7 +72,10 @@
 
   function render(data) {
     var body = document.createElement("tbody");
-    data.queues.forEach(function (q) { body.appendChild(row(q)); });
+    var many = (data.pbxs || []).length > 1;
+    data.queues.forEach(function (q) {
+      if (onlyPbx === null || q.pbx === onlyPbx) { body.appendChild(row(q, many)); }
+    });
     table.replaceChild(body, table.tBodies[0]);
     ami.hidden = !!data.ami_up;
     var h = data.health;
@@ -86,6 +96,13 @@
     });
     var upEl = document.querySelector('[data-h="ami_up"]');
     if (upEl) { upEl.className = h.ami_up ? "good" : "bad"; }
+    (h.pbxs || []).forEach(function (p) {
+      var dd = document.querySelector('[data-hp="' + p.pbx + '"]');
+      if (dd) {
+        dd.textContent = p.ami_up ? w.up : w.down;
+        dd.className = p.ami_up ? "good" : "bad";
+      }
+    });
   }
 
   var source = new EventSource("/events");
