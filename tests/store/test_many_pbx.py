@@ -17,6 +17,7 @@ from pbxwatch.settings import Settings, load_settings
 from pbxwatch.stamp import PbxStamp
 from pbxwatch.store import models
 from pbxwatch.store.db import load_open_callbacks, make_engine
+from pbxwatch.store.report import unit_period
 from pbxwatch.store.session import restore, writer_for
 from tests.conftest import FIXTURES, LAB_CONFIG
 from tests.store.conftest import with_store
@@ -164,3 +165,28 @@ def test_a_diversion_interval_of_another_pbx_has_that_pbx_s_id() -> None:
                                                        stamped.interval_id, "north")  # fmt: skip
     assert stamped.to_json(ZoneInfo("Europe/Stockholm"))["interval_id"] == stamped.interval_id
     assert PbxStamp().record(core) is core  # main's: unchanged, no copy
+
+
+async def test_the_report_adds_pbxs_up_per_unit(store: AsyncEngine, tmp_path: Path) -> None:
+    """A unit served by two PBXs: its report counts the calls, missed
+    forwards and callbacks of both (the same recording twice: twice the
+    counts, the same shares)."""
+    settings = _two_pbxs(tmp_path)
+    main_, north = settings.pbx_views()
+    await _replay(main_, store, tmp_path)
+    start, end = 0.0, 4e9
+    once = {
+        u: await unit_period(store, settings, u, start, end, end) for u in settings.directory.units
+    }
+    await _replay(north, store, tmp_path)
+    twice = {
+        u: await unit_period(store, settings, u, start, end, end) for u in settings.directory.units
+    }
+    assert any(f.offered for f in once.values())
+    for unit, one in once.items():
+        two = twice[unit]
+        assert (two.offered, two.answered, two.missing_forwards, two.voicemail_messages) == (
+            2 * one.offered, 2 * one.answered, 2 * one.missing_forwards,
+            2 * one.voicemail_messages), unit  # fmt: skip
+        assert {k: 2 * n for k, n in one.callbacks.items()} == two.callbacks, unit
+        assert two.missing_forward_share == one.missing_forward_share, unit
