@@ -34,7 +34,7 @@ from pbxwatch.core.gaps import AmiGap
 from pbxwatch.core.incidents import Incident
 from pbxwatch.core.numbers import mask
 from pbxwatch.follower import Follower
-from pbxwatch.metrics import Health, Metrics, serve
+from pbxwatch.metrics import PBXS_PER_TURN, Health, Metrics, serve
 from pbxwatch.mqtt import AlertRelay, engine_view
 from pbxwatch.pipeline import JsonLinesSink, Pipeline
 from pbxwatch.privacy import MaskNumbers
@@ -217,7 +217,11 @@ async def run_live(
     async def ticker() -> None:
         while True:
             host = time.time()
-            times = [follower.tick(host) for follower in followers]
+            times = []
+            for i, follower in enumerate(followers):
+                times.append(follower.tick(host))
+                if i % PBXS_PER_TURN == PBXS_PER_TURN - 1:
+                    await asyncio.sleep(0)  # many PBXs: the readers between their ticks
             now = times[0]  # the first PBX's time: the observers'
             for follower in followers:
                 follower.observe(host)
@@ -226,9 +230,9 @@ async def run_live(
                 health.mail_sent, health.mail_failed = mail.sent, mail.failed
                 health.mail_backlog, health.mail_smtp_up = mail.backlog, mail.smtp_up
             if metrics is not None:
-                metrics.refresh_all([(f.pbx_id, f.pipeline.engine, t, f.health)
-                                     for f, t in zip(followers, times, strict=True)],
-                                    health)  # fmt: skip
+                await metrics.refresh_sliced([(f.pbx_id, f.pipeline.engine, t, f.health)
+                                              for f, t in zip(followers, times, strict=True)],
+                                             health)  # fmt: skip
             for observer in observers:
                 try:
                     observer(pipeline, now)

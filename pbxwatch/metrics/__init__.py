@@ -23,12 +23,14 @@ on each: dashboards and rules add them up (``sum by (unit)``).
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import Callable, Sequence
 
 from prometheus_client import (
     CollectorRegistry,
+    Metric,
     PlatformCollector,
     ProcessCollector,
     disable_created_metrics,
@@ -36,7 +38,7 @@ from prometheus_client import (
 
 from pbxwatch.core.engine import Engine, Record
 from pbxwatch.metrics.counters import NO_UNIT, TARGET_KINDS, RecordCounters, served_by
-from pbxwatch.metrics.health import Health, health_families
+from pbxwatch.metrics.health import Health, pbx_health_families, shared_health_families
 from pbxwatch.metrics.state import (
     MEMBER_STATES,
     StateCollector,
@@ -49,9 +51,14 @@ from pbxwatch.metrics.state import (
 from pbxwatch.metrics_http import MetricsServer, serve_metrics
 from pbxwatch.settings import ConfigError, MetricsSettings, Settings
 
-__all__ = ["MEMBER_STATES", "NO_UNIT", "TARGET_KINDS", "Health", "Metrics", "serve"]
+__all__ = ["MEMBER_STATES", "NO_UNIT", "PBXS_PER_TURN", "TARGET_KINDS", "Health", "Metrics",
+           "serve"]  # fmt: skip
 
 log = logging.getLogger(__name__)
+
+#: PBXs whose state families are built in one turn of the loop (about a
+#: millisecond each): see ``Metrics.refresh_sliced``
+PBXS_PER_TURN = 4
 
 
 class Metrics:
@@ -95,13 +102,50 @@ class Metrics:
         """Rebuild the state families (call on the event loop): ``each`` is
         ``(pbx, engine, its PBX time now, its health)``, ``shared`` holds the
         store's, MQTT's and mail's health."""
+        parts = [self._pbx_families(each[i : i + PBXS_PER_TURN])
+                 for i in range(0, len(each), PBXS_PER_TURN)]  # fmt: skip
+        self._publish(parts, each, shared)
+
+    async def refresh_sliced(self, each: Sequence[tuple[str, Engine, float, Health]],
+                             shared: Health) -> None:  # fmt: skip
+        """:meth:`refresh_all` a few PBXs per turn of the loop: with many
+        PBXs the whole rebuild (about a millisecond a PBX) would hold the
+        AMI readers up for tens of milliseconds once a second.  The families
+        are swapped in whole at the end, so a scrape sees one refresh."""
+        parts = []
+        for i in range(0, len(each), PBXS_PER_TURN):
+            parts.append(self._pbx_families(each[i : i + PBXS_PER_TURN]))
+            if i + PBXS_PER_TURN < len(each):
+                await asyncio.sleep(0)
+        self._publish(parts, each, shared)
+
+    def _pbx_families(self, each: Sequence[tuple[str, Engine, float, Health]]) -> list[Metric]:
         watched = [Watched(self.served[pbx], engine, now, h) for pbx, engine, now, h in each]
         families = callback_state(watched)
         families += queue_state(watched)
         families += phone_hours(watched)
+        families += pbx_health_families([(pbx, e, h) for pbx, e, _, h in each])
+        return families
+
+    def _publish(self, parts: list[list[Metric]], each: Sequence[tuple[str, Engine, float, Health]],
+                 shared: Health) -> None:  # fmt: skip
+        families = _merged(parts)
         families += ring_limits(self.counters.ring_limit)
-        families += health_families([(pbx, e, h) for pbx, e, _, h in each], shared)
+        if each:
+            families += shared_health_families(each[0][1], shared)
         self._state.families = families
+
+
+def _merged(parts: list[list[Metric]]) -> list[Metric]:
+    """The families of each slice of PBXs as one family per name."""
+    by_name: dict[str, Metric] = {}
+    for part in parts:
+        for family in part:
+            if family.name in by_name:
+                by_name[family.name].samples.extend(family.samples)
+            else:
+                by_name[family.name] = family
+    return list(by_name.values())
 
 
 def serve(settings: MetricsSettings, registry: CollectorRegistry) -> MetricsServer:

@@ -61,10 +61,22 @@ PER_PBX = frozenset({
 })  # fmt: skip
 
 
+#: the event names counted, in their series' order
+EVENT_NAMES = tuple(sorted(KNOWN_EVENTS | IGNORED_EVENTS | {"other"}))
+
+
 def health_families(each: Sequence[tuple[str, Engine, Health]], shared: Health) -> list[Metric]:
     """pbxwatch's own state: the AMI, the event stream and checkpoints of
     each PBX (``(pbx, engine, health)``, label ``pbx``), and the store, MQTT
     and mail that all of them share (``shared``, no label)."""
+    families = pbx_health_families(each)
+    if each:
+        families += shared_health_families(each[0][1], shared)
+    return families
+
+
+def pbx_health_families(each: Sequence[tuple[str, Engine, Health]]) -> list[Metric]:
+    """Each PBX's AMI session, event stream and checkpoints (label ``pbx``)."""
     families: list[Metric] = [*_event_families(each)]
     by_name: dict[str, GaugeMetricFamily | CounterMetricFamily] = {}
     for pbx, engine, h in each:
@@ -76,11 +88,16 @@ def health_families(each: Sequence[tuple[str, Engine, Health]], shared: Health) 
                 by_name[name] = family(name, help_, labels=["pbx"])
             by_name[name].add_metric([pbx], float(value))
     families.extend(by_name.values())
-    if each:
-        for kind, name, help_, value in _plain(each[0][1], shared):
-            if name not in PER_PBX:
-                family = GaugeMetricFamily if kind == "gauge" else CounterMetricFamily
-                families.append(family(name, help_, value=float(value)))
+    return families
+
+
+def shared_health_families(engine: Engine, shared: Health) -> list[Metric]:
+    """What all PBXs share: the store, MQTT and mail (no label)."""
+    families: list[Metric] = []
+    for kind, name, help_, value in _plain(engine, shared):
+        if name not in PER_PBX:
+            family = GaugeMetricFamily if kind == "gauge" else CounterMetricFamily
+            families.append(family(name, help_, value=float(value)))
     return families
 
 
@@ -92,8 +109,9 @@ def _event_families(each: Sequence[tuple[str, Engine, Health]]) -> list[Metric]:
                               "kind (each kind is logged once when first seen).",
                               labels=["pbx", "kind"])  # fmt: skip
     for pbx, engine, h in each:
-        for name in sorted(KNOWN_EVENTS | IGNORED_EVENTS | {"other"}):
-            events.add_metric([pbx, name], engine.events_by_name.get(name, 0))
+        seen = engine.events_by_name
+        for name in EVENT_NAMES:
+            events.add_metric([pbx, name], seen.get(name, 0))
         counts = {**engine.bad_input, **h.frame_faults}
         for kind in BAD_INPUT_KINDS:
             bad.add_metric([pbx, kind], counts.get(kind, 0))
