@@ -63,6 +63,7 @@ def test_debian_chromium(browser: Browser) -> None:
 def test_screenshot_of_every_page(site: str, shots: Shots, page: Page, artefacts: Path) -> None:
     page.goto(f"{site}/index.html")
     assert page.get_by_role("heading", name="Väggtavla").is_visible()
+    shots.settle()  # its screenshot written before the page moves on (else there is none)
     page.get_by_role("link", name="Nästa sida").click()
     page.wait_for_url("**/bad.html")
     page.wait_for_load_state()
