@@ -10,6 +10,7 @@ import os
 import platform
 import re
 import statistics
+import subprocess
 import sys
 import time
 from collections import defaultdict
@@ -220,6 +221,18 @@ class TimedCheckpointer(Checkpointer):
         DUMPS.append(self.last_slice_seconds)
         self.calls.append(self.last_calls)
         self.sizes.append(self.last_bytes)
+
+
+def start_probed(tmp: Path, probe: str, config: Path, result: Path) -> subprocess.Popen[bytes]:
+    """``pbxwatch run`` with ``config`` inside ``probe`` (a script that runs
+    it and writes what it measured to ``result``), its output in
+    ``tmp/run.log``; the AMI secret is the simulator's (``BENCH_SECRET``)."""
+    script = tmp / "probe.py"
+    script.write_text(probe)
+    env = {**os.environ, "BENCH_SECRET": "s", "PYTHONPATH": str(ROOT)}
+    log = (tmp / "run.log").open("wb")
+    return subprocess.Popen([sys.executable, str(script), str(config), str(result)],
+                            stdout=log, stderr=subprocess.STDOUT, env=env)  # fmt: skip
 
 
 def p99(values: Sequence[float]) -> float:

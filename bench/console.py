@@ -47,12 +47,9 @@ import contextlib
 import datetime as dt
 import json
 import multiprocessing
-import os
 import random
 import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -61,7 +58,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from common import ROOT, machine, p99, postgres, table
+from common import ROOT, machine, p99, postgres, start_probed, table
 
 TZ = ZoneInfo("Europe/Stockholm")
 
@@ -230,20 +227,12 @@ async def live_async(rate: int, clients: int, seconds: float, runs: int) -> None
         data = yaml.safe_load(config.read_text("utf-8"))
         data["web"] = {"enabled": True, "listen": f"127.0.0.1:{web_port}", "auth": {"mode": "none"}}
         config.write_text(yaml.safe_dump(data, allow_unicode=True), "utf-8")
-        (tmp / "probe.py").write_text(PROBE)
         result_file = tmp / "probe.json"
         runs_seen: list[Run] = []
         ready = asyncio.Event()
         subscriber = asyncio.create_task(_subscribe(broker.port, runs_seen, ready))
         await ready.wait()
-        env = {**os.environ, "BENCH_SECRET": "s", "PYTHONPATH": str(ROOT)}
-        log = (tmp / "run.log").open("wb")
-        proc = subprocess.Popen(
-            [sys.executable, str(tmp / "probe.py"), str(config), str(result_file)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
+        proc = start_probed(tmp, PROBE, config, result_file)
         ctx = multiprocessing.get_context("spawn")
         try:
             while sim.server.listeners == 0:

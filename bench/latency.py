@@ -31,11 +31,8 @@ import bisect
 import contextlib
 import datetime as dt
 import json
-import os
 import re
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -43,7 +40,7 @@ from zoneinfo import ZoneInfo
 
 import aiomqtt
 import yaml
-from common import LAB_CONFIG, MIXED_LOAD, ROOT, machine, p99, table
+from common import LAB_CONFIG, MIXED_LOAD, machine, p99, start_probed, table
 
 from pbxwatch.ami.codec import encode_frame
 from pbxwatch.ami.server import load_recording
@@ -200,17 +197,12 @@ async def main_async(rates: list[int], seconds: float, repeats: int) -> None:
         sim.server.clock = lambda: START + (time.monotonic() - began)  # the PBX's clock
         ami = await sim.start()
         config = _config(tmp, ami, broker.port)
-        (tmp / "probe.py").write_text(PROBE)
         marks_file = tmp / "marks.json"
         runs: list[Run] = []
         ready = asyncio.Event()
         subscriber = asyncio.create_task(_subscribe(broker.port, runs, ready))
         await ready.wait()
-        env = {**os.environ, "BENCH_SECRET": "s", "PYTHONPATH": str(ROOT)}
-        log = (tmp / "run.log").open("wb")
-        proc = subprocess.Popen([sys.executable, str(tmp / "probe.py"), str(config),
-                                 str(marks_file)], stdout=log, stderr=subprocess.STDOUT,
-                                env=env)  # fmt: skip
+        proc = start_probed(tmp, PROBE, config, marks_file)
         try:
             while sim.server.listeners == 0:
                 await asyncio.sleep(0.05)

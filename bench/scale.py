@@ -41,8 +41,6 @@ import json
 import os
 import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -51,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from common import LAB_CONFIG, ROOT, machine, p99, table
+from common import LAB_CONFIG, machine, p99, start_probed, table
 from console import PROBE
 from latency import (
     _TIMESTAMP,
@@ -203,16 +201,12 @@ async def _session(n: int, rounds: int, seconds: float, rate: float | None,
     ports = await pbxs.start()
     metrics = free_port()
     config = _config(tmp, ports, broker.port, metrics)
-    (tmp / "probe.py").write_text(PROBE)
     result = tmp / "probe.json"
     runs: list[Run] = []
     ready = asyncio.Event()
     subscriber = asyncio.create_task(_subscribe(broker.port, runs, ready))
     await ready.wait()
-    env = {**os.environ, "BENCH_SECRET": "s", "PYTHONPATH": str(ROOT)}
-    log = (tmp / "run.log").open("wb")
-    proc = subprocess.Popen([sys.executable, str(tmp / "probe.py"), str(config), str(result)],
-                            stdout=log, stderr=subprocess.STDOUT, env=env)  # fmt: skip
+    proc = start_probed(tmp, PROBE, config, result)
     done: list[Round] = []
     try:
         deadline = time.monotonic() + 120
