@@ -288,6 +288,22 @@ class Checkpoint(OfPbx, Base):
     state: Mapped[str] = mapped_column(Text)
 
 
+class PbxLease(Base):
+    """Which pbxwatch instance owns a PBX, for the hot standby: only the
+    owner writes that PBX's rows.  ``epoch`` goes up at every change of
+    owner, and every batch an owner writes first checks that it still
+    holds that epoch (fencing: an owner that lost the lease while paused
+    cannot write when it resumes, whatever its clock says)."""
+
+    __tablename__ = "pbx_leases"
+
+    pbx: Mapped[str] = mapped_column(String(32), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    epoch: Mapped[int] = mapped_column(Integer)
+    #: the database's clock (epoch seconds) at which the lease lapses unless renewed
+    expires_at: Mapped[float] = mapped_column(Float)
+
+
 class MailRow(Base):
     """The mail outbox: one row per message and recipient.  An alert's
     rows are written by the store writer with the alert row; digests and

@@ -34,6 +34,7 @@ from pbxwatch.core.alerts import Alert
 from pbxwatch.core.engine import Record
 from pbxwatch.store import models
 from pbxwatch.store.db import write_rows
+from pbxwatch.store.leases import Lease, fenced
 from pbxwatch.store.rows import Row, rows_of
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,8 @@ class WriterStats:
     batches: int = 0
     write_errors: int = 0
     spilled_rows: int = 0
+    #: rows left out because their PBX's lease was lost (``pbxwatch.store.leases``)
+    fenced_rows: int = 0
     last_batch_seconds: float = 0.0
     max_batch_seconds: float = 0.0
 
@@ -151,6 +154,11 @@ class StoreWriter:
         self._checkpoints: dict[str, dict[str, Any]] = {}
         #: the last call row read back from the spill file (id, start): its rings follow it
         self._spilled_call: tuple[str, float] | None = None
+        #: the leases this writer writes under (a hot standby's owner), by PBX;
+        #: empty: no fencing (one instance)
+        self.leases: dict[str, Lease] = {}
+        #: PBXs whose lease was found lost: their rows are left out
+        self.lost: set[str] = set()
 
     @property
     def backlog(self) -> int:
@@ -297,6 +305,10 @@ class StoreWriter:
         started = time.perf_counter()
         try:
             async with self.engine.begin() as conn:
+                if self.leases:  # in the transaction: a takeover waits for it (fencing)
+                    self._fence(await fenced(conn, self.leases.values()))
+                if self.lost:
+                    batch = self._without_lost(batch)
                 await conn.run_sync(write_rows, batch)
         except Exception as exc:  # noqa: BLE001 - the database is down or refused: keep the rows
             self.stats.write_errors += 1
@@ -313,10 +325,36 @@ class StoreWriter:
         if alerts and self.on_alerts_committed is not None:
             self.on_alerts_committed()
         took = time.perf_counter() - started
-        self.stats.rows_written += n
+        self.stats.rows_written += len(batch)  # less what was fenced
         self.stats.batches += 1
         self.stats.last_batch_seconds = took
         self.stats.max_batch_seconds = max(self.stats.max_batch_seconds, took)
+
+    def hold(self, lease: Lease) -> None:
+        """Write ``lease.pbx``'s rows under ``lease`` (taken or taken again)."""
+        self.leases[lease.pbx] = lease
+        self.lost.discard(lease.pbx)
+
+    def _fence(self, lost: set[str]) -> None:
+        for pbx in sorted(lost):
+            lease = self.leases.pop(pbx)
+            self.lost.add(pbx)
+            log.error("lease of PBX %s lost (epoch %d, holder %s): another instance owns "
+                      "it; its rows are left out from now on", pbx, lease.epoch,
+                      lease.holder)  # fmt: skip
+
+    def _without_lost(self, batch: list[Row]) -> list[Row]:
+        """``batch`` less the rows of PBXs whose lease was lost.  A row of no
+        PBX (a mail of an alert) goes with them when every lease is lost."""
+
+        def kept(row: dict[str, Any]) -> bool:
+            if "pbx" in row:
+                return row["pbx"] not in self.lost
+            return bool(self.leases)  # of no PBX: kept while a lease is still held
+
+        out = [(name, row) for name, row in batch if kept(row)]
+        self.stats.fenced_rows += len(batch) - len(out)
+        return out
 
     async def _wait_spilling(self, delay: float) -> None:
         """Sleep out a backoff, moving overflow to disk as it comes."""

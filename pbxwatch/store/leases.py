@@ -1,0 +1,108 @@
+"""Leases of PBXs, for a hot standby: which instance owns a PBX, and the
+epoch that fences an owner's writes.
+
+Two or more pbxwatch instances share one database.  Each PBX's row in
+``pbx_leases`` names its owner (``holder``) and an ``epoch``, raised at
+every change of owner.  The owner renews the lease well inside
+``seconds``; a standby takes a lapsed lease over, with the next epoch.
+
+Split brain is prevented by the epoch, not by timing: every batch the
+store writer commits first reads the lease rows of the PBXs in it, in the
+same transaction (``FOR SHARE`` on PostgreSQL: a takeover waits for that
+batch to commit), and leaves out the rows of every PBX whose lease is no
+longer this holder's at this epoch.  An owner that was paused (a frozen
+host, a long collection, its database connection cut) and resumes after
+a standby took over writes nothing of that PBX, whatever its clock says.
+
+Not yet here: ``run`` taking and renewing leases, the standby following
+the PBXs it may take over, and rebalancing (issue #22).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from pbxwatch.store import models
+
+T = models.PbxLease
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A PBX held by ``holder`` at ``epoch``."""
+
+    pbx: str
+    holder: str
+    epoch: int
+
+
+class Leases:
+    """Take, renew and give back leases as ``holder`` (an instance's id,
+    unique per process: a restarted instance is a new holder)."""
+
+    def __init__(self, engine: AsyncEngine, holder: str, seconds: float = 10.0,
+                 clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+        self.engine = engine
+        self.holder = holder
+        self.seconds = seconds
+        self.clock = clock
+
+    async def acquire(self, pbx: str) -> Lease | None:
+        """The lease of ``pbx`` if it is free, lapsed or already ours; None
+        while another holder's is current.  A lapsed lease is taken with the
+        next epoch, so whoever held it is fenced from then on."""
+        now = self.clock()
+        try:
+            async with self.engine.begin() as conn:
+                row = (await conn.execute(select(T).where(T.pbx == pbx).with_for_update())).first()
+                if row is None:
+                    await conn.execute(insert(T).values(pbx=pbx, holder=self.holder, epoch=1,
+                                                        expires_at=now + self.seconds))  # fmt: skip
+                    return Lease(pbx, self.holder, 1)
+                if row.expires_at >= now and row.holder != self.holder:
+                    return None
+                epoch = row.epoch if row.expires_at >= now else row.epoch + 1
+                values = {"holder": self.holder, "epoch": epoch, "expires_at": now + self.seconds}
+                same = update(T).where(T.pbx == pbx, T.epoch == row.epoch)
+                taken = await conn.execute(same.values(**values))
+                return Lease(pbx, self.holder, epoch) if taken.rowcount == 1 else None
+        except IntegrityError:  # another instance inserted it first
+            return None
+
+    async def renew(self, lease: Lease) -> bool:
+        """Whether ``lease`` is still ours and now runs ``seconds`` more.  A
+        lapsed one is not renewed: it is taken again (``acquire``), with a
+        new epoch if anyone could have taken it meanwhile."""
+        now = self.clock()
+        async with self.engine.begin() as conn:
+            renewed = await conn.execute(
+                update(T).where(T.pbx == lease.pbx, T.holder == lease.holder,
+                                T.epoch == lease.epoch, T.expires_at >= now)
+                .values(expires_at=now + self.seconds))  # fmt: skip
+        return renewed.rowcount == 1
+
+    async def release(self, lease: Lease) -> None:
+        """Give ``lease`` back (a graceful stop): a standby may take it at once."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(T).where(T.pbx == lease.pbx, T.holder == lease.holder,
+                                T.epoch == lease.epoch).values(expires_at=0.0))  # fmt: skip
+
+
+async def fenced(conn: AsyncConnection, leases: Iterable[Lease]) -> set[str]:
+    """The PBXs of ``leases`` no longer held at their epoch, read in the
+    writing transaction ``conn`` (rows locked for share on PostgreSQL, so a
+    takeover waits for this transaction)."""
+    mine = {lease.pbx: lease for lease in leases}
+    if not mine:
+        return set()
+    query = select(T.pbx, T.holder, T.epoch).where(T.pbx.in_(sorted(mine)))
+    rows = (await conn.execute(query.with_for_update(read=True))).all()
+    held = {r.pbx for r in rows if (r.holder, r.epoch) == (mine[r.pbx].holder, mine[r.pbx].epoch)}
+    return set(mine) - held
