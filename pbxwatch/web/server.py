@@ -21,6 +21,7 @@ from pbxwatch.settings import ConfigError, Settings
 from pbxwatch.web.app import asgi_app, create_app
 from pbxwatch.web.console import Console
 from pbxwatch.web.live import LiveView
+from pbxwatch.web.streams import EventStreams
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ class WebConsole:
         self._server: _Server | None = None
         self._task: asyncio.Task[None] | None = None
         self._sampler: asyncio.Task[None] | None = None
+        self._streams: EventStreams | None = None
         self.port = settings.web.port
 
     async def start(self) -> None:
@@ -56,8 +58,9 @@ class WebConsole:
             raise ConfigError(f"web.listen: cannot listen on {web.listen}: {exc}") from exc
         sock.setblocking(False)
         self.port = int(sock.getsockname()[1])
+        self._streams = asgi_app(self.app)
         config = uvicorn.Config(
-            asgi_app(self.app),
+            self._streams,
             lifespan="off",
             log_config=None,
             access_log=False,
@@ -101,3 +104,5 @@ class WebConsole:
             self._task.cancel()
         except Exception:  # the console failing must not stop the shutdown
             log.exception("the web console failed")
+        if self._streams is not None:
+            await self._streams.close()

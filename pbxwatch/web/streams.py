@@ -165,6 +165,15 @@ class EventStreams:
         finally:
             channel.clients -= 1
 
+    async def close(self) -> None:
+        """End the channels' tasks (the console stops): a channel asleep
+        between two looks would otherwise outlive the loop."""
+        tasks = [c.task for c in self._channels.values() if c.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._channels.clear()
+
     def _join(self, key: tuple[str, frozenset[str]], console: Console, feed: Feed) -> _Channel:
         channel = self._channels.get(key)
         if channel is None or channel.task is None or channel.task.done():
