@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import aiomqtt
 
 from pbxwatch.settings import DEFAULT_PBX, MqttSettings, Settings
+from pbxwatch.stamp import PbxStamp
 
 #: the alerts of a record without a configured unit
 NO_UNIT = "unassigned"
@@ -53,8 +54,7 @@ class Topics:
     def queue(self, name: str, pbx: str = DEFAULT_PBX) -> str:
         """A queue's live state; a queue of a PBX other than ``main`` is
         ``<id>:<name>`` (two PBXs may have queues of one name)."""
-        level = name if pbx == DEFAULT_PBX else f"{pbx}:{name}"
-        return f"{self.base}/queues/{level}/state"
+        return f"{self.base}/queues/{PbxStamp(pbx).id(name)}/state"
 
     def all_alerts(self, unit: str | None = None) -> str:
         return self.alerts(unit) if unit else f"{self.base}/units/+/alerts"

@@ -25,6 +25,7 @@ from pbxwatch.core.queues import QueueState, member_state
 from pbxwatch.core.records import iso
 from pbxwatch.metrics.health import Health
 from pbxwatch.settings import DEFAULT_PBX, Settings
+from pbxwatch.stamp import PbxStamp
 
 #: a snapshot is rebuilt at most this often, however many clients ask
 CACHE_SECONDS = 0.25
@@ -144,7 +145,7 @@ class LiveView:
             "queue": name,
             "pbx": self.pbx,
             # unique over PBXs, as their ids: a queue of another PBX is <id>:<name>
-            "id": name if self.pbx == DEFAULT_PBX else f"{self.pbx}:{name}",
+            "id": PbxStamp(self.pbx).id(name),
             "kind": cfg.kind,
             "unit": cfg.unit,
             "unit_name": self.settings.directory.units[cfg.unit].name,
