@@ -62,7 +62,7 @@ def served_by(settings: Settings) -> list[Served]:
     """What each configured PBX serves (the one PBX serves everything)."""
     if not settings.pbxs:
         return [Served.of(settings, every=True)]
-    return [Served.of(view, every=p.units is None and p.extensions is None)
+    return [Served.of(view, every=p.serves_everything)
             for p, view in zip(settings.pbxs, settings.pbx_views(), strict=True)]  # fmt: skip
 
 

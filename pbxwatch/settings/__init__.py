@@ -144,7 +144,7 @@ class Settings(BaseSettings):
         d = self.directory
         units = set(pbx.units) if pbx.units is not None else None
         exts = set(pbx.extensions or ())
-        every = units is None and pbx.extensions is None
+        every = pbx.serves_everything
         people = {ext: p for ext, p in d.people.items()
                   if every or (units is not None and p.unit in units) or ext in exts}  # fmt: skip
         queues = {

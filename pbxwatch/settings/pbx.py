@@ -166,3 +166,8 @@ class PbxSettings(_Model):
     @classmethod
     def _tz(cls, v: str | None) -> str | None:
         return None if v is None else known_zone(v)
+
+    @property
+    def serves_everything(self) -> bool:
+        """Neither ``units`` nor ``extensions`` given: the whole directory."""
+        return self.units is None and self.extensions is None
