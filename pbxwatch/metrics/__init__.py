@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from prometheus_client import (
     CollectorRegistry,
@@ -102,9 +102,7 @@ class Metrics:
         """Rebuild the state families (call on the event loop): ``each`` is
         ``(pbx, engine, its PBX time now, its health)``, ``shared`` holds the
         store's, MQTT's and mail's health."""
-        parts = [self._pbx_families(each[i : i + PBXS_PER_TURN])
-                 for i in range(0, len(each), PBXS_PER_TURN)]  # fmt: skip
-        self._publish(parts, each, shared)
+        self._publish(list(self._parts(each)), each, shared)
 
     async def refresh_sliced(self, each: Sequence[tuple[str, Engine, float, Health]],
                              shared: Health) -> None:  # fmt: skip
@@ -113,11 +111,15 @@ class Metrics:
         AMI readers up for tens of milliseconds once a second.  The families
         are swapped in whole at the end, so a scrape sees one refresh."""
         parts = []
-        for i in range(0, len(each), PBXS_PER_TURN):
-            parts.append(self._pbx_families(each[i : i + PBXS_PER_TURN]))
-            if i + PBXS_PER_TURN < len(each):
-                await asyncio.sleep(0)
+        for part in self._parts(each):
+            parts.append(part)
+            await asyncio.sleep(0)  # the readers between two slices
         self._publish(parts, each, shared)
+
+    def _parts(self, each: Sequence[tuple[str, Engine, float, Health]]) -> Iterator[list[Metric]]:
+        """The state families of ``PBXS_PER_TURN`` PBXs at a time."""
+        for i in range(0, len(each), PBXS_PER_TURN):
+            yield self._pbx_families(each[i : i + PBXS_PER_TURN])
 
     def _pbx_families(self, each: Sequence[tuple[str, Engine, float, Health]]) -> list[Metric]:
         watched = [Watched(self.served[pbx], engine, now, h) for pbx, engine, now, h in each]

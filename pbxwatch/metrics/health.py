@@ -4,9 +4,9 @@ input, the clock, the store, checkpoints and the MQTT outbox.
 ``Health`` is what the adapters know (filled by ``run`` once a second):
 each PBX has its own (its AMI session, stream and checkpoints), the first
 one's also holds what all PBXs share (store, MQTT, mail).
-``health_families`` turns them and the engines' counts into metric
-families for the state collector: a PBX's series with a ``pbx`` label,
-the shared ones without.
+``pbx_health_families`` and ``shared_health_families`` turn them and the
+engines' counts into metric families for the state collector: a PBX's
+series with a ``pbx`` label, the shared ones without.
 """
 
 from __future__ import annotations
@@ -63,16 +63,6 @@ PER_PBX = frozenset({
 
 #: the event names counted, in their series' order
 EVENT_NAMES = tuple(sorted(KNOWN_EVENTS | IGNORED_EVENTS | {"other"}))
-
-
-def health_families(each: Sequence[tuple[str, Engine, Health]], shared: Health) -> list[Metric]:
-    """pbxwatch's own state: the AMI, the event stream and checkpoints of
-    each PBX (``(pbx, engine, health)``, label ``pbx``), and the store, MQTT
-    and mail that all of them share (``shared``, no label)."""
-    families = pbx_health_families(each)
-    if each:
-        families += shared_health_families(each[0][1], shared)
-    return families
 
 
 def pbx_health_families(each: Sequence[tuple[str, Engine, Health]]) -> list[Metric]:

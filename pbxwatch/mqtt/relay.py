@@ -112,11 +112,6 @@ class AlertRelay:
         in the units' state."""
         self.pbxs[pbx] = _Watched(live, PbxStatus("offline", time.time(), NOT_YET))
 
-    @property
-    def pbx(self) -> PbxStatus:
-        """The first PBX's availability."""
-        return next(iter(self.pbxs.values())).status
-
     def pbx_online(self, pbx: str = DEFAULT_PBX) -> None:
         """The state read after an AMI login is done: the queues are known."""
         self._watched(pbx).status = PbxStatus("online", time.time())
