@@ -206,7 +206,7 @@ def _in(window: tuple[float, float], t: float) -> bool:
 
 async def live_async(rate: int, clients: int, seconds: float, runs: int) -> None:
     import yaml
-    from latency import START, Run, _alert_latency, _background, _config, _send, _subscribe
+    from latency import START, Run, _alert_latency, _background, _config, _send, subscribed
 
     from pbxwatch.settings import load_settings
     from pbxwatch.sim.live import SimPlan, SimulatedPbx
@@ -229,9 +229,7 @@ async def live_async(rate: int, clients: int, seconds: float, runs: int) -> None
         config.write_text(yaml.safe_dump(data, allow_unicode=True), "utf-8")
         result_file = tmp / "probe.json"
         runs_seen: list[Run] = []
-        ready = asyncio.Event()
-        subscriber = asyncio.create_task(_subscribe(broker.port, runs_seen, ready))
-        await ready.wait()
+        subscriber = await subscribed(broker.port, runs_seen)
         proc = start_probed(tmp, PROBE, config, result_file)
         ctx = multiprocessing.get_context("spawn")
         try:

@@ -154,6 +154,14 @@ async def _subscribe(port: int, runs: list[Run], ready: asyncio.Event) -> None:
                 runs[-1].alerts[alert["state"]].append(got)
 
 
+async def subscribed(port: int, runs: list[Run]) -> asyncio.Task[None]:
+    """The chief's subscriber, once it is subscribed (its task)."""
+    ready = asyncio.Event()
+    task = asyncio.create_task(_subscribe(port, runs, ready))
+    await ready.wait()
+    return task
+
+
 def _config(tmp: Path, ami: int, mqtt: int) -> Path:
     from tests.services import free_port
 
@@ -199,9 +207,7 @@ async def main_async(rates: list[int], seconds: float, repeats: int) -> None:
         config = _config(tmp, ami, broker.port)
         marks_file = tmp / "marks.json"
         runs: list[Run] = []
-        ready = asyncio.Event()
-        subscriber = asyncio.create_task(_subscribe(broker.port, runs, ready))
-        await ready.wait()
+        subscriber = await subscribed(broker.port, runs)
         proc = start_probed(tmp, PROBE, config, marks_file)
         try:
             while sim.server.listeners == 0:

@@ -61,7 +61,7 @@ from latency import (
     _alert_latency,
     _background,
     _member,
-    _subscribe,
+    subscribed,
 )
 
 from pbxwatch.settings import load_settings
@@ -203,9 +203,7 @@ async def _session(n: int, rounds: int, seconds: float, rate: float | None,
     config = _config(tmp, ports, broker.port, metrics)
     result = tmp / "probe.json"
     runs: list[Run] = []
-    ready = asyncio.Event()
-    subscriber = asyncio.create_task(_subscribe(broker.port, runs, ready))
-    await ready.wait()
+    subscriber = await subscribed(broker.port, runs)
     proc = start_probed(tmp, PROBE, config, result)
     done: list[Round] = []
     try:
