@@ -20,6 +20,7 @@ import signal
 import socket
 import sys
 from collections import Counter, deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -40,7 +41,20 @@ log = logging.getLogger(__name__)
 SECRET_ENV = "PBXWATCH_DEMO_AMI_SECRET"
 
 
-#: the summary's words, Swedish first (the municipality's staff) and English
+def terminal_lang(env: Mapping[str, str]) -> str:
+    """The summary's language: the user's locale, as POSIX orders its variables.
+
+    The first of LC_ALL, LC_MESSAGES and LANG that is set decides.  A
+    Swedish locale gets Swedish; anything else, a bare "C" included, gets
+    English, because that is what the log lines beside the summary speak.
+    """
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        if value := env.get(name, ""):
+            return "sv" if value.lower().startswith("sv") else "en"
+    return "en"
+
+
+#: the summary's words, Swedish (the municipality's staff) and English
 WORDS: dict[str, dict[str, str]] = {
     "sv": {
         "title": "pbxwatch demo — simulerad växeltid {clock}   (Ctrl-C avslutar)",

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import os
 from pathlib import Path
 
 from pbxwatch.cli.live import secret_from
@@ -54,13 +55,14 @@ def _on_tech(settings: Settings, args: argparse.Namespace) -> Settings:
 
 
 def demo(args: argparse.Namespace) -> int:
-    from pbxwatch.demo import run_demo
+    from pbxwatch.demo import run_demo, terminal_lang
 
     path = config_path(args, default="lab")
     settings = _on_tech(load_settings(path), args)
     plan = sim_plan(args, settings, lead_in_seconds=DEMO_LEAD_IN_SECONDS, call_at_open=True)
     data_dir = Path(args.data_dir)
-    code = asyncio.run(run_demo(settings, plan, data_dir=data_dir, lang=args.lang,
+    lang = args.lang or terminal_lang(os.environ)
+    code = asyncio.run(run_demo(settings, plan, data_dir=data_dir, lang=lang,
                                 metrics_listen=args.metrics_listen,
                                 duration=args.duration))  # fmt: skip
     print(next_steps(args, settings, plan, data_dir), flush=True)

@@ -284,7 +284,22 @@ class _Planner:
         else:
             self.outbound(t, self.rng.choice(self.direct_people), self.number(), None)
 
-    def direct(self, t: float) -> None:
+    def showcase(self, t: float) -> None:
+        """The demo's opening, a few seconds apart: a direct call answered,
+        one that rings out into voicemail (an unanswered ring, a missing
+        forward and a callback to make), and a call to a group number.  A
+        new user sees every kind of figure move in the first seconds instead
+        of waiting for chance to bring them."""
+        self.direct(t, roll=0.0)
+        self.direct(t + 3.0, roll=0.99)
+        groups = [q for q in sorted(self.pbx.queues.values(), key=lambda q: q.name)
+                  if q.kind != "contact_centre"]  # fmt: skip
+        if groups:
+            self.queue(t + 6.0, groups[0])
+
+    def direct(self, t: float, roll: float | None = None) -> None:
+        """A call to a person's number; ``roll`` picks its script (the
+        showcase), else chance does."""
         free = [e for e in self.direct_people if self.free(e, t)]
         if not free:
             return
@@ -305,7 +320,7 @@ class _Planner:
             self.record("direct_diverted", t, end, caller, ext, to_cc, msg, who, diverted=True,
                         attempts=attempts)  # fmt: skip
             return
-        roll = rng.random()
+        roll = rng.random() if roll is None else roll
         if roll < 0.6:
             ring = rng.uniform(2, 18)
             end = sc.direct_answered(
@@ -493,7 +508,8 @@ def simulate_day(
     """Generate one working day on ``day``; frames sorted by time.  The
     day's stream begins ``lead_in_seconds`` before opening (the team logs
     in); with ``call_at_open`` the first call comes a second after opening
-    instead of after a random wait (the demo: something happens at once).
+    instead of after a random wait, with the showcase's calls (the demo:
+    something of every kind happens at once).
     With ``register`` (the first day a PBX plays) the PJSIP phones report
     reachable as the day's stream begins."""
     p = _Planner(settings, day, seed)
@@ -506,7 +522,7 @@ def simulate_day(
     p.plan_outages(open_hour, close_hour)
     t = p.at(open_hour)
     if call_at_open:
-        p.place(t + 1.0)
+        p.showcase(t + 1.0)
     while True:
         t += p.rng.expovariate(calls_per_hour / 3600.0)
         if t >= close:

@@ -201,7 +201,7 @@ def test_demo_runs_and_exposes_metrics(tmp_path: Path) -> None:
     metrics = free_port()
     cmd = pbxwatch("demo", "--config", str(LAB_CONFIG), "--speed", "900", "--duration", "25",
                    "--start", DAY.isoformat(), "--data-dir", str(tmp_path / "data"),
-                   "--metrics-listen", f"127.0.0.1:{metrics}")  # fmt: skip
+                   "--metrics-listen", f"127.0.0.1:{metrics}", "--lang", "sv")  # fmt: skip
     log = tmp_path / "demo.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
@@ -220,6 +220,6 @@ def test_demo_runs_and_exposes_metrics(tmp_path: Path) -> None:
             if proc.poll() is None:
                 proc.kill()
     text = log.read_text()
-    assert "samtal klara" in text  # the summary speaks Swedish first
+    assert "samtal klara" in text  # --lang sv: the summary speaks Swedish
     assert "svarstid" in text
     assert (tmp_path / "data" / "pbxwatch.db").exists()
