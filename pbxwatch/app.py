@@ -44,6 +44,7 @@ from pbxwatch.store.session import open_store_waiting, writer_for
 from pbxwatch.store.writer import StoreWriter
 
 if TYPE_CHECKING:
+    from pbxwatch.cluster import Cluster
     from pbxwatch.mail import MailSender
     from pbxwatch.web import WebConsole
 
@@ -101,17 +102,37 @@ class LogSink:
         )
 
 
-async def purge_forever(store: AsyncEngine, settings: Settings) -> None:
+async def purge_forever(
+    store: AsyncEngine, settings: Settings, active: Callable[[], bool] = lambda: True
+) -> None:
     """Erase personal data past retention at start and then every
     ``storage.purge_every_hours`` (wall clock: retention is a legal period,
-    not PBX time).  A failed purge is logged and tried again next time."""
+    not PBX time).  A failed purge is logged and tried again next time.
+    In a cluster only the instance doing the site's jobs purges (``active``);
+    the others look again each minute."""
     every = settings.storage.purge_every_hours * 3600.0
     while True:
+        if not active():
+            await asyncio.sleep(min(every, 60.0))
+            continue
         try:
             await purge(store, settings, time.time())
         except (SQLAlchemyError, OSError) as exc:
             log.warning("retention purge failed, will retry: %s", exc)
         await asyncio.sleep(every)
+
+
+def _join_cluster(settings: Settings, store: AsyncEngine, writer: StoreWriter,
+                  followers: Sequence[Follower]) -> Cluster | None:  # fmt: skip
+    """This instance's part in a hot standby (``cluster.enabled``), or None."""
+    if not settings.cluster.enabled:
+        return None
+    from pbxwatch.cluster import Cluster
+
+    cluster = Cluster(settings, store, writer, [f.pbx_id for f in followers])
+    log.info("cluster: %s joins as %s (leases of %.0f s)", cluster.name, cluster.holder,
+             settings.cluster.lease_seconds)  # fmt: skip
+    return cluster
 
 
 #: called once a second with the pipeline and the PBX time (the demo's summary)
@@ -174,8 +195,17 @@ async def run_live(
     web = _build_web(settings, followers, store)
     frozen = heap.settle()
     log.debug("%d start-up objects frozen out of garbage collection", frozen)
+    cluster = _join_cluster(settings, store, writer, followers)
+    if cluster is not None:
+        await cluster.first_round()  # an owner resumes from the store, a standby follows
     for follower in followers:
-        await follower.recover(store, writer)  # after settle: restored state comes and goes
+        owner = cluster is None or cluster.owns(follower.pbx_id)
+        # after settle: restored state comes and goes
+        await follower.recover(store, writer, owner=owner,
+                               keep_seconds=settings.cluster.keep_seconds)  # fmt: skip
+        if cluster is not None:
+            assert follower.port is not None
+            cluster.ports[follower.pbx_id] = follower.port
     web = await _start_web(web)  # after the restored counters
     if settings.mail.enabled:  # an alert's mail rows are written with it
         from pbxwatch.mail import MailRows
@@ -225,6 +255,8 @@ async def run_live(
             now = times[0]  # the first PBX's time: the observers'
             for follower in followers:
                 follower.observe(host)
+            if cluster is not None:
+                _observe_cluster(cluster, followers, health)
             _observe_shared(health, writer, relay)
             if mail is not None:
                 health.mail_sent, health.mail_failed = mail.sent, mail.failed
@@ -242,15 +274,18 @@ async def run_live(
                         log.exception("observer %r failed; the run goes on", observer)
             await asyncio.sleep(1.0)
 
+    site_jobs = (lambda: True) if cluster is None else (lambda: cluster.site_jobs)
     tasks = [
         asyncio.create_task(ticker()),
-        asyncio.create_task(purge_forever(store, settings)),
+        asyncio.create_task(purge_forever(store, settings, site_jobs)),
     ]
+    if cluster is not None:
+        tasks.append(asyncio.create_task(cluster.run(), name="cluster"))
     for follower in followers:
         tasks.extend(follower.tasks())
     if settings.mqtt.enabled:
         relay = AlertRelay(settings, store, engine_view(lead.settings, pipeline.engine, clock),
-                           pbx=lead.pbx_id)  # fmt: skip
+                           pbx=lead.pbx_id, claims=cluster)  # fmt: skip
         for follower in followers:
             if follower is not lead:
                 fe = follower.pipeline.engine
@@ -258,7 +293,8 @@ async def run_live(
             follower.relay = relay
         writer.on_alerts_committed = relay.wake
         relay_task = asyncio.create_task(relay.run())
-    mail, mail_task = _start_mail(settings, store, writer, lambda: clock.estimate(time.time()))
+    mail, mail_task = _start_mail(settings, store, writer, lambda: clock.estimate(time.time()),
+                                  site_jobs)  # fmt: skip
     sessions = [asyncio.create_task(f.run(), name=f"ami-{f.pbx_id}") for f in followers]
     try:
         # one session failing for good (a refused login) stops them all
@@ -280,6 +316,8 @@ async def run_live(
             follower.finish()
         await _shut_down(settings, tasks, writer, relay, relay_task)
         await _stop_mail(settings, mail, mail_task)
+        if cluster is not None:  # after the outboxes: their last claims are under the leases
+            await cluster.stop()
         if web is not None:
             await web.stop()
         await store.dispose()
@@ -323,14 +361,18 @@ async def _shut_down(
 
 
 def _start_mail(
-    settings: Settings, store: AsyncEngine, writer: StoreWriter, now: Callable[[], float | None]
+    settings: Settings,
+    store: AsyncEngine,
+    writer: StoreWriter,
+    now: Callable[[], float | None],
+    active: Callable[[], bool],
 ) -> tuple[MailSender | None, asyncio.Task[None] | None]:
     """The mail sender, woken by every batch with alerts (after the relay)."""
     if not settings.mail.enabled:
         return None, None
     from pbxwatch.mail import MailSender
 
-    mail = MailSender(settings, store, now, settled=writer.caught_up)
+    mail = MailSender(settings, store, now, settled=writer.caught_up, active=active)
     relay_wake = writer.on_alerts_committed
 
     def wake() -> None:
@@ -398,6 +440,14 @@ async def _start_web(console: WebConsole | None) -> WebConsole | None:
         log.error("%s; running without the console", exc)
         return None
     return console
+
+
+def _observe_cluster(cluster: Cluster, followers: Sequence[Follower], health: Health) -> None:
+    for follower in followers:
+        follower.health.owner = cluster.owns(follower.pbx_id)
+        follower.health.takeovers = cluster.takeovers[follower.pbx_id]
+    health.cluster_instances = cluster.instances
+    health.failover_seconds = cluster.last_failover_seconds
 
 
 def _observe_shared(health: Health, writer: StoreWriter, relay: AlertRelay | None) -> None:

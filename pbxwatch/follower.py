@@ -23,8 +23,9 @@ from pbxwatch.settings import ConfigError, Settings
 from pbxwatch.stamp import PbxStamp
 from pbxwatch.store.checkpoints import Checkpointer, restore_checkpoint
 from pbxwatch.store.db import last_event_time
+from pbxwatch.store.port import WriterPort
 from pbxwatch.store.session import restore
-from pbxwatch.store.writer import StoreWriter, WriterPort
+from pbxwatch.store.writer import StoreWriter
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +83,17 @@ class Follower:
         self.port: WriterPort | None = None
         self.saver: Checkpointer | None = None
 
-    async def recover(self, store: AsyncEngine, writer: StoreWriter) -> None:
+    async def recover(self, store: AsyncEngine, writer: StoreWriter, *, owner: bool = True,
+                      keep_seconds: float = 60.0) -> None:  # fmt: skip
         """Where the last run of this PBX stopped: its checkpoint, its open
-        callbacks and incidents, and the gap since its last event."""
+        callbacks and incidents, and the gap since its last event.  A
+        standby (not the ``owner`` of this PBX's lease) records no gap: the
+        owner is watching."""
         pipeline, name = self.pipeline, self.source_name
-        self.port = WriterPort(writer, self.pbx_id, name)
+        engine = pipeline.engine
+        self.port = WriterPort(writer, self.pbx_id, name, owner=owner,
+                               now=lambda: engine.last_event_time,
+                               keep_seconds=keep_seconds)  # fmt: skip
         self.saver = Checkpointer(pipeline.engine, self.port, name)
         loaded = await restore_checkpoint(store, pipeline.engine, name, self.stamp)
         await restore(store, pipeline.engine, self.stamp)  # restored state comes and goes
@@ -94,7 +101,7 @@ class Follower:
         # second) or its checkpoint, whichever is later
         seen = [await last_event_time(store, name), loaded.last_event_time if loaded else None]
         blind_since = max((t for t in seen if t is not None), default=None)
-        if blind_since is not None:  # a restart is a gap: from the last event the last run had
+        if blind_since is not None and owner:  # a restart is a gap: since the last run's last event
             pipeline.connection_lost(blind_since, "pbxwatch was not running (restart)")
         pipeline.awaiting_state()  # the first login's state read builds the calls in flight
 

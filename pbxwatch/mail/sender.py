@@ -70,8 +70,12 @@ class MailSender:
         store: AsyncEngine,
         now: Callable[[], float | None],
         settled: Callable[[float], Awaitable[bool]] | None = None,
+        active: Callable[[], bool] = lambda: True,
     ) -> None:
         self.settings = settings
+        #: whether this instance sends the site's mail now (in a cluster,
+        #: the one doing the site's jobs; a standby waits)
+        self.active = active
         #: waits (up to the seconds given) until the store holds every record
         #: made so far (``StoreWriter.caught_up``): a digest is read from it
         self.settled = settled
@@ -104,6 +108,12 @@ class MailSender:
         while True:
             self._wakeup.clear()
             sent = 0
+            if not self.active():
+                if self._stopping.is_set():
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), self.m.poll_seconds)
+                continue
             try:
                 now = self.now()
                 if now is not None:

@@ -48,6 +48,14 @@ class Health:
     mail_failed: int = 0
     mail_backlog: int = 0
     mail_smtp_up: bool = False
+    #: a hot standby (``pbxwatch.cluster``): whether this instance owns the
+    #: PBX, and how often it took it over
+    owner: bool = True
+    takeovers: int = 0
+    #: shared: the instances beating, and how long the last lease taken
+    #: over had lapsed (0 without a cluster)
+    cluster_instances: int = 0
+    failover_seconds: float = 0.0
 
 
 #: per-PBX series made from its core's counts and its adapters' health
@@ -57,7 +65,7 @@ PER_PBX = frozenset({
     "pbxwatch_event_errors", "pbxwatch_sink_errors", "pbxwatch_last_event_timestamp_seconds",
     "pbxwatch_event_lag_seconds", "pbxwatch_clock_offset_seconds", "pbxwatch_clock_steps",
     "pbxwatch_calls_in_progress", "pbxwatch_checkpoints", "pbxwatch_checkpoint_bytes",
-    "pbxwatch_checkpoint_seconds",
+    "pbxwatch_checkpoint_seconds", "pbxwatch_pbx_owned", "pbxwatch_cluster_takeovers",
 })  # fmt: skip
 
 
@@ -168,4 +176,12 @@ def _plain(engine: Engine, h: Health) -> list[tuple[str, str, str, float]]:
          h.mail_backlog),
         ("gauge", "pbxwatch_mail_smtp_up", "1 while the SMTP server last took a mail.",
          h.mail_smtp_up),
+        ("gauge", "pbxwatch_pbx_owned", "1 while this instance owns the PBX (writes its rows, "
+         "publishes its alerts); 0 while it follows it as a hot standby.", h.owner),
+        ("counter", "pbxwatch_cluster_takeovers", "Times this instance took the PBX's lease "
+         "over (a failover, or a move when instances joined or left).", h.takeovers),
+        ("gauge", "pbxwatch_cluster_instances", "Instances sharing the PBXs (0: no cluster).",
+         h.cluster_instances),
+        ("gauge", "pbxwatch_cluster_failover_seconds", "How long the last lease this instance "
+         "took over had lapsed: the owner's silence before the takeover.", h.failover_seconds),
     ]  # fmt: skip

@@ -15,6 +15,14 @@ given the queues, so never the empty state of an engine that has not heard
 from the PBX yet), each unit's counters, the last AMI gap and, when
 enabled, Home Assistant's discovery configs.  The topic tree is in
 ``pbxwatch/mqtt/__init__.py``.
+
+In a hot standby (``claims``, a ``pbxwatch.cluster.Cluster``) each
+instance publishes only what it owns: the alerts and queues of the PBXs
+whose lease it holds, claimed in a transaction that checks the lease
+epoch, and the site's topics (units, gap, discovery, ``status``) while it
+does the site's jobs.  Its own availability is ``status/instance/<name>``
+(its last will); ``status`` says the site, published by whoever does its
+jobs.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import aiomqtt
@@ -49,6 +57,20 @@ BATCH = 100
 #: the PBX as pbxwatch first says it: not seen yet
 NOT_YET = "not connected yet: waiting for the AMI login and its state read"
 STOPPED = "pbxwatch stopped"
+
+
+class Claims(Protocol):
+    """What an instance of a cluster may publish (``pbxwatch.cluster``)."""
+
+    name: str
+    holder: str
+
+    def owns(self, pbx: str) -> bool: ...
+
+    @property
+    def site_jobs(self) -> bool: ...
+
+    async def confirmed(self, conn: AsyncConnection) -> set[str]: ...
 
 
 @dataclass
@@ -80,6 +102,7 @@ class AlertRelay:
         live: LiveView | None = None,
         poll_seconds: float = 0.5,
         pbx: str = DEFAULT_PBX,
+        claims: Claims | None = None,
     ) -> None:
         self.settings = settings
         self.m = settings.mqtt
@@ -87,7 +110,16 @@ class AlertRelay:
         self.tz = ZoneInfo(settings.timezone)
         self.store = store
         self.poll = poll_seconds
+        self.claims = claims
         self.identifier = self.m.client_id or f"pbxwatch-{settings.site}"
+        #: this process's availability (its will): the site's, or in a
+        #: cluster the instance's own (the site's ``status`` is then said by
+        #: whoever does the site's jobs)
+        self.status_topic = self.topics.status
+        if claims is not None:  # one client id per process, or the broker drops the other
+            self.identifier = f"{self.identifier}-{claims.holder}"
+            self.status_topic = f"{self.topics.status}/instance/{claims.name}"
+        self._site_online = False  # said "online" on ``status`` as the site's job holder
         self.published = 0
         self.backlog = 0
         self.connected = False
@@ -140,20 +172,22 @@ class AlertRelay:
         """Connect, publish, reconnect with backoff; until stopped or
         cancelled."""
         attempt = 0
-        will = aiomqtt.Will(self.topics.status, b"offline", qos=1, retain=True)
+        will = aiomqtt.Will(self.status_topic, b"offline", qos=1, retain=True)
         while not self._stopping.is_set():
             try:
                 async with client_for(self.m, self.identifier, will) as client:
                     attempt = 0
                     self.connected = True
                     log.info("MQTT connected to %s:%d", self.m.host, self.m.port)
-                    await client.publish(self.topics.status, b"online", qos=1, retain=True)
+                    await client.publish(self.status_topic, b"online", qos=1, retain=True)
                     self._forget_sent()  # the broker may have lost retained state
                     await self._serve(client)
                     for watched in self.pbxs.values():
                         watched.status = PbxStatus("offline", time.time(), STOPPED)
                     await self._publish_pbx(client)
-                    await client.publish(self.topics.status, b"offline", qos=1, retain=True)
+                    await client.publish(self.status_topic, b"offline", qos=1, retain=True)
+                    if self._site_online:  # a standby says "online" again as it takes over
+                        await client.publish(self.topics.status, b"offline", qos=1, retain=True)
                     log.info("MQTT: outbox sent, status offline, disconnecting")
                     return
             except aiomqtt.MqttError as exc:
@@ -175,6 +209,15 @@ class AlertRelay:
             watched.sent = None
         self._discovered = False
         self._last_state_at = 0.0
+        self._site_online = False
+
+    def _mine(self, pbx: str) -> bool:
+        return self.claims is None or self.claims.owns(pbx)
+
+    @property
+    def _site(self) -> bool:
+        """Whether this relay publishes the site's topics."""
+        return self.claims is None or self.claims.site_jobs
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         while True:
@@ -184,6 +227,10 @@ class AlertRelay:
             except (SQLAlchemyError, OSError) as exc:
                 log.warning("outbox unreadable (database down?): %s", exc)
                 sent = 0
+            if self.claims is not None and self._site != self._site_online:
+                self._site_online = self._site
+                if self._site_online:  # a cluster: the site's availability from its job holder
+                    await client.publish(self.topics.status, b"online", qos=1, retain=True)
             await self._publish_discovery(client)
             await self._publish_pbx(client)
             await self._publish_state(client)
@@ -202,16 +249,14 @@ class AlertRelay:
 
     async def _publish_outbox(self, client: aiomqtt.Client) -> int:
         t = models.AlertRow
-        async with self.store.connect() as conn:
+        async with self.store.begin() as conn:
+            query = select(t.alert_id, t.unit, t.payload).where(t.sent_at.is_(None),
+                                                                 t.withheld.is_(None))  # fmt: skip
+            if self.claims is not None:  # the claim: PBXs still ours at their epoch
+                query = query.where(t.pbx.in_(sorted(await self.claims.confirmed(conn))))
             self.backlog = await self._count(conn)
-            rows = (
-                await conn.execute(
-                    select(t.alert_id, t.unit, t.payload)
-                    .where(t.sent_at.is_(None), t.withheld.is_(None))
-                    .order_by(t.created_at, t.alert_id)
-                    .limit(BATCH)
-                )
-            ).all()
+            rows = (await conn.execute(query.order_by(t.created_at, t.alert_id)
+                                       .limit(BATCH))).all()  # fmt: skip
         for row in rows:
             # QoS 1: returns once the broker's PUBACK arrived
             await client.publish(self.topics.alerts(row.unit), row.payload.encode(), qos=1,
@@ -226,10 +271,13 @@ class AlertRelay:
             self.backlog = max(0, self.backlog - 1)
         return len(rows)
 
-    @staticmethod
-    async def _count(conn: AsyncConnection) -> int:
+    async def _count(self, conn: AsyncConnection) -> int:
+        """The unsent alerts this relay is to publish (in a cluster: of the
+        PBXs it owns; a standby's backlog is the owner's)."""
         t = models.AlertRow
         unsent = select(func.count()).where(t.sent_at.is_(None), t.withheld.is_(None))
+        if self.claims is not None:
+            unsent = unsent.where(t.pbx.in_([p for p in self.pbxs if self.claims.owns(p)]))
         return int(await conn.scalar(unsent) or 0)
 
     async def refresh_backlog(self) -> None:
@@ -259,7 +307,7 @@ class AlertRelay:
 
     async def _publish_discovery(self, client: aiomqtt.Client) -> None:
         """Home Assistant's configs, once per session (they are retained)."""
-        if self._discovered or not self.m.discovery.enabled:
+        if self._discovered or not self.m.discovery.enabled or not self._site:
             return
         for topic, config in discovery_configs(self.settings).items():
             await self._retain(client, topic, config)
@@ -268,7 +316,7 @@ class AlertRelay:
     async def _publish_pbx(self, client: aiomqtt.Client) -> None:
         for pbx, watched in self.pbxs.items():
             status = watched.status
-            if status != watched.sent:
+            if status != watched.sent and self._mine(pbx):
                 await self._retain(client, self.topics.pbx_status(pbx), status.payload(self.tz))
                 watched.sent = status
 
@@ -288,11 +336,13 @@ class AlertRelay:
         bodies: dict[str, dict[str, Any]] = {}
         for pbx, watched in self.pbxs.items():
             at = times.get(pbx)
-            if watched.live is None or at is None or watched.status.state != "online":
+            if (watched.live is None or at is None or watched.status.state != "online"
+                    or not self._mine(pbx)):  # fmt: skip
                 continue
             for name, state in watched.live.queues(at).items():
                 bodies[self.topics.queue(name, pbx)] = state
-        bodies |= await self._unit_states(known[0], times)
+        if self._site:
+            bodies |= await self._unit_states(known[0], times)
         for topic, body in bodies.items():
             key = _same(body)
             if self._last_state.get(topic) != key:
@@ -327,6 +377,8 @@ class AlertRelay:
     async def _publish_gap(self, client: aiomqtt.Client) -> None:
         """The newest committed gap, retained, once each."""
         t = models.AmiGap
+        if not self._site:
+            return
         try:
             async with self.store.connect() as conn:
                 row = (await conn.execute(select(t).order_by(t.ended_at.desc()).limit(1))).first()

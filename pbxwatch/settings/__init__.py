@@ -33,6 +33,7 @@ from pbxwatch.settings.base import (
     known_zone,
     read_secret,
 )
+from pbxwatch.settings.cluster import ClusterSettings
 from pbxwatch.settings.directory import (
     CallbackPolicy,
     Chief,
@@ -101,6 +102,7 @@ class Settings(BaseSettings):
     targets: TargetSettings = Field(default_factory=TargetSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     mail: MailSettings = Field(default_factory=MailSettings)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     directory: DirectorySettings
     #: the PBXs, when more than one (or one with its own id); without it
     #: ``ami`` and ``inbound`` are the one PBX, ``main``
@@ -189,6 +191,16 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _cluster_store(self) -> Settings:
+        """Instances share their leases and rows through one database: an
+        embedded SQLite file is each host's own."""
+        url = self.storage.url or ""
+        if self.cluster.enabled and not url.startswith("postgresql"):
+            raise ValueError("cluster.enabled: the instances must share one PostgreSQL "
+                             "(storage.url: postgresql+asyncpg://...)")  # fmt: skip
+        return self
+
+    @model_validator(mode="after")
     def _inbound_rule(self) -> Settings:
         if not self.pbxs:
             _check_inbound(self, "inbound")
@@ -266,6 +278,7 @@ __all__ = [
     "CallbackPolicy",
     "Chief",
     "ClockSettings",
+    "ClusterSettings",
     "ConfigError",
     "DetectionSettings",
     "DirectorySettings",

@@ -36,8 +36,9 @@ from pbxwatch.core.checkpoint import CheckpointError, Loaded
 from pbxwatch.core.engine import Engine
 from pbxwatch.stamp import PbxStamp
 from pbxwatch.store import models
+from pbxwatch.store.port import WriterPort
 from pbxwatch.store.rows import Row
-from pbxwatch.store.writer import StoreWriter, WriterPort
+from pbxwatch.store.writer import StoreWriter
 
 log = logging.getLogger(__name__)
 

@@ -14,17 +14,19 @@ longer this holder's at this epoch.  An owner that was paused (a frozen
 host, a long collection, its database connection cut) and resumes after
 a standby took over writes nothing of that PBX, whatever its clock says.
 
-Not yet here: ``run`` taking and renewing leases, the standby following
-the PBXs it may take over, and rebalancing (issue #22).
+Each instance also beats a heartbeat row of its own (``@i:`` and a hash
+of its holder, epoch 0) at the same pace, so that the others know how many
+share the PBXs (``pbxwatch.cluster`` balances by it).
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -40,6 +42,13 @@ class Lease:
     pbx: str
     holder: str
     epoch: int
+    #: taken over from this holder, whose lease had lapsed this long before
+    previous: str | None = field(default=None, compare=False)
+    lapsed_seconds: float = field(default=0.0, compare=False)
+
+
+#: the prefix of the heartbeat rows (a PBX id cannot start with "@")
+HEARTBEAT = "@i:"
 
 
 class Leases:
@@ -71,7 +80,13 @@ class Leases:
                 values = {"holder": self.holder, "epoch": epoch, "expires_at": now + self.seconds}
                 same = update(T).where(T.pbx == pbx, T.epoch == row.epoch)
                 taken = await conn.execute(same.values(**values))
-                return Lease(pbx, self.holder, epoch) if taken.rowcount == 1 else None
+                if taken.rowcount != 1:
+                    return None
+                if row.holder == self.holder:
+                    return Lease(pbx, self.holder, epoch)
+                # a lease given back (release) lapsed at 0: no failover time to tell
+                lapsed = now - row.expires_at if row.expires_at > 0 else 0.0
+                return Lease(pbx, self.holder, epoch, row.holder, lapsed)
         except IntegrityError:  # another instance inserted it first
             return None
 
@@ -93,6 +108,30 @@ class Leases:
             await conn.execute(
                 update(T).where(T.pbx == lease.pbx, T.holder == lease.holder,
                                 T.epoch == lease.epoch).values(expires_at=0.0))  # fmt: skip
+
+    @property
+    def heartbeat(self) -> str:
+        """This holder's heartbeat row (within the 32 characters of a PBX id)."""
+        return HEARTBEAT + hashlib.sha256(self.holder.encode()).hexdigest()[:24]
+
+    async def beat(self) -> int:
+        """Renew this holder's heartbeat; how many holders beat now (this
+        one included)."""
+        now = self.clock()
+        async with self.engine.begin() as conn:
+            mine = T.pbx == self.heartbeat
+            renewed = await conn.execute(update(T).where(mine)
+                                         .values(expires_at=now + self.seconds))  # fmt: skip
+            if renewed.rowcount == 0:
+                beat = {"pbx": self.heartbeat, "holder": self.holder, "epoch": 0}
+                await conn.execute(insert(T).values(**beat, expires_at=now + self.seconds))
+            live = select(func.count()).where(T.pbx.startswith(HEARTBEAT), T.expires_at >= now)
+            return int(await conn.scalar(live) or 1)
+
+    async def stop_beating(self) -> None:
+        """A graceful stop: the others count one instance less at once."""
+        async with self.engine.begin() as conn:
+            await conn.execute(update(T).where(T.pbx == self.heartbeat).values(expires_at=0.0))
 
 
 async def fenced(conn: AsyncConnection, leases: Iterable[Lease]) -> set[str]:

@@ -159,6 +159,8 @@ class StoreWriter:
         self.leases: dict[str, Lease] = {}
         #: PBXs whose lease was found lost: their rows are left out
         self.lost: set[str] = set()
+        #: told of each PBX whose lease was found lost (the cluster demotes it)
+        self.on_lease_lost: Callable[[str], None] | None = None
 
     @property
     def backlog(self) -> int:
@@ -335,6 +337,12 @@ class StoreWriter:
         self.leases[lease.pbx] = lease
         self.lost.discard(lease.pbx)
 
+    def release(self, pbx: str) -> None:
+        """Write no more of ``pbx``'s rows (its lease was given away): what
+        is still queued of it is left out, as of a lost lease, but quietly."""
+        if self.leases.pop(pbx, None) is not None:
+            self.lost.add(pbx)
+
     def _fence(self, lost: set[str]) -> None:
         for pbx in sorted(lost):
             lease = self.leases.pop(pbx)
@@ -342,6 +350,8 @@ class StoreWriter:
             log.error("lease of PBX %s lost (epoch %d, holder %s): another instance owns "
                       "it; its rows are left out from now on", pbx, lease.epoch,
                       lease.holder)  # fmt: skip
+            if self.on_lease_lost is not None:
+                self.on_lease_lost(pbx)
 
     def _without_lost(self, batch: list[Row]) -> list[Row]:
         """``batch`` less the rows of PBXs whose lease was lost.  A row of no
@@ -443,38 +453,6 @@ class StoreWriter:
             row["call_started_at"] = (
                 call[1] if call and call[0] == row["call_id"] else row["started_at"]
             )
-
-
-class WriterPort:
-    """One PBX's side of the shared writer: its records, stream position
-    and checkpoint go in with its id and source."""
-
-    def __init__(self, writer: StoreWriter, pbx: str, source: str) -> None:
-        self.writer = writer
-        self.pbx = pbx
-        self.source = source
-
-    def submit(self, rec: Record) -> None:
-        self.writer.submit(rec, self.pbx)
-
-    def note_position(self, frames: int, event_time: float | None) -> None:
-        self.writer.note_position(frames, event_time, self.source, self.pbx)
-
-    def note_checkpoint(self, row: Row) -> None:
-        row[1]["pbx"] = self.pbx
-        self.writer.note_checkpoint(row)
-
-    @property
-    def spilling(self) -> bool:
-        return self.writer.spilling
-
-    @property
-    def backlog(self) -> int:
-        return self.writer.backlog
-
-    @property
-    def stats(self) -> WriterStats:
-        return self.writer.stats
 
 
 def _line(row: Row) -> bytes:

@@ -65,7 +65,8 @@ def test_every_series_of_a_pbx_says_which(tmp_path: Path) -> None:
     assert pbxs == {"main", "north", "cc"}
     # what all PBXs share, and the configuration's per-unit limit
     shared = ("pbxwatch_store", "pbxwatch_mqtt", "pbxwatch_mail", "pbxwatch_alert",
-              "pbxwatch_answer_within")  # fmt: skip
+              "pbxwatch_answer_within", "pbxwatch_cluster_instances",
+              "pbxwatch_cluster_failover")  # fmt: skip
     assert unlabelled == {n for n in unlabelled if n.startswith(shared)}
     assert "pbxwatch_store_up" in unlabelled
 
