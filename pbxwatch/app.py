@@ -197,7 +197,7 @@ async def run_live(
     log.debug("%d start-up objects frozen out of garbage collection", frozen)
     cluster = _join_cluster(settings, store, writer, followers)
     if cluster is not None:
-        await cluster.first_round()  # an owner resumes from the store, a standby follows
+        await cluster.round_once()  # an owner resumes from the store, a standby follows
     for follower in followers:
         owner = cluster is None or cluster.owns(follower.pbx_id)
         # after settle: restored state comes and goes

@@ -90,11 +90,6 @@ class Cluster:
 
     # ------------------------------------------------------------ rounds
 
-    async def first_round(self) -> None:
-        """Before the followers recover: take what is free, so that an
-        owner resumes from the store and a standby does not."""
-        await self._round()
-
     async def run(self) -> None:
         while not self._stopping.is_set():
             try:
@@ -103,7 +98,7 @@ class Cluster:
             except TimeoutError:
                 pass
             try:
-                await self._round()
+                await self.round_once()
                 self._renewed = time.monotonic()
             except (SQLAlchemyError, OSError) as exc:
                 log.warning("cluster: leases not renewed (%s: %s)", type(exc).__name__, exc)
@@ -122,7 +117,10 @@ class Cluster:
         except (SQLAlchemyError, OSError) as exc:
             log.warning("cluster: leases not given back (%s); they lapse", exc)
 
-    async def _round(self) -> None:
+    async def round_once(self) -> None:
+        """Beat, renew, give back past the fair share, take up to it.  Run
+        once before the followers recover (so that an owner resumes from
+        the store and a standby does not), then every third of a lease."""
         self.instances = max(1, await self.leases.beat())
         share = math.ceil(len(self.pbxs) / self.instances)
         for pbx, lease in list(self.held.items()):
@@ -131,11 +129,13 @@ class Cluster:
         mine = [p for p in self.pbxs if p in self.held]
         for pbx in mine[share:]:  # a new instance beats: its share from the last PBXs
             await self._give(pbx)
+        owned = min(len(mine), share)
         for pbx in self.pbxs:
-            if len([p for p in self.pbxs if p in self.held]) >= share:
+            if owned >= share:
                 break
             if pbx not in self.held and (taken := await self.leases.acquire(pbx)):
                 await self._take(taken)
+                owned += 1
         if SITE not in self.held and (site := await self.leases.acquire(SITE)):
             self.held[SITE] = site
             log.info("cluster: %s does the site's jobs (epoch %d)", self.name, site.epoch)
