@@ -42,17 +42,32 @@ SECRET_ENV = "PBXWATCH_DEMO_AMI_SECRET"
 
 
 def terminal_lang(env: Mapping[str, str]) -> str:
-    """The summary's language: the user's locale, as POSIX orders its variables.
+    """The summary's language: Swedish first, English for a user whose locale
+    names another language.
 
-    The first of LC_ALL, LC_MESSAGES and LANG that is set decides.  A
-    Swedish locale gets Swedish; anything else, a bare "C" included, gets
-    English, because that is what the log lines beside the summary speak.
+    The municipality's staff read Swedish, so an unset, "C" or "POSIX"
+    locale gets Swedish.  The first of LC_ALL, LC_MESSAGES and LANG that is
+    set decides, as POSIX orders them.  The closing log line is English
+    whatever this says (see ``run_demo``).
     """
     for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
         if value := env.get(name, ""):
-            return "sv" if value.lower().startswith("sv") else "en"
-    return "en"
+            lang = value.lower().split(".")[0]
+            return "sv" if lang.startswith("sv") or lang in ("c", "posix") else "en"
+    return "sv"
 
+
+#: the outcomes' names in the Swedish summary (the English one shows the
+#: records' own names)
+OUTCOMES_SV = {
+    "answered": "besvarade",
+    "voicemail": "röstbrevlåda",
+    "voicemail_no_message": "röstbrevlåda utan meddelande",
+    "abandoned": "avbrutna",
+    "busy": "upptaget",
+    "failed": "misslyckade",
+    "unknown": "okänt",
+}
 
 #: the summary's words, Swedish (the municipality's staff) and English
 WORDS: dict[str, dict[str, str]] = {
@@ -122,6 +137,9 @@ class Summary:
     def calls(self) -> int:
         return sum(self.outcomes.values())
 
+    def _outcome(self, name: str) -> str:
+        return OUTCOMES_SV.get(name, name) if self.lang == "sv" else name
+
     def lines(self, pipeline: Pipeline, now: float) -> list[str]:
         eng, w = pipeline.engine, self.words
         clock = (
@@ -137,7 +155,8 @@ class Summary:
             w["title"].format(clock=clock),
             "",
             w["calls"].format(n=self.calls, inbound=sum(inbound.values()),
-                              outcomes=", ".join(f"{k} {v}" for k, v in sorted(inbound.items()))),
+                              outcomes=", ".join(f"{self._outcome(k)} {v}"
+                                                 for k, v in sorted(inbound.items()))),
             w["answer"].format(med=_s(med), p90=_s(p90)),
             w["rings"].format(unanswered=self.incidents["unanswered_ring"],
                               missing=self.incidents["missing_forward"]),
@@ -247,8 +266,12 @@ async def run_demo(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         await sim.close()
-        print(summary.words["stopped"].format(events=sim.sent, calls=summary.calls),
-              file=sys.stderr)  # fmt: skip
+        closing = {"events": sim.sent, "calls": summary.calls}
+        if summary.lang != "en":  # the summary's own last line, in its language
+            print(summary.words["stopped"].format(**closing), file=out, flush=True)
+        # the log's closing line speaks English, as every log line does, so a
+        # script reads the same words in every locale
+        print(WORDS["en"]["stopped"].format(**closing), file=sys.stderr, flush=True)
 
 
 async def _stop_after(seconds: float) -> None:

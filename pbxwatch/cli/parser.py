@@ -173,8 +173,8 @@ def _demo(d: argparse.ArgumentParser) -> None:
     d.add_argument(
         "--lang",
         choices=["sv", "en"],
-        help="language of the summary on the terminal "
-        "(default: Swedish when LC_ALL, LC_MESSAGES or LANG says sv, else English)",
+        help="language of the summary on the terminal (default: Swedish, "
+        "English when LC_ALL, LC_MESSAGES or LANG names another language)",
     )
 
 

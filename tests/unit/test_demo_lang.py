@@ -1,4 +1,4 @@
-"""The demo's summary speaks the user's locale (POSIX order), English otherwise."""
+"""The demo's summary speaks Swedish first, English for another locale (POSIX order)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ from pbxwatch.demo import WORDS, terminal_lang
 @pytest.mark.parametrize(
     ("env", "lang"),
     [
-        ({}, "en"),
-        ({"LANG": "C.UTF-8"}, "en"),
+        ({}, "sv"),
+        ({"LANG": "C.UTF-8"}, "sv"),
+        ({"LANG": "POSIX"}, "sv"),
+        ({"LANG": "en_US.UTF-8"}, "en"),
+        ({"LANG": "de_DE.UTF-8"}, "en"),
         ({"LANG": "sv_SE.UTF-8"}, "sv"),
         ({"LANG": "sv_SE.UTF-8", "LC_MESSAGES": "en_GB.UTF-8"}, "en"),
         ({"LANG": "en_US.UTF-8", "LC_ALL": "sv_FI.UTF-8"}, "sv"),
