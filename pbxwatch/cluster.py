@@ -10,6 +10,9 @@ what has lapsed up to its fair share (the PBXs divided by the instances
 beating), so a dead owner's PBXs move within about ``1.3 × lease_seconds``
 and a joining instance gets its share from the others, which give it back
 after their writer has caught up (no gap: the taker has been following).
+A joining instance counts for the others only once it is ready: logged in
+to every PBX and every call it found up at its login ended, so that no
+call is written by an instance that saw only its end.
 The site-wide jobs (mail, retention, the units' state and gaps on MQTT)
 go with a lease of their own, ``@site``.
 
@@ -28,7 +31,7 @@ import secrets
 import socket
 import time
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -51,7 +54,8 @@ class Cluster:
     """This instance's share of the PBXs ``pbxs``."""
 
     def __init__(self, settings: Settings, store: AsyncEngine, writer: StoreWriter,
-                 pbxs: Collection[str]) -> None:  # fmt: skip
+                 pbxs: Collection[str],
+                 ready: Callable[[], bool] = lambda: True) -> None:  # fmt: skip
         c = settings.cluster
         self.name = c.instance or socket.gethostname()
         #: unique per process: a restarted instance is a new holder
@@ -59,6 +63,9 @@ class Cluster:
         self.store = store
         self.writer = writer
         self.pbxs = sorted(pbxs)
+        #: whether this instance has seen every call in progress from its start
+        #: (until then it gets no PBX given back, only lapsed ones)
+        self.ready = ready
         self.leases = Leases(store, self.holder, c.lease_seconds)
         self.every = c.lease_seconds / 3.0
         self.keep_seconds = c.keep_seconds
@@ -121,7 +128,7 @@ class Cluster:
         """Beat, renew, give back past the fair share, take up to it.  Run
         once before the followers recover (so that an owner resumes from
         the store and a standby does not), then every third of a lease."""
-        self.instances = max(1, await self.leases.beat())
+        self.instances = await self.leases.beat(self.ready())
         share = math.ceil(len(self.pbxs) / self.instances)
         for pbx, lease in list(self.held.items()):
             if not await self.leases.renew(lease):

@@ -82,6 +82,7 @@ class Follower:
                                 busy=lambda: self.pipeline.behind)  # fmt: skip
         self.port: WriterPort | None = None
         self.saver: Checkpointer | None = None
+        self._state_read = False  # this session's state read has been reconciled
 
     async def recover(self, store: AsyncEngine, writer: StoreWriter, *, owner: bool = True,
                       keep_seconds: float = 60.0) -> None:  # fmt: skip
@@ -105,6 +106,18 @@ class Follower:
             pipeline.connection_lost(blind_since, "pbxwatch was not running (restart)")
         pipeline.awaiting_state()  # the first login's state read builds the calls in flight
 
+    @property
+    def sees_everything(self) -> bool:
+        """Whether this follower has seen each call in progress from its
+        start: logged in, its state read done, and every call it had to
+        build from that read's channel list ended.  Only then may a
+        cluster hand it this PBX without a call coming out worse than the
+        owner would have written it (``pbxwatch.cluster``)."""
+        if not (self.health.ami_up and self._state_read):
+            return False
+        calls = self.pipeline.engine.calls.calls.values()
+        return all(c.observed_from_start and not c.across_gap for c in calls)
+
     def on_frame(self, fields: Mapping[str, str]) -> None:
         received = self.source.received_at
         self.pipeline.feed_fields(fields, received)
@@ -122,6 +135,7 @@ class Follower:
     def on_state(self, up: bool) -> None:
         source = self.source
         self.health.ami_up = up
+        self._state_read = False
         if up:
             self.connected.set()
             self.resync.set()
@@ -136,6 +150,7 @@ class Follower:
         host = time.time()
         self.clock.observe(snap.pbx_time, host)  # the PBX's own clock, as its Ping answer said
         self.pipeline.reconcile(snap, self.clock.estimate(host), self.source_name)
+        self._state_read = True
         if self.relay is not None:  # the queues are known now: MQTT may say the PBX is online
             self.relay.pbx_online(self.pbx_id)
 

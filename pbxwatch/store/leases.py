@@ -15,8 +15,9 @@ host, a long collection, its database connection cut) and resumes after
 a standby took over writes nothing of that PBX, whatever its clock says.
 
 Each instance also beats a heartbeat row of its own (``@i:`` and a hash
-of its holder, epoch 0) at the same pace, so that the others know how many
-share the PBXs (``pbxwatch.cluster`` balances by it).
+of its holder; epoch 1 once it is ready to own, else 0) at the same pace,
+so that the others know how many share the PBXs (``pbxwatch.cluster``
+balances by it).
 """
 
 from __future__ import annotations
@@ -114,19 +115,27 @@ class Leases:
         """This holder's heartbeat row (within the 32 characters of a PBX id)."""
         return HEARTBEAT + hashlib.sha256(self.holder.encode()).hexdigest()[:24]
 
-    async def beat(self) -> int:
-        """Renew this holder's heartbeat; how many holders beat now (this
-        one included)."""
+    async def beat(self, ready: bool = True) -> int:
+        """Renew this holder's heartbeat; how many holders share the PBXs
+        now: this one and every other that beats ``ready``.
+
+        An instance that has just joined is not ready until it has seen
+        every call in progress from its start (its epoch is 0 until then,
+        1 after): the others give it no PBX before, so a call that was up
+        when it logged in is written by the owner that saw all of it.  It
+        still counts itself, so it takes over what lapses."""
         now = self.clock()
         async with self.engine.begin() as conn:
             mine = T.pbx == self.heartbeat
-            renewed = await conn.execute(update(T).where(mine)
-                                         .values(expires_at=now + self.seconds))  # fmt: skip
+            values = {"expires_at": now + self.seconds, "epoch": int(ready)}
+            renewed = await conn.execute(update(T).where(mine).values(**values))
             if renewed.rowcount == 0:
-                beat = {"pbx": self.heartbeat, "holder": self.holder, "epoch": 0}
-                await conn.execute(insert(T).values(**beat, expires_at=now + self.seconds))
-            live = select(func.count()).where(T.pbx.startswith(HEARTBEAT), T.expires_at >= now)
-            return int(await conn.scalar(live) or 1)
+                await conn.execute(insert(T).values(pbx=self.heartbeat, holder=self.holder,
+                                                    **values))  # fmt: skip
+            others = select(func.count()).where(
+                T.pbx.startswith(HEARTBEAT), T.pbx != self.heartbeat, T.expires_at >= now,
+                T.epoch >= 1)  # fmt: skip
+            return 1 + int(await conn.scalar(others) or 0)
 
     async def stop_beating(self) -> None:
         """A graceful stop: the others count one instance less at once."""

@@ -29,10 +29,12 @@ def _interval(i: int) -> DiversionInterval:
                              1000.0 + i, 1001.0 + i)  # fmt: skip
 
 
-def _member(settings: Settings, store: AsyncEngine, name: str, clock: Clock) -> Cluster:
+def _member(settings: Settings, store: AsyncEngine, name: str, clock: Clock,
+            ready: list[bool] | None = None) -> Cluster:  # fmt: skip
     s = settings.model_copy(update={"cluster": ClusterSettings(instance=name, lease_seconds=6)})
     writer = StoreWriter(store)
-    cluster = Cluster(s, store, writer, PBXS)
+    flag = ready if ready is not None else [True]
+    cluster = Cluster(s, store, writer, PBXS, ready=lambda: flag[0])
     cluster.leases.clock = clock
     for pbx in PBXS:
         cluster.ports[pbx] = WriterPort(writer, pbx, f"ami:{pbx}", owner=False)
@@ -71,6 +73,35 @@ async def test_two_instances_share_the_pbxs_and_a_dead_ones_move(
     assert b.instances == 1
     assert b.last_failover_seconds == 2.0  # a's lease had lapsed 2 s before
     assert b.takeovers["p1"] == 1
+
+
+async def test_a_joiner_gets_nothing_given_back_until_it_is_ready(
+    store: AsyncEngine, lab_settings: Settings
+) -> None:
+    """Until it has seen every call in progress from its start, a joiner
+    would write worse rows than the owner: it is given no PBX, but it takes
+    over what lapses."""
+    clock = Clock()
+    a = _member(lab_settings, store, "a", clock)
+    await a.round_once()
+    ready = [False]
+    b = _member(lab_settings, store, "b", clock, ready)
+    await b.round_once()
+    await a.round_once()
+    assert a.instances == 1  # b does not count for a yet
+    assert sorted(a.held) == sorted([SITE, *PBXS])
+    ready[0] = True
+    await b.round_once()
+    await a.round_once()
+    assert (a.instances, sorted(a.held)) == (2, [SITE, "p1", "p2"])
+    await b.round_once()
+    assert sorted(b.held) == ["p3", "p4"]
+
+    c = _member(lab_settings, store, "c", clock, [False])  # joins, then a and b die
+    await c.round_once()
+    clock.now += 8.0
+    await c.round_once()
+    assert sorted(c.held) == sorted([SITE, *PBXS])  # not ready, but nobody else is left
 
 
 async def test_a_standby_port_hands_over_what_the_owner_had_not_committed(
