@@ -128,7 +128,8 @@ def _upsert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
 
 
 def write_rows(conn: Connection, rows: Iterable[Row]) -> int:
-    """Upsert rows table by table (in dependency order), last version winning."""
+    """Upsert rows table by table (in dependency order), last version winning,
+    except that a call stored complete keeps its version (``_worse_calls``)."""
     by_table: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = defaultdict(dict)
     n = 0
     for name, row in rows:
@@ -136,11 +137,30 @@ def write_rows(conn: Connection, rows: Iterable[Row]) -> int:
         key = tuple(row[c.name] for c in table.primary_key.columns)
         by_table[name][key] = row  # a later version of the same row replaces an earlier one
         n += 1
+    if worse := _worse_calls(conn, by_table.get("calls", {})):
+        for name in ("calls", "rings"):
+            by_table[name] = {k: r for k, r in by_table[name].items() if k[0] not in worse}
     for name, table in TABLES.items():
         batch = by_table.get(name)
         if batch:
             _upsert(conn, table, list(batch.values()))
     return n
+
+
+def _worse_calls(conn: Connection, calls: dict[tuple[Any, ...], dict[str, Any]]) -> set[str]:
+    """The incomplete calls of a batch that are stored complete already.
+
+    Two views of one call meet when a standby takes a PBX over (the
+    records the old owner may not have committed are written again) or a
+    restarted run rebuilds a call still up from the channel list: the
+    version that saw the whole call is the better one, whichever comes
+    last, so it is not replaced, nor are its rings."""
+    partial = [key[0] for key, row in calls.items() if row.get("complete") is False]
+    if not partial:
+        return set()
+    t = models.Call
+    stored = select(t.call_id).where(t.call_id.in_(partial), t.complete.is_(True))
+    return set(conn.execute(stored).scalars())
 
 
 async def load_open_callbacks(engine: AsyncEngine, pbx: str = models.DEFAULT_PBX) -> list[Callback]:

@@ -132,3 +132,42 @@ def test_a_server_starting_up_is_waited_for_not_a_config_error() -> None:
     assert _not_ready(wrapped(asyncpg.exceptions.CannotConnectNowError("starting up")))
     assert _not_ready(wrapped(asyncpg.exceptions.TooManyConnectionsError("full")))
     assert not _not_ready(wrapped(asyncpg.exceptions.InvalidPasswordError("no")))
+
+
+async def test_a_complete_call_is_not_replaced_by_a_view_of_its_end(
+    store: AsyncEngine, lab_settings: Settings
+) -> None:
+    """A standby that joined mid-call, or a restarted run that rebuilt a
+    call from the channel list, writes an incomplete version of it; the
+    version that saw the whole call stays, with its rings, whichever of
+    the two is written last."""
+    from dataclasses import replace
+
+    from pbxwatch.core.records import CallRecord
+    from pbxwatch.replay import replay_file
+    from pbxwatch.store.db import write_rows
+    from pbxwatch.store.rows import rows_of
+
+    pipeline = Pipeline(build_engine(lab_settings))
+    got: list[Any] = []
+    pipeline.sinks.append(got.append)
+    replay_file(next(r for r in RECORDINGS if r.stem == "answered_after_rings"), pipeline)
+    whole = next(r for r in got if isinstance(r, CallRecord) and r.rings)
+    end = replace(whole, complete=False, rings=whole.rings[-1:], outcome="abandoned")
+
+    async def write(rec: CallRecord) -> None:
+        async with store.begin() as conn:
+            await conn.run_sync(write_rows, rows_of(rec))
+
+    async def stored() -> tuple[bool, str, int]:
+        async with store.connect() as conn:
+            row = (await conn.execute(select(models.Call.complete, models.Call.outcome))).one()
+        return bool(row.complete), str(row.outcome), await _count(store, models.Ring)
+
+    for order in ((whole, end), (end, whole)):
+        for rec in order:
+            await write(rec)
+        assert await stored() == (True, whole.outcome, len(whole.rings))
+        async with store.begin() as conn:
+            await conn.execute(text("DELETE FROM rings"))
+            await conn.execute(text("DELETE FROM calls"))
