@@ -67,10 +67,24 @@ class PbxStamp:
         if isinstance(rec, CallbackEvent | CallbackChange):
             return dataclasses.replace(rec, callback=self._ids(rec.callback))
         if isinstance(rec, Alert):
-            data = {k: (self.id(v) if k in _ALERT_DATA_IDS and isinstance(v, str) else v)
-                    for k, v in rec.data.items()}  # fmt: skip
+            data = self._data(rec.data)
             return dataclasses.replace(self._ids(rec), data={**data, "pbx": self.pbx})
         return self._ids(rec)
+
+    def _data(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        """An alert's data with this PBX's ids, also in its lists (a digest's
+        ``misses``), so that every id in it finds its row in the store."""
+
+        def stamped(key: str, value: Any) -> Any:
+            if isinstance(value, str):
+                return self.id(value) if key in _ALERT_DATA_IDS else value
+            if isinstance(value, Mapping):
+                return self._data(value)
+            if isinstance(value, list | tuple):
+                return [stamped(key, v) for v in value]
+            return value
+
+        return {k: stamped(k, v) for k, v in data.items()}
 
     def json(self, obj: Mapping[str, object]) -> Mapping[str, object]:
         """Core-made JSON with this PBX's ids."""
