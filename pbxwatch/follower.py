@@ -29,6 +29,10 @@ from pbxwatch.store.writer import StoreWriter
 
 log = logging.getLogger(__name__)
 
+#: seconds a follower waits, after the last call it saw only in part, before
+#: it may be given its PBX (``Follower.sees_everything``)
+READY_MARGIN = 3.0
+
 
 class FirstSeen:
     """Logs each kind of a counter once, when it first goes above zero, so
@@ -83,6 +87,7 @@ class Follower:
         self.port: WriterPort | None = None
         self.saver: Checkpointer | None = None
         self._state_read = False  # this session's state read has been reconciled
+        self._partial_at = time.monotonic()  # when a call last was seen only in part
 
     async def recover(self, store: AsyncEngine, writer: StoreWriter, *, owner: bool = True,
                       keep_seconds: float = 60.0) -> None:  # fmt: skip
@@ -110,13 +115,22 @@ class Follower:
     def sees_everything(self) -> bool:
         """Whether this follower has seen each call in progress from its
         start: logged in, its state read done, and every call it had to
-        build from that read's channel list ended.  Only then may a
-        cluster hand it this PBX without a call coming out worse than the
-        owner would have written it (``pbxwatch.cluster``)."""
+        build from that read's channel list finished ``READY_MARGIN``
+        seconds ago.  Only then may a cluster hand it this PBX without a
+        call coming out worse than the owner would have written it
+        (``pbxwatch.cluster``).  The margin lets the owner, which reads
+        the same events at about the same moment, finish that call's
+        record too before it gives the PBX away: a record it makes after
+        that is the taker's to write."""
+        now = time.monotonic()
         if not (self.health.ami_up and self._state_read):
+            self._partial_at = now
             return False
-        calls = self.pipeline.engine.calls.calls.values()
-        return all(c.observed_from_start and not c.across_gap for c in calls)
+        if not all(c.observed_from_start and not c.across_gap
+                   for c in self.pipeline.engine.calls.calls.values()):  # fmt: skip
+            self._partial_at = now
+            return False
+        return now - self._partial_at >= READY_MARGIN
 
     def on_frame(self, fields: Mapping[str, str]) -> None:
         received = self.source.received_at
