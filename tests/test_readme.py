@@ -99,7 +99,9 @@ def test_readme_block_runs(line: int, block: str, tmp_path: Path) -> None:
     port = free_port()
     env = {**os.environ, "PBXWATCH_STORAGE__DATA_DIR": str(tmp_path / "data"),
            "PBXWATCH_AMI__PORT": str(port),
-           "PBXWATCH_METRICS__LISTEN": f"127.0.0.1:{free_port()}"}  # fmt: skip
+           "PBXWATCH_METRICS__LISTEN": f"127.0.0.1:{free_port()}",
+           # the console's default 8080 may be another test's (a run beside this one)
+           "PBXWATCH_WEB__LISTEN": f"127.0.0.1:{free_port()}"}  # fmt: skip
     made = [ROOT / "pbxwatch.yaml"]  # what `init` in the README writes
     proc = subprocess.Popen(["bash", "-c", script_of(block, port)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

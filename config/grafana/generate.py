@@ -291,6 +291,19 @@ def health() -> list[Panel]:
               "kind is logged once when first seen).", "stat", "short",
               [("", "sum(increase(pbxwatch_bad_input_total[$__range]))")], 6,
               goal=("max", 0.5)),
+        Panel("PBXs without an owner", "Hot standby (cluster): PBXs whose lease no instance "
+              "holds now. Nobody writes their rows while it lasts; a standby takes a lapsed "
+              "lease within about 1.3 leases. Without a cluster always 0.", "stat", "short",
+              [("", "count(count by (pbx) (pbxwatch_pbx_owned)) "
+                    "- sum(max by (pbx) (pbxwatch_pbx_owned))")], 12, goal=("max", 0.5)),
+        Panel("Takeovers in the range", "Hot standby: leases taken over, failovers from a "
+              "dead owner and moves when an instance joined or left (see the owners graph).",
+              "stat", "short",
+              [("", "sum(increase(pbxwatch_cluster_takeovers_total[$__range]))")], 12),
+        Panel("PBXs owned per instance", "Hot standby: how many PBXs each pbxwatch instance "
+              "owns (writes their rows, publishes their alerts); the others follow them as "
+              "standbys. Without a cluster the one instance owns every PBX.", "timeseries",
+              "short", [("{{instance}}", "sum by (instance) (pbxwatch_pbx_owned)")]),
         Panel("AMI events per second (top 10)", "Events processed, by name.", "timeseries",
               "ops", [("{{event}}", "topk(10, sum by (event) (rate(pbxwatch_ami_events_total"
                                     "[$__rate_interval])))")]),

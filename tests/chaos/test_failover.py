@@ -6,8 +6,9 @@ PostgreSQL, publish to a real Mosquitto and mail through a real SMTP
 server (aiosmtpd).  ``b`` reaches the database through a proxy the test
 can cut.  During the simulated day the owner of half the PBXs is killed
 with SIGKILL three times (``b``, ``a``, ``b``), each restarted as a new
-process after its PBXs have moved, and once ``b``'s database connection is
-cut for three leases.  After each, the test waits until the PBXs are
+process after its PBXs have moved, once ``b``'s database connection is
+cut for three leases, and ``a`` is stopped (SIGINT: it leaves, giving its
+leases back) and started again, as for an upgrade.  After each, the test waits until the PBXs are
 shared five and five again (the restarted instance is given its share
 once it is ready).
 
@@ -23,8 +24,8 @@ Compared with the simulators' own record of every call:
 * no mail is delivered twice (Message-ID), and every mail marked sent was
   delivered.
 
-The failover times (from the SIGKILL or the cut until every PBX of the
-dead owner is the other's) are printed.
+The failover times (from the SIGKILL, the cut or the stop until every PBX
+of that owner is the other's) are printed.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ PBXS = [f"p{i}" for i in range(10)]
 #: the simulated day: 45 PBX minutes, 90 s here
 OPEN, CLOSE = 9.0, 9.75
 #: wall seconds into the day of each fault (later if the last is not mended yet)
-FAULTS = ((8.0, "b", "kill"), (26.0, "a", "kill"), (44.0, "b", "kill"), (62.0, "b", "cut"))
+FAULTS = ((8.0, "b", "kill"), (26.0, "a", "kill"), (44.0, "b", "kill"), (62.0, "b", "cut"),
+          (80.0, "a", "stop"))  # fmt: skip
 
 
 def _plan(i: int) -> SimPlan:
@@ -107,7 +109,7 @@ async def _until(what: str, check: Callable[[], Any], timeout: float,
         await asyncio.sleep(0.05)
 
 
-def test_two_instances_ten_pbxs_three_kills_and_a_cut(lab_settings: Settings, tmp_path: Path
+def test_two_instances_ten_pbxs_kills_a_cut_and_a_stop(lab_settings: Settings, tmp_path: Path
                                                        ) -> None:  # fmt: skip
     server = pg.PostgresServer()
     broker = Mosquitto(tmp_path)
@@ -157,9 +159,9 @@ def test_two_instances_ten_pbxs_three_kills_and_a_cut(lab_settings: Settings, tm
         async def fault(name: str, how: str) -> None:
             other = "a" if name == "b" else "b"
             began = time.monotonic()
-            if how == "kill":
-                procs[name].send_signal(signal.SIGKILL)
-                procs[name].wait(10)
+            if how in ("kill", "stop"):
+                procs[name].send_signal(signal.SIGKILL if how == "kill" else signal.SIGINT)
+                assert await asyncio.to_thread(procs[name].wait, 20) in (0, -signal.SIGKILL)
                 alive = {other: procs[other]}
             else:
                 proxy.cut()
@@ -167,7 +169,7 @@ def test_two_instances_ten_pbxs_three_kills_and_a_cut(lab_settings: Settings, tm
             await _until(f"{other} owns all after {how} of {name}",
                          lambda: shared({other: len(PBXS)}), 20, alive, logs)  # fmt: skip
             failovers.append((f"{how} {name}", time.monotonic() - began))
-            if how == "kill":
+            if how != "cut":
                 launch(name)
             else:
                 await asyncio.sleep(max(0.0, 3 * LEASE - (time.monotonic() - began)))
