@@ -129,13 +129,9 @@ def _join_cluster(settings: Settings, store: AsyncEngine, writer: StoreWriter,
         return None
     from pbxwatch.cluster import Cluster
 
-    cluster = Cluster(
-        settings,
-        store,
-        writer,
-        [f.pbx_id for f in followers],
-        ready=lambda: all(f.sees_everything for f in followers),
-    )
+    wait = settings.cluster.ready_max_seconds
+    cluster = Cluster(settings, store, writer, [f.pbx_id for f in followers],
+                      ready=lambda: all(f.ready_to_own(wait) for f in followers))  # fmt: skip
     log.info("cluster: %s joins as %s (leases of %.0f s)", cluster.name, cluster.holder,
              settings.cluster.lease_seconds)  # fmt: skip
     return cluster

@@ -88,6 +88,7 @@ class Follower:
         self.saver: Checkpointer | None = None
         self._state_read = False  # this session's state read has been reconciled
         self._partial_at = time.monotonic()  # when a call last was seen only in part
+        self._read_at = self._partial_at  # when this session's state was read
 
     async def recover(self, store: AsyncEngine, writer: StoreWriter, *, owner: bool = True,
                       keep_seconds: float = 60.0) -> None:  # fmt: skip
@@ -111,21 +112,28 @@ class Follower:
             pipeline.connection_lost(blind_since, "pbxwatch was not running (restart)")
         pipeline.awaiting_state()  # the first login's state read builds the calls in flight
 
-    @property
-    def sees_everything(self) -> bool:
+    def ready_to_own(self, max_wait: float) -> bool:
         """Whether this follower has seen each call in progress from its
         start: logged in, its state read done, and every call it had to
-        build from that read's channel list finished ``READY_MARGIN``
-        seconds ago.  Only then may a cluster hand it this PBX without a
-        call coming out worse than the owner would have written it
-        (``pbxwatch.cluster``).  The margin lets the owner, which reads
-        the same events at about the same moment, finish that call's
+        build from that read's channel list (or joined mid-way) finished
+        ``READY_MARGIN`` seconds ago.  Only then may a cluster hand it this
+        PBX without a call coming out worse than the owner would have
+        written it (``pbxwatch.cluster``).  The margin lets the owner, which
+        reads the same events at about the same moment, finish that call's
         record too before it gives the PBX away: a record it makes after
-        that is the taker's to write."""
+        that is the taker's to write.
+
+        ``max_wait`` seconds after the state read it is ready whatever is
+        still up: a call of hours, or one stuck until its
+        ``calls.max_duration_seconds``, must not keep the PBXs from being
+        shared.  Such a call is written as the taker saw it (incomplete);
+        one the owner had finished stays as the owner wrote it."""
         now = time.monotonic()
         if not (self.health.ami_up and self._state_read):
-            self._partial_at = now
+            self._partial_at = self._read_at = now
             return False
+        if now - self._read_at >= max_wait:
+            return True
         if not all(c.observed_from_start and not c.across_gap
                    for c in self.pipeline.engine.calls.calls.values()):  # fmt: skip
             self._partial_at = now
@@ -165,6 +173,7 @@ class Follower:
         self.clock.observe(snap.pbx_time, host)  # the PBX's own clock, as its Ping answer said
         self.pipeline.reconcile(snap, self.clock.estimate(host), self.source_name)
         self._state_read = True
+        self._read_at = time.monotonic()
         if self.relay is not None:  # the queues are known now: MQTT may say the PBX is online
             self.relay.pbx_online(self.pbx_id)
 

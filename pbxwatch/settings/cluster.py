@@ -34,3 +34,9 @@ class ClusterSettings(_Model):
         description="how long a standby keeps the records of a PBX it does not own, to "
         "write what the owner had not committed when it died",
     )
+    ready_max_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="a joining instance is given its share once it has seen every call in "
+        "progress from its start, or at the latest this long after its login",
+    )
