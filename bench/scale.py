@@ -23,9 +23,8 @@ process's CPU time (``/proc/<pid>/stat``) and the frames its cores took
 (``pbxwatch_ami_events_total``) give the events per CPU second: where one
 process saturates, per core.
 
-Not here yet: how N processes share 500 PBXs.  That needs the hot
-standby's leases and rebalancing (issue #22), which pbxwatch does not
-have yet.
+How N processes share 500 PBXs (the hot standby's leases) is
+``bench/share.py``.
 
 Usage: .venv/bin/python bench/scale.py [peak|saturate|both] [--pbxs 50] [--rate 100]
            [--seconds 10] [--runs 3]

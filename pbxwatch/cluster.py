@@ -158,7 +158,12 @@ class Cluster:
         committed = await last_event_time(self.store, port.source)
         handed = port.promote(committed)
         self.takeovers[pbx] += 1
-        if lease.previous is not None:
+        if lease.previous is not None and lease.lapsed_seconds == 0.0:  # given back to us
+            log.info("cluster: %s was given PBX %s by %s (epoch %d); %d records written from "
+                     "its last commit", self.name, pbx, lease.previous, lease.epoch,
+                     handed)  # fmt: skip
+            return
+        if lease.previous is not None:  # a failover: the owner went silent
             self.last_failover_seconds = lease.lapsed_seconds
         log.warning("cluster: %s took PBX %s over from %s (epoch %d, its lease lapsed %.1f s "
                     "ago); %d records it had not committed written", self.name, pbx,
