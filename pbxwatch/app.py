@@ -298,6 +298,7 @@ async def run_live(
     mail, mail_task = _start_mail(settings, store, writer, lambda: clock.estimate(time.time()),
                                   site_jobs)  # fmt: skip
     sessions = [asyncio.create_task(f.run(), name=f"ami-{f.pbx_id}") for f in followers]
+    tasks.append(asyncio.create_task(_settle_after_login(followers), name="settle"))
     try:
         # one session failing for good (a refused login) stops them all
         await asyncio.wait(sessions, return_when=asyncio.FIRST_EXCEPTION)
@@ -442,6 +443,11 @@ async def _start_web(console: WebConsole | None) -> WebConsole | None:
         log.error("%s; running without the console", exc)
         return None
     return console
+
+
+async def _settle_after_login(followers: Sequence[Follower]) -> None:
+    frozen = await heap.settle_when_read(followers)
+    log.debug("%d objects frozen out of garbage collection after the first state reads", frozen)
 
 
 def _observe_cluster(cluster: Cluster, followers: Sequence[Follower], health: Health) -> None:

@@ -130,19 +130,20 @@ class Cluster:
         the store and a standby does not), then every third of a lease."""
         self.instances = await self.leases.beat(self.ready())
         share = math.ceil(len(self.pbxs) / self.instances)
-        for pbx, lease in list(self.held.items()):
-            if not await self.leases.renew(lease):
-                self._lost(pbx)
+        for pbx in await self.leases.renew_all(list(self.held.values())):
+            self._lost(pbx)
         mine = [p for p in self.pbxs if p in self.held]
         for pbx in mine[share:]:  # a new instance beats: its share from the last PBXs
             await self._give(pbx)
         owned = min(len(mine), share)
-        for pbx in self.pbxs:
-            if owned >= share:
-                break
-            if pbx not in self.held and (taken := await self.leases.acquire(pbx)):
-                await self._take(taken)
-                owned += 1
+        if owned < share:
+            free = await self.leases.takeable(p for p in self.pbxs if p not in self.held)
+            for pbx in free:
+                if owned >= share:
+                    break
+                if taken := await self.leases.acquire(pbx):
+                    await self._take(taken)
+                    owned += 1
         if SITE not in self.held and (site := await self.leases.acquire(SITE)):
             self.held[SITE] = site
             log.info("cluster: %s does the site's jobs (epoch %d)", self.name, site.epoch)

@@ -112,6 +112,11 @@ class Follower:
             pipeline.connection_lost(blind_since, "pbxwatch was not running (restart)")
         pipeline.awaiting_state()  # the first login's state read builds the calls in flight
 
+    @property
+    def state_read(self) -> bool:
+        """Whether this session's state read after login has been reconciled."""
+        return self._state_read
+
     def ready_to_own(self, max_wait: float) -> bool:
         """Whether this follower has seen each call in progress from its
         start: logged in, its state read done, and every call it had to

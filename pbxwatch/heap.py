@@ -12,7 +12,10 @@ nothing that start-up did not already keep.
 
 from __future__ import annotations
 
+import asyncio
 import gc
+from collections.abc import Sequence
+from typing import Any
 
 
 def settle() -> int:
@@ -22,3 +25,24 @@ def settle() -> int:
     gc.collect()
     gc.freeze()
     return gc.get_freeze_count()
+
+
+async def settle_when_read(followers: Sequence[Any], *, timeout: float = 60.0,
+                           after: float = 2.5) -> int:  # fmt: skip
+    """Settle again once every follower's first state read is done (or
+    ``timeout`` passed), ``after`` seconds on so that the metrics' first
+    refresh has built its families.
+
+    What the first login builds lives as long as the session: each PBX's
+    queues, members and presence, and the metrics' series of every PBX
+    (some 800 a PBX).  With many PBXs that is most of what a full
+    collection would otherwise walk (34 ms at 50 PBXs, bench/scale.py);
+    frozen, it is walked no more.  The one collection here costs that
+    once, at start.  Calls in progress then are frozen with it and freed by
+    reference counting when they end, like everything created later."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not all(f.state_read for f in followers) and loop.time() < deadline:
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(after)
+    return settle()
