@@ -208,6 +208,7 @@ async def run_live(
         if cluster is not None:
             assert follower.port is not None
             cluster.ports[follower.pbx_id] = follower.port
+            await cluster.renew_if_due()  # hundreds of PBXs recover for longer than a lease
     web = await _start_web(web)  # after the restored counters
     if settings.mail.enabled:  # an alert's mail rows are written with it
         from pbxwatch.mail import MailRows

@@ -111,6 +111,17 @@ class Cluster:
                 log.warning("cluster: leases not renewed (%s: %s)", type(exc).__name__, exc)
                 self._expire_locally()
 
+    async def renew_if_due(self) -> None:
+        """Beat and renew if a third of a lease has passed since the last
+        round: for the start, while the followers recover (with hundreds of
+        PBXs that takes longer than a lease) before ``run`` begins."""
+        if time.monotonic() - self._renewed < self.every:
+            return
+        self.instances = await self.leases.beat(self.ready())
+        for pbx in await self.leases.renew_all(list(self.held.values())):
+            self._lost(pbx)
+        self._renewed = time.monotonic()
+
     async def stop(self) -> None:
         """A graceful stop: give every lease back, so a standby takes over
         at its next round instead of after the lease has lapsed (after the
@@ -129,12 +140,14 @@ class Cluster:
         once before the followers recover (so that an owner resumes from
         the store and a standby does not), then every third of a lease."""
         self.instances = await self.leases.beat(self.ready())
+        self._renewed = time.monotonic()
         share = math.ceil(len(self.pbxs) / self.instances)
         for pbx in await self.leases.renew_all(list(self.held.values())):
             self._lost(pbx)
         mine = [p for p in self.pbxs if p in self.held]
         for pbx in mine[share:]:  # a new instance beats: its share from the last PBXs
             await self._give(pbx)
+            await self.renew_if_due()
         owned = min(len(mine), share)
         if owned < share:
             free = await self.leases.takeable(p for p in self.pbxs if p not in self.held)
@@ -144,6 +157,7 @@ class Cluster:
                 if taken := await self.leases.acquire(pbx):
                     await self._take(taken)
                     owned += 1
+                    await self.renew_if_due()  # taking hundreds may outlast a lease
         if SITE not in self.held and (site := await self.leases.acquire(SITE)):
             self.held[SITE] = site
             log.info("cluster: %s does the site's jobs (epoch %d)", self.name, site.epoch)
