@@ -128,9 +128,8 @@ class Cluster:
         writer has committed this instance's rows)."""
         self._stopping.set()
         try:
-            for pbx, lease in list(self.held.items()):
-                await self.leases.release(lease)
-                self.held.pop(pbx)
+            await self.leases.release_all(list(self.held.values()))
+            self.held.clear()
             await self.leases.stop_beating()
         except (SQLAlchemyError, OSError) as exc:
             log.warning("cluster: leases not given back (%s); they lapse", exc)

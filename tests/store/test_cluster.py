@@ -104,6 +104,21 @@ async def test_a_joiner_gets_nothing_given_back_until_it_is_ready(
     assert sorted(c.held) == sorted([SITE, *PBXS])  # not ready, but nobody else is left
 
 
+async def test_a_stopped_instance_gives_every_lease_back_at_once(
+    store: AsyncEngine, lab_settings: Settings
+) -> None:
+    clock = Clock()
+    a = _member(lab_settings, store, "a", clock)
+    await a.round_once()
+    b = _member(lab_settings, store, "b", clock)
+    await b.round_once()
+    await a.stop()  # SIGTERM: the leases and the heartbeat given back
+    assert a.held == {}
+    await b.round_once()  # at its next round, not a lease later
+    assert sorted(b.held) == sorted([SITE, *PBXS])
+    assert b.instances == 1
+
+
 async def test_a_standby_port_hands_over_what_the_owner_had_not_committed(
     store: AsyncEngine,
 ) -> None:
