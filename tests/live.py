@@ -42,6 +42,19 @@ def run_config(tmp: Path, ami_port: int, *, ami: dict[str, Any] | None = None,
     return path
 
 
+def as_many_pbxs(path: Path, ports: dict[str, int]) -> Path:
+    """A ``run_config`` turned into ``pbxs:``, one PBX per id of ``ports``
+    (its AMI port), each with the lab's AMI settings (reconnecting fast) and
+    inbound rules."""
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    ami, inbound = config.pop("ami"), config.pop("inbound")
+    ami |= {"reconnect_initial_seconds": 0.1, "reconnect_max_seconds": 0.5}
+    config["pbxs"] = [{"id": pbx, "ami": {**ami, "port": port}, "inbound": inbound}
+                      for pbx, port in ports.items()]  # fmt: skip
+    path.write_text(yaml.safe_dump(config, allow_unicode=True), "utf-8")
+    return path
+
+
 def start_run(config: Path, stdout: IO[bytes], stderr: IO[bytes] | int = subprocess.STDOUT, *,
               json: bool = False, verbose: bool = False, pbx_speed: float = 0.0,
               env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:  # fmt: skip

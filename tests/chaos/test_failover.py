@@ -41,14 +41,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from pbxwatch.settings import Settings
 from pbxwatch.sim.live import SimPlan, SimulatedPbx
 from tests import pg
-from tests.live import run_config, start_run
+from tests.live import as_many_pbxs, run_config, start_run
 from tests.mail.smtp import Recorder as MailRecorder
 from tests.mail.smtp import start as start_smtp
 from tests.mqtt.test_mqtt_tree import Recorder
@@ -79,13 +78,7 @@ def _config(tmp: Path, name: str, url: str, ports: dict[str, int], mqtt: dict[st
     cluster = {"enabled": True, "instance": name, "lease_seconds": LEASE}
     path = run_config(where, 0, mqtt=mqtt, mail=mail, cluster=cluster,
                       storage={"url": url, "data_dir": str(where / "data")})  # fmt: skip
-    config = yaml.safe_load(path.read_text(encoding="utf-8"))
-    ami, inbound = config.pop("ami"), config.pop("inbound")
-    ami |= {"reconnect_initial_seconds": 0.1, "reconnect_max_seconds": 0.5}
-    config["pbxs"] = [{"id": pbx, "ami": {**ami, "port": port}, "inbound": inbound}
-                      for pbx, port in ports.items()]  # fmt: skip
-    path.write_text(yaml.safe_dump(config, allow_unicode=True), "utf-8")
-    return path
+    return as_many_pbxs(path, ports)
 
 
 async def _owners(db: AsyncEngine) -> dict[str, str]:

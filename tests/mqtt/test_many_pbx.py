@@ -16,12 +16,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import yaml
 
 from pbxwatch.mqtt.discovery import discovery_configs
 from pbxwatch.settings import Settings, load_settings
 from pbxwatch.sim.live import SimPlan, SimulatedPbx
-from tests.live import logged_in, run_config, start_run
+from tests.live import as_many_pbxs, logged_in, run_config, start_run
 from tests.mqtt.test_mqtt_tree import TOPICS, Recorder, Seen, _check_schemas, _until, retained
 from tests.services import Mosquitto, free_port
 from tests.sim.expect import DAY
@@ -33,14 +32,7 @@ PBXS = {"main": 5, "north": 6}  # id: the simulator's seed
 
 
 def _config(tmp: Path, ports: dict[str, int], mqtt: dict[str, object]) -> Path:
-    path = run_config(tmp, ports["main"], mqtt=mqtt)
-    config = yaml.safe_load(path.read_text(encoding="utf-8"))
-    ami, inbound = config.pop("ami"), config.pop("inbound")
-    ami |= {"reconnect_initial_seconds": 0.1, "reconnect_max_seconds": 0.5}
-    config["pbxs"] = [{"id": pbx, "ami": {**ami, "port": port}, "inbound": inbound}
-                      for pbx, port in ports.items()]  # fmt: skip
-    path.write_text(yaml.safe_dump(config, allow_unicode=True), "utf-8")
-    return path
+    return as_many_pbxs(run_config(tmp, ports["main"], mqtt=mqtt), ports)
 
 
 def _states(rec: Recorder, topic: str) -> list[str]:
