@@ -57,14 +57,14 @@ from tests.sim.expect import DAY
 
 pytestmark = pytest.mark.chaos
 
-SPEED = 30.0
+SPEED = 60.0
 LEASE = 2.0
 PBXS = [f"p{i}" for i in range(10)]
-#: the simulated day: 45 PBX minutes, 90 s here
+#: the simulated day: 45 PBX minutes, 45 s here
 OPEN, CLOSE = 9.0, 9.75
 #: wall seconds into the day of each fault (later if the last is not mended yet)
-FAULTS = ((8.0, "b", "kill"), (26.0, "a", "kill"), (44.0, "b", "kill"), (62.0, "b", "cut"),
-          (80.0, "a", "stop"))  # fmt: skip
+FAULTS = ((4.0, "b", "kill"), (12.0, "a", "kill"), (20.0, "b", "kill"), (28.0, "b", "cut"),
+          (36.0, "a", "stop"))  # fmt: skip
 
 
 def _plan(i: int) -> SimPlan:
