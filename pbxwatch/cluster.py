@@ -115,12 +115,16 @@ class Cluster:
         """Beat and renew if a third of a lease has passed since the last
         round: for the start, while the followers recover (with hundreds of
         PBXs that takes longer than a lease) before ``run`` begins."""
-        if time.monotonic() - self._renewed < self.every:
-            return
+        if time.monotonic() - self._renewed >= self.every:
+            await self._renew()
+
+    async def _renew(self) -> None:
+        """Beat the heartbeat (counting the instances) and renew every lease
+        held, in two statements."""
         self.instances = await self.leases.beat(self.ready())
+        self._renewed = time.monotonic()
         for pbx in await self.leases.renew_all(list(self.held.values())):
             self._lost(pbx)
-        self._renewed = time.monotonic()
 
     async def stop(self) -> None:
         """A graceful stop: give every lease back, so a standby takes over
@@ -138,11 +142,8 @@ class Cluster:
         """Beat, renew, give back past the fair share, take up to it.  Run
         once before the followers recover (so that an owner resumes from
         the store and a standby does not), then every third of a lease."""
-        self.instances = await self.leases.beat(self.ready())
-        self._renewed = time.monotonic()
+        await self._renew()
         share = math.ceil(len(self.pbxs) / self.instances)
-        for pbx in await self.leases.renew_all(list(self.held.values())):
-            self._lost(pbx)
         mine = [p for p in self.pbxs if p in self.held]
         for pbx in mine[share:]:  # a new instance beats: its share from the last PBXs
             await self._give(pbx)

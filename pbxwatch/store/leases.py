@@ -95,13 +95,7 @@ class Leases:
         """Whether ``lease`` is still ours and now runs ``seconds`` more.  A
         lapsed one is not renewed: it is taken again (``acquire``), with a
         new epoch if anyone could have taken it meanwhile."""
-        now = self.clock()
-        async with self.engine.begin() as conn:
-            renewed = await conn.execute(
-                update(T).where(T.pbx == lease.pbx, T.holder == lease.holder,
-                                T.epoch == lease.epoch, T.expires_at >= now)
-                .values(expires_at=now + self.seconds))  # fmt: skip
-        return renewed.rowcount == 1
+        return not await self.renew_all([lease])
 
     async def takeable(self, pbxs: Iterable[str]) -> list[str]:
         """Of ``pbxs``, those ``acquire`` may get now (free, lapsed or ours),
@@ -119,32 +113,29 @@ class Leases:
 
     async def renew_all(self, leases: Iterable[Lease]) -> set[str]:
         """Renew ``leases`` in one statement; the PBXs whose lease was not
-        ours at its epoch any more (lost).  One round trip whatever the
-        count: an instance holding hundreds renews them well inside a
-        lease, which one transaction each did not."""
-        mine = {lease.pbx: lease for lease in leases}
-        if not mine:
+        ours at its epoch any more, or had lapsed (lost).  One round trip
+        whatever the count: an instance holding hundreds renews them well
+        inside a lease, which one transaction each did not."""
+        held = _held_by(self.holder, leases)
+        if not held:
             return set()
         now = self.clock()
         async with self.engine.begin() as conn:
             renewed = await conn.execute(
-                update(T).where(T.pbx.in_(sorted(mine)), T.holder == self.holder,
+                update(T).where(T.holder == self.holder, tuple_(T.pbx, T.epoch).in_(held),
                                 T.expires_at >= now)
-                .values(expires_at=now + self.seconds).returning(T.pbx, T.epoch))  # fmt: skip
-            kept = {r.pbx for r in renewed.all() if r.epoch == mine[r.pbx].epoch}
-        return set(mine) - kept
+                .values(expires_at=now + self.seconds).returning(T.pbx))  # fmt: skip
+            kept = set(renewed.scalars())
+        return {pbx for pbx, _ in held} - kept
 
     async def release(self, lease: Lease) -> None:
         """Give ``lease`` back (a graceful stop): a standby may take it at once."""
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                update(T).where(T.pbx == lease.pbx, T.holder == lease.holder,
-                                T.epoch == lease.epoch).values(expires_at=0.0))  # fmt: skip
+        await self.release_all([lease])
 
     async def release_all(self, leases: Iterable[Lease]) -> None:
         """Give every one of ``leases`` back in one statement (a graceful
         stop of an instance holding hundreds)."""
-        held = [(lease.pbx, lease.epoch) for lease in leases if lease.holder == self.holder]
+        held = _held_by(self.holder, leases)
         if not held:
             return
         async with self.engine.begin() as conn:
@@ -183,6 +174,11 @@ class Leases:
         """A graceful stop: the others count one instance less at once."""
         async with self.engine.begin() as conn:
             await conn.execute(update(T).where(T.pbx == self.heartbeat).values(expires_at=0.0))
+
+
+def _held_by(holder: str, leases: Iterable[Lease]) -> list[tuple[str, int]]:
+    """(PBX, epoch) of those of ``leases`` that are ``holder``'s."""
+    return [(lease.pbx, lease.epoch) for lease in leases if lease.holder == holder]
 
 
 async def fenced(conn: AsyncConnection, leases: Iterable[Lease]) -> set[str]:
