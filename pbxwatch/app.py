@@ -131,7 +131,7 @@ def _join_cluster(settings: Settings, store: AsyncEngine, writer: StoreWriter,
 
     wait = settings.cluster.ready_max_seconds
     cluster = Cluster(settings, store, writer, [f.pbx_id for f in followers],
-                      ready=lambda: all(f.ready_to_own(wait) for f in followers))  # fmt: skip
+                      ready=lambda: _all_ready(followers, wait))  # fmt: skip
     log.info("cluster: %s joins as %s (leases of %.0f s)", cluster.name, cluster.holder,
              settings.cluster.lease_seconds)  # fmt: skip
     return cluster
@@ -444,6 +444,13 @@ async def _start_web(console: WebConsole | None) -> WebConsole | None:
         log.error("%s; running without the console", exc)
         return None
     return console
+
+
+def _all_ready(followers: Sequence[Follower], wait: float) -> bool:
+    """Every follower asked (each notes when it last saw a call in part, so
+    none may be skipped once one says no), then whether all are ready."""
+    answers = [f.ready_to_own(wait) for f in followers]
+    return all(answers)
 
 
 async def _settle_after_login(followers: Sequence[Follower]) -> None:

@@ -30,7 +30,7 @@ from pbxwatch.store.writer import StoreWriter
 log = logging.getLogger(__name__)
 
 #: seconds a follower waits, after the last call it saw only in part, before
-#: it may be given its PBX (``Follower.sees_everything``)
+#: it may be given its PBX (``Follower.ready_to_own``)
 READY_MARGIN = 3.0
 
 
@@ -132,7 +132,11 @@ class Follower:
         still up: a call of hours, or one stuck until its
         ``calls.max_duration_seconds``, must not keep the PBXs from being
         shared.  Such a call is written as the taker saw it (incomplete);
-        one the owner had finished stays as the owner wrote it."""
+        one the owner had finished stays as the owner wrote it.
+
+        It notes when it last saw a call in part, so it must be asked every
+        round (``pbxwatch.app`` asks every follower, not until the first
+        that says no)."""
         now = time.monotonic()
         if not (self.health.ami_up and self._state_read):
             self._partial_at = self._read_at = now
