@@ -34,3 +34,36 @@ def settings_for(recording: Path) -> Settings:
 @pytest.fixture(scope="session")
 def lab_settings() -> Settings:
     return load_settings(LAB_CONFIG)
+
+
+#: the files whose tests take longest (``pytest --durations``), run first:
+#: the workers take files in collection order (``--dist loadfile``), and a
+#: long file picked up last leaves the other workers idle while it runs
+LONGEST_FIRST = (
+    "tests/chaos/test_store_outage.py",
+    "tests/mail/test_live.py",
+    "tests/chaos/test_long_run.py",
+    "tests/chaos/test_failover.py",
+    "tests/cli/test_first_run.py",
+    "tests/chaos/test_clock_steps.py",
+    "tests/chaos/test_restart_kill.py",
+    "tests/sim/test_week.py",
+    "tests/mail/test_mail.py",
+    "tests/web/test_api_schema.py",
+    "tests/mail/test_weekly_live.py",
+    "tests/reports/test_pdf.py",
+    "tests/sim/test_live.py",
+    "tests/store/test_restart.py",
+    "tests/reports/test_html.py",
+    "tests/test_readme.py",
+    "tests/browser/test_console.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+
+    def order(item: pytest.Item) -> int:
+        return rank.get(item.nodeid.split("::", 1)[0], len(rank))
+
+    items.sort(key=order)  # stable: the rest keep their order
