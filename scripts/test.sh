@@ -12,9 +12,10 @@ scripts/npm-deps.sh          # npm ci in tests/*/ (oidc-provider for tests/oidc,
 .venv/bin/ruff check pbxwatch tests bench asterisk-lab
 .venv/bin/ruff format --check pbxwatch tests bench asterisk-lab
 .venv/bin/mypy
-# three workers on the CI machine's two cores: most of the long tests wait
-# on servers and simulated clocks, not the CPU (2 workers: 16 min 45 s,
-# 3: 11 min 26 s).  A file's tests stay on one worker, and the files go out
-# in the order tests/conftest.py puts them, the longest first (xdist's own
-# reorder, by number of tests, left the long one-test files for the end)
-.venv/bin/pytest -n "${PYTEST_WORKERS:-3}" --dist loadfile --no-loadscope-reorder "$@"
+# two workers (the CI machine has two cores).  Three took 11 min 26 s
+# instead of 16 min 45 s, but the failover test (tests/chaos/test_failover.py)
+# then failed twice in two fresh-clone runs (a call stored that the simulator
+# never made): a failover bug that the heavier load lets through, open in
+# issue 22.  Back to three once it is fixed.  A file's tests stay on one
+# worker, the files in the order tests/conftest.py gives, the longest first
+.venv/bin/pytest -n "${PYTEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder "$@"
